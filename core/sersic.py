@@ -1,0 +1,238 @@
+"""Render Sérsic profiles and convolve them with a PSF, in GALFIT's conventions.
+
+Conventions (the same as GALFIT's, so parameters read from a GALFIT block render the block's model):
+
+* ``xc, yc`` are 1-based FITS pixel coordinates: the centre of the first pixel is ``(1.0, 1.0)``;
+  numpy index ``[j, i]`` has its centre at ``x = i + 1``, ``y = j + 1``.
+* ``re`` is the effective (half-light) radius along the major axis, in pixels.
+* ``ar = b/a`` is the axis ratio (0 < ar <= 1).
+* ``pa`` is the position angle of the major axis in degrees, counter-clockwise from +y ("up"):
+  ``pa = 0`` is elongated along y, ``pa = 90`` along x (pointing to -x, i.e. left, which is the
+  same axis).
+* ``mag`` is the total magnitude of the (infinitely extended) profile, with
+  ``flux = 10**(-0.4 (mag - zeropoint))`` in image units.
+
+The surface brightness is ``I(r) = Ie exp(-b_n [(r/re)^(1/n) - 1])`` with the elliptical radius
+``r = sqrt(u² + (v/ar)²)`` (``u`` along the major axis, ``v`` along the minor axis), ``b_n`` from
+``gammaincinv(2n, 1/2)`` and the total flux ``2π re² Ie e^{b_n} n b_n^{-2n} Γ(2n) ar``.
+
+Pixel values are the mean surface brightness over each pixel (flux per pixel). Pixels are sampled
+at their centres, except in a hierarchy of nested boxes around the centre that are sub-sampled
+ever more finely (the cusp of a high-n profile holds a large fraction of its light in the
+central pixel); this keeps the total flux within 1 % of the analytic one for n = 0.5–6 while a
+100×100 render stays around a millisecond.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+
+import numpy as np
+import scipy.fft
+from scipy.special import gamma, gammaincinv
+
+__all__ = [
+    "DEFAULT_LEVELS",
+    "PSFConvolver",
+    "convolve_psf",
+    "sersic_bn",
+    "sersic_flux",
+    "sersic_ie",
+    "sersic_image",
+]
+
+#: Central sub-sampling hierarchy: ``(half-width in px, sub-samples per pixel side)``, from the
+#: outer box to the inner one. Each box is centred on the pixel that contains the centre.
+DEFAULT_LEVELS: tuple[tuple[int, int], ...] = ((8, 3), (3, 9), (1, 27), (0, 81))
+
+
+@lru_cache(maxsize=4096)
+def sersic_bn(n: float) -> float:
+    """The Sérsic ``b_n`` such that ``re`` encloses half the light: ``gammaincinv(2n, 0.5)``."""
+    return float(gammaincinv(2.0 * n, 0.5))
+
+
+def sersic_flux(ie: float, re: float, n: float, ar: float = 1.0) -> float:
+    """Total flux of an elliptical Sérsic profile with surface brightness ``ie`` at ``re``.
+
+    ``F = 2π re² Ie e^{b_n} n b_n^{-2n} Γ(2n) ar``.
+    """
+    bn = sersic_bn(n)
+    return float(2.0 * np.pi * re**2 * ie * np.exp(bn) * n * bn ** (-2.0 * n) * gamma(2.0 * n) * ar)
+
+
+def sersic_ie(mag: float, re: float, n: float, ar: float, zeropoint: float) -> float:
+    """Surface brightness at ``re`` (flux per px²) of a profile of total magnitude ``mag``."""
+    flux = 10.0 ** (-0.4 * (mag - zeropoint))
+    return flux / sersic_flux(1.0, re, n, ar)
+
+
+def _profile(x: np.ndarray, y: np.ndarray, xc: float, yc: float, ie: float, re: float, n: float,
+             ar: float, cos_pa: float, sin_pa: float, bn: float) -> np.ndarray:
+    """Surface brightness at the 1-based positions ``x, y`` (broadcast)."""
+    dx = x - xc
+    dy = y - yc
+    # Major axis points along (-sin pa, cos pa): pa counter-clockwise from +y.
+    u = -dx * sin_pa + dy * cos_pa
+    v = dx * cos_pa + dy * sin_pa
+    r2 = (u * u + (v * v) / (ar * ar)) / (re * re)
+    # (r/re)^(1/n) = (r2)^(1/(2n))
+    return ie * np.exp(-bn * (np.power(r2, 0.5 / n) - 1.0))
+
+
+def _render_box(x0: int, x1: int, y0: int, y1: int, factor: int, params: tuple) -> np.ndarray:
+    """Mean surface brightness of pixels ``[y0:y1, x0:x1]`` (numpy indices) from factor² samples."""
+    offs = (np.arange(factor) + 0.5) / factor - 0.5
+    xs = (np.arange(x0, x1)[:, None] + 1.0 + offs[None, :]).ravel()
+    ys = (np.arange(y0, y1)[:, None] + 1.0 + offs[None, :]).ravel()
+    vals = _profile(xs[None, :], ys[:, None], *params)
+    return vals.reshape(y1 - y0, factor, x1 - x0, factor).mean(axis=(1, 3))
+
+
+def sersic_image(
+    shape: tuple[int, int],
+    xc: float,
+    yc: float,
+    mag: float,
+    re: float,
+    n: float,
+    ar: float,
+    pa: float,
+    zeropoint: float,
+    oversample: int = 1,
+    levels: Sequence[tuple[int, int]] | None = DEFAULT_LEVELS,
+) -> np.ndarray:
+    """Render a Sérsic profile (not PSF-convolved) on a pixel grid, in GALFIT's conventions.
+
+    Parameters
+    ----------
+    shape : (ny, nx)
+        Image shape.
+    xc, yc : float
+        Centre, 1-based FITS pixel coordinates (GALFIT convention).
+    mag : float
+        Total magnitude (``flux = 10**(-0.4 (mag - zeropoint))`` integrated to infinity).
+    re : float
+        Effective radius along the major axis, px (> 0).
+    n : float
+        Sérsic index (> 0).
+    ar : float
+        Axis ratio b/a (0 < ar <= 1; values above 1 are accepted and mean a major axis rotated by 90°).
+    pa : float
+        Position angle of the major axis, degrees counter-clockwise from +y.
+    zeropoint : float
+        Magnitude zero point of the image units.
+    oversample : int, optional
+        Sub-samples per pixel side everywhere in the image (default 1: pixel centres, plus the
+        central hierarchy ``levels``).
+    levels : sequence of (half_width, factor), optional
+        Nested boxes around the centre pixel, each sub-sampled ``factor`` times per pixel side
+        (default :data:`DEFAULT_LEVELS`); ``None`` or ``()`` disables the central refinement.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 image of shape ``shape``: flux per pixel.
+
+    Examples
+    --------
+    >>> img = sersic_image((101, 101), 51.0, 51.0, 20.0, 5.0, 1.0, 1.0, 0.0, 25.0)
+    >>> round(-2.5 * np.log10(img.sum()) + 25.0, 2)
+    20.0
+    """
+    ny, nx = int(shape[0]), int(shape[1])
+    if not (re > 0 and n > 0 and ar > 0):
+        raise ValueError(f"Sérsic parameters out of range: re={re}, n={n}, ar={ar} must be > 0")
+    bn = sersic_bn(float(n))
+    ie = sersic_ie(mag, re, n, ar, zeropoint)
+    t = np.deg2rad(pa)
+    params = (float(xc), float(yc), ie, float(re), float(n), float(ar), float(np.cos(t)),
+              float(np.sin(t)), bn)
+    factor = max(int(oversample), 1)
+    if factor == 1:
+        x = np.arange(nx, dtype=np.float64) + 1.0
+        y = np.arange(ny, dtype=np.float64) + 1.0
+        img = _profile(x[None, :], y[:, None], *params)
+    else:
+        img = _render_box(0, nx, 0, ny, factor, params)
+    # Central refinement: pixel holding the centre, numpy indices.
+    ic = int(np.floor(xc - 0.5))
+    jc = int(np.floor(yc - 0.5))
+    for half, lev_factor in levels or ():
+        if lev_factor <= factor:
+            continue
+        x0, x1 = max(ic - half, 0), min(ic + half + 1, nx)
+        y0, y1 = max(jc - half, 0), min(jc + half + 1, ny)
+        if x0 >= x1 or y0 >= y1:
+            continue
+        img[y0:y1, x0:x1] = _render_box(x0, x1, y0, y1, lev_factor, params)
+    return img
+
+
+def _normalised_psf(psf: np.ndarray) -> np.ndarray:
+    psf = np.asarray(psf, dtype=np.float64)
+    if psf.ndim != 2:
+        raise ValueError(f"PSF must be a 2-D image, got shape {psf.shape}")
+    if not np.all(np.isfinite(psf)):
+        raise ValueError("PSF has non-finite pixels")
+    total = psf.sum()
+    if not total > 0:
+        raise ValueError(f"PSF must have a positive sum, got {total}")
+    return psf / total
+
+
+class PSFConvolver:
+    """FFT convolution of images of one shape with one PSF, its transform computed once.
+
+    The PSF is normalised to unit sum; its centre is the pixel ``(ky // 2, kx // 2)`` (numpy
+    indices), i.e. the central pixel of an odd-sized PSF and GALFIT's ``N/2 + 1`` (1-based) of an
+    even-sized one, so a convolved image is not shifted. The convolution is linear (zero padded),
+    not circular.
+
+    Parameters
+    ----------
+    psf : 2-D array
+        PSF image.
+    shape : (ny, nx)
+        Shape of the images to convolve.
+    """
+
+    def __init__(self, psf: np.ndarray, shape: tuple[int, int]):
+        self.psf = _normalised_psf(psf)
+        self.shape = (int(shape[0]), int(shape[1]))
+        ky, kx = self.psf.shape
+        ny, nx = self.shape
+        self.padded_shape = (scipy.fft.next_fast_len(ny + ky, real=True),
+                             scipy.fft.next_fast_len(nx + kx, real=True))
+        kernel = np.zeros(self.padded_shape)
+        kernel[:ky, :kx] = self.psf
+        kernel = np.roll(kernel, (-(ky // 2), -(kx // 2)), axis=(0, 1))
+        self.psf_fft_ = scipy.fft.rfft2(kernel)
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        """Convolve ``image`` (of the shape given at construction); returns float64, same shape."""
+        image = np.asarray(image, dtype=np.float64)
+        if image.shape != self.shape:
+            raise ValueError(f"image shape {image.shape} differs from the convolver's {self.shape}")
+        spec = scipy.fft.rfft2(image, s=self.padded_shape)
+        out = scipy.fft.irfft2(spec * self.psf_fft_, s=self.padded_shape)
+        return out[: self.shape[0], : self.shape[1]]
+
+
+def convolve_psf(image: np.ndarray, psf: np.ndarray) -> np.ndarray:
+    """Convolve ``image`` with ``psf`` (normalised to unit sum, centred at ``(ky//2, kx//2)``).
+
+    Linear FFT convolution, output the shape of ``image``. For many images of one shape with one
+    PSF, build a :class:`PSFConvolver` once instead.
+
+    Parameters
+    ----------
+    image, psf : 2-D arrays
+
+    Returns
+    -------
+    numpy.ndarray
+        float64, shape of ``image``.
+    """
+    return PSFConvolver(psf, np.shape(image))(image)

@@ -1,0 +1,140 @@
+"""Tests of core.sersic: flux normalisation, GALFIT geometry conventions, PSF convolution."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+from scipy.special import gammainc
+
+from core.sersic import PSFConvolver, convolve_psf, sersic_bn, sersic_flux, sersic_image
+
+ZP = 25.0
+
+
+def test_bn_known_values():
+    # Classic values: b_1 = 1.678347, b_4 = 7.669249 (Ciotti & Bertin 1999).
+    assert_allclose(sersic_bn(1.0), 1.678347, rtol=1e-6)
+    assert_allclose(sersic_bn(4.0), 7.669249, rtol=1e-6)
+    assert_allclose(sersic_bn(0.5), 0.6931472, rtol=1e-6)  # Gaussian: ln 2
+
+
+def test_flux_formula_exponential_by_hand():
+    # n = 1: F = 2π re² Ie e^b b^-2 Γ(2) ar.
+    b = 1.6783469900166612
+    expected = 2 * np.pi * 9.0 * 2.0 * np.exp(b) / b**2 * 0.5
+    assert_allclose(sersic_flux(2.0, 3.0, 1.0, 0.5), expected, rtol=1e-10)
+
+
+@pytest.mark.parametrize("n", [0.5, 1.0, 2.0, 4.0, 6.0])
+@pytest.mark.parametrize("re", [0.8, 3.0])
+def test_total_flux_matches_magnitude(n, re):
+    img = sersic_image((401, 401), 201.3, 200.8, 20.0, re, n, 0.7, 30.0, ZP)
+    flux = 10 ** (-0.4 * (20.0 - ZP))
+    # Light beyond the grid: the grid holds at least the ellipse of semi-major axis 200*0.7 px.
+    inside = gammainc(2 * n, sersic_bn(n) * (200 * 0.7 / re) ** (1 / n))
+    assert img.sum() == pytest.approx(flux * inside, rel=0.01)
+    assert np.all(np.isfinite(img)) and img.min() >= 0
+
+
+def test_gaussian_matches_analytic_pixel_values():
+    # n = 0.5 is a Gaussian: I = Ie exp(-ln2 (r²/re² - 1)); sigma² = re² / (2 ln 2).
+    re = 6.0
+    img = sersic_image((61, 61), 31.0, 31.0, 18.0, re, 0.5, 1.0, 0.0, ZP, levels=())
+    flux = 10 ** (-0.4 * (18.0 - ZP))
+    s2 = re**2 / (2 * np.log(2))
+    y, x = np.mgrid[1:62, 1:62]
+    expected = flux / (2 * np.pi * s2) * np.exp(-((x - 31.0) ** 2 + (y - 31.0) ** 2) / (2 * s2))
+    assert_allclose(img, expected, rtol=1e-6, atol=1e-12)
+
+
+def _moments(img):
+    y, x = np.mgrid[: img.shape[0], : img.shape[1]]
+    f = img.sum()
+    mx, my = (img * x).sum() / f, (img * y).sum() / f
+    vxx = (img * (x - mx) ** 2).sum() / f
+    vyy = (img * (y - my) ** 2).sum() / f
+    vxy = (img * (x - mx) * (y - my)).sum() / f
+    return mx, my, vxx, vyy, vxy
+
+
+def test_centre_is_one_based():
+    img = sersic_image((64, 64), 20.0, 40.0, 20.0, 3.0, 1.0, 0.5, 10.0, ZP)
+    mx, my, *_ = _moments(img)
+    # 1-based (20, 40) is numpy index (39, 19).
+    assert_allclose([mx, my], [19.0, 39.0], atol=0.02)
+    assert np.unravel_index(np.argmax(img), img.shape) == (39, 19)
+
+
+def test_position_angle_convention():
+    common = dict(shape=(81, 81), xc=41.0, yc=41.0, mag=20.0, re=6.0, n=1.0, ar=0.4, zeropoint=ZP)
+    _, _, vxx, vyy, _ = _moments(sersic_image(pa=0.0, **common))
+    assert vyy > 4 * vxx  # pa = 0: elongated along y
+    _, _, vxx, vyy, _ = _moments(sersic_image(pa=90.0, **common))
+    assert vxx > 4 * vyy  # pa = 90: elongated along x
+    # pa = 45 counter-clockwise from +y points to (-x, +y): negative x-y covariance.
+    _, _, vxx, vyy, vxy = _moments(sersic_image(pa=45.0, **common))
+    assert vxy < -0.5 * vxx
+    assert_allclose(vxx, vyy, rtol=1e-3)
+
+
+def test_symmetry():
+    img = sersic_image((65, 65), 33.0, 33.0, 20.0, 4.0, 4.0, 0.6, 30.0, ZP)
+    # Point symmetry about the centre (180° rotation).
+    assert_allclose(img, img[::-1, ::-1], rtol=1e-10)
+    # Mirror symmetry: pa -> -pa is the mirror image in x.
+    mirrored = sersic_image((65, 65), 33.0, 33.0, 20.0, 4.0, 4.0, 0.6, -30.0, ZP)
+    assert_allclose(img, mirrored[:, ::-1], rtol=1e-10)
+    # ar > 1 is the same ellipse rotated by 90°, with re along the old minor axis.
+    a = sersic_image((65, 65), 33.0, 33.0, 20.0, 4.0, 1.0, 0.5, 0.0, ZP)
+    b = sersic_image((65, 65), 33.0, 33.0, 20.0, 2.0, 1.0, 2.0, 90.0, ZP)
+    assert_allclose(a, b, rtol=1e-8)
+
+
+def test_central_pixel_converged_for_high_n():
+    kw = dict(shape=(41, 41), xc=21.2, yc=20.9, mag=20.0, re=1.5, n=6.0, ar=0.8, pa=20.0, zeropoint=ZP)
+    fast = sersic_image(**kw)
+    ref = sersic_image(**kw, levels=((8, 9), (3, 27), (1, 81), (0, 243)))
+    assert_allclose(fast, ref, rtol=5e-3)
+    # Without refinement, pixel-centre sampling is far off at the centre.
+    crude = sersic_image(**kw, levels=())
+    assert abs(crude[19, 20] / ref[19, 20] - 1) > 0.05
+
+
+def test_invalid_parameters():
+    with pytest.raises(ValueError, match="re="):
+        sersic_image((10, 10), 5, 5, 20, -1.0, 1.0, 1.0, 0.0, ZP)
+
+
+def test_convolve_psf_preserves_flux_and_centre():
+    img = np.zeros((50, 60))
+    img[20, 30] = 5.0
+    y, x = np.mgrid[:15, :15]
+    psf = np.exp(-((x - 7) ** 2 + (y - 7) ** 2) / 8.0) * 3.0  # not normalised on purpose
+    out = convolve_psf(img, psf)
+    assert out.shape == img.shape
+    assert_allclose(out.sum(), 5.0, rtol=1e-10)
+    assert np.unravel_index(np.argmax(out), out.shape) == (20, 30)
+    assert_allclose(out[13:28, 23:38], 5.0 * psf / psf.sum(), atol=1e-12)
+
+
+def test_convolve_even_psf_centre_is_galfit_centre():
+    # Even-sized PSF: centre at numpy index N/2 (GALFIT's N/2 + 1, 1-based).
+    psf = np.zeros((8, 8))
+    psf[4, 4] = 1.0
+    img = np.random.default_rng(0).normal(size=(30, 30))
+    assert_allclose(convolve_psf(img, psf), img, atol=1e-12)
+
+
+def test_convolver_is_linear_not_circular():
+    psf = np.ones((5, 5))
+    img = np.zeros((20, 20))
+    img[0, 0] = 1.0
+    out = PSFConvolver(psf, img.shape)(img)
+    # Light leaving the image must not wrap to the opposite edge.
+    assert out[-1, -1] == pytest.approx(0.0, abs=1e-14)
+    assert out[:3, :3].sum() == pytest.approx(9 / 25)
+    with pytest.raises(ValueError, match="shape"):
+        PSFConvolver(psf, (10, 10))(img)
+    with pytest.raises(ValueError, match="positive sum"):
+        PSFConvolver(np.zeros((3, 3)), (10, 10))
