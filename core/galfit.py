@@ -1,0 +1,574 @@
+"""Read and write GALFIT image blocks and parse their header parameters.
+
+A GALFIT image block is a multi-extension FITS file:
+
+====  =============================  =====================================
+HDU   classic GALFIT                 GALFITM
+====  =============================  =====================================
+0     primary (empty, or a copy)     primary
+1     input image  (OBJECT = name)   ``INPUT_<band>``
+2     model (OBJECT = 'model')       ``MODEL_<band>``
+3     residual (OBJECT =             ``RESIDUAL_<band>``
+      'residual map')
+====  =============================  =====================================
+
+Classic GALFIT writes no EXTNAME: the HDUs are told apart by the ``OBJECT`` keyword and, where
+that is absent, by position. GALFITM names them ``INPUT_*``, ``MODEL_*``, ``RESIDUAL_*``.
+
+The model header holds the fitted parameters as strings::
+
+    COMP_1  = 'sersic  '
+    1_XC    = '46.5265 +/- 0.0123'     free parameter with its error
+    1_MAG   = '*22.9761* +/- *0.0000*' a problem parameter (GALFIT's asterisks)
+    2_XC    = '[47.0000]'              a fixed parameter (GALFIT's brackets)
+
+Pixel coordinates (``XC``, ``YC``) are 1-based FITS pixels, as in GALFIT: the centre of the
+first pixel is 1.0, so the numpy index is ``value - 1``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+from astropy.io import fits
+from astropy.io.fits.verify import VerifyWarning
+
+__all__ = [
+    "PARAM_NAMES",
+    "FLAGS",
+    "GalfitBlockError",
+    "GalfitParameter",
+    "GalfitBlock",
+    "parse_parameter",
+    "format_parameter",
+    "read_block",
+    "write_block",
+]
+
+#: Sérsic parameters of component 1, in GALFIT's header order.
+PARAM_NAMES = ("XC", "YC", "MAG", "RE", "N", "AR", "PA")
+#: Parameter flags: fitted freely, held fixed ("[value]"), or flagged by GALFIT ("*value*").
+FLAGS = ("free", "fixed", "problem")
+
+_HEADER_COMMENTS = {
+    "XC": "X center [pixel]",
+    "YC": "Y center [pixel]",
+    "MAG": "Integrated magnitude [mag]",
+    "RE": "Effective radius Re [pixels]",
+    "N": "Sersic index",
+    "AR": "Axis ratio (b/a)",
+    "PA": "Position Angle (PA) [degrees: Up=0, Left=90]",
+    "SKY": "Sky background [ADUs]",
+}
+
+
+class GalfitBlockError(ValueError):
+    """A GALFIT block that cannot be read: the message names the file and the problem.
+
+    Attributes
+    ----------
+    path : str
+        The file.
+    problem : str
+        What is wrong with it.
+    """
+
+    def __init__(self, path: str | Path, problem: str):
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+@dataclass(frozen=True)
+class GalfitParameter:
+    """One fitted parameter as GALFIT reports it.
+
+    Attributes
+    ----------
+    value : float
+        Best-fit value (may be NaN when GALFIT wrote ``nan``).
+    error : float
+        GALFIT's error estimate; NaN when none was written (e.g. fixed parameters).
+    flag : str
+        ``"free"``, ``"fixed"`` (GALFIT's ``[value]``) or ``"problem"`` (``*value*``).
+    """
+
+    value: float
+    error: float = math.nan
+    flag: str = "free"
+
+    def __post_init__(self):
+        if self.flag not in FLAGS:
+            raise ValueError(f"flag must be one of {FLAGS}, not {self.flag!r}")
+
+    def __float__(self) -> float:
+        return float(self.value)
+
+
+# A number as C's printf writes it, including nan/inf in any case and sign.
+_NUM = r"[-+]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|nan|inf(?:inity)?)"
+_PARAM_RE = re.compile(
+    rf"""^\s*
+    (?:
+        \[\s*(?P<fixed>{_NUM})\s*\]                             # [value]
+      |
+        (?P<vstar>\*)?\s*(?P<value>{_NUM})\s*(?P=vstar)?       # value or *value*
+        (?:\s*\+/-\s*(?P<estar>\*)?\s*(?P<error>{_NUM})\s*(?P=estar)?)?   # +/- error, *error*
+    )
+    \s*$""",
+    re.IGNORECASE | re.VERBOSE,
+)
+
+
+def parse_parameter(text: Any) -> GalfitParameter:
+    """Parse one GALFIT header parameter string.
+
+    Parameters
+    ----------
+    text : str or number
+        ``"46.5265 +/- 0.0123"``, ``"*12.3* +/- *0.5*"``, ``"[1.0000]"``, ``"nan +/- nan"``,
+        a bare ``"12.3"``, or a number (a header value astropy already converted).
+
+    Returns
+    -------
+    GalfitParameter
+        Flag ``"problem"`` when the value or its error is wrapped in asterisks, ``"fixed"``
+        when the value is in square brackets, ``"free"`` otherwise.
+
+    Raises
+    ------
+    ValueError
+        If the string is not in any form GALFIT writes.
+
+    Examples
+    --------
+    >>> parse_parameter("*2.6233* +/- *0.0712*")
+    GalfitParameter(value=2.6233, error=0.0712, flag='problem')
+    >>> parse_parameter("[47.0000]")
+    GalfitParameter(value=47.0, error=nan, flag='fixed')
+    """
+    if isinstance(text, (bool, np.bool_)):
+        raise ValueError(f"not a GALFIT parameter: {text!r}")
+    if isinstance(text, (int, float, np.integer, np.floating)):
+        return GalfitParameter(float(text))
+    if not isinstance(text, str):
+        raise ValueError(f"not a GALFIT parameter: {text!r}")
+    m = _PARAM_RE.match(text)
+    if m is None:
+        raise ValueError(f"cannot parse GALFIT parameter {text!r}")
+    if m["fixed"] is not None:
+        return GalfitParameter(float(m["fixed"]), math.nan, "fixed")
+    value = float(m["value"])
+    error = float(m["error"]) if m["error"] is not None else math.nan
+    flag = "problem" if (m["vstar"] or m["estar"]) else "free"
+    return GalfitParameter(value, error, flag)
+
+
+def _fmt(x: float) -> str:
+    if math.isnan(x):
+        return "nan"
+    if math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    if x == 0 or 1e-2 <= abs(x) < 1e5:
+        return f"{x:.4f}"
+    return f"{x:.4e}"
+
+
+def format_parameter(param: GalfitParameter | float) -> str:
+    """Format a parameter the way GALFIT writes it in the model header.
+
+    ``free`` -> ``"12.3000 +/- 0.0500"``, ``problem`` -> ``"*12.3000* +/- *0.0500*"``,
+    ``fixed`` -> ``"[12.3000]"``. A free parameter without an error (NaN) is written as the bare
+    value. Values are written with 4 decimals as GALFIT does (``%.4e`` for very small or large
+    magnitudes, so e.g. a sky of 3e-4 e-/s survives the round trip).
+
+    Examples
+    --------
+    >>> format_parameter(GalfitParameter(22.97612, 0.01, "problem"))
+    '*22.9761* +/- *0.0100*'
+    """
+    if not isinstance(param, GalfitParameter):
+        param = GalfitParameter(float(param))
+    if param.flag == "fixed":
+        return f"[{_fmt(param.value)}]"
+    star = "*" if param.flag == "problem" else ""
+    value = f"{star}{_fmt(param.value)}{star}"
+    if math.isnan(param.error) and param.flag == "free":
+        return value
+    return f"{value} +/- {star}{_fmt(param.error)}{star}"
+
+
+@dataclass
+class GalfitBlock:
+    """The content of one GALFIT block.
+
+    Attributes
+    ----------
+    path : str
+        The file it was read from.
+    input, model, residual : numpy.ndarray or None
+        2-D float images in native byte order (float32 or float64 as stored; integer data
+        become float64). ``None`` when read with ``pixels=False``.
+    params : dict of str -> GalfitParameter
+        ``"XC" "YC" "MAG" "RE" "N" "AR" "PA"`` of the Sérsic component, and ``"SKY"`` when the
+        block has a sky component.
+    headers : dict of str -> astropy.io.fits.Header
+        ``"primary"``, ``"input"``, ``"model"``, ``"residual"``.
+    component : int
+        GALFIT's number of the component the parameters come from.
+    zeropoint : float or None
+        ``MAGZPT`` of the model header.
+    chi2nu : float or None
+        ``CHI2NU`` of the model header.
+    problems : list of str
+        What is wrong but still readable: non-finite pixels, non-finite parameter values.
+        :func:`read_block` with ``strict=True`` (default) raises instead of returning them.
+    """
+
+    path: str
+    input: np.ndarray | None
+    model: np.ndarray | None
+    residual: np.ndarray | None
+    params: dict[str, GalfitParameter]
+    headers: dict[str, fits.Header]
+    component: int = 1
+    zeropoint: float | None = None
+    chi2nu: float | None = None
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """Image shape (ny, nx), from the pixels or, without them, from the model header."""
+        if self.model is not None:
+            return self.model.shape
+        h = self.headers["model"]
+        return int(h["NAXIS2"]), int(h["NAXIS1"])
+
+    def value(self, name: str) -> float:
+        """The value of parameter ``name`` (``"XC"``, ...)."""
+        return self.params[name].value
+
+
+# -- reading --------------------------------------------------------------------------------
+
+
+def _native_float(data: np.ndarray) -> np.ndarray:
+    if data.dtype.kind == "f" and data.dtype.itemsize in (4, 8):
+        dtype = data.dtype.newbyteorder("=")
+    else:
+        dtype = np.dtype(np.float64)
+    return np.ascontiguousarray(data, dtype=dtype)
+
+
+def _find_hdus(hdul: fits.HDUList, path: str) -> tuple[int, int, int, str | None]:
+    """Indices of the input, model and residual HDUs (and the GALFITM band, if any)."""
+    names = [str(h.header.get("EXTNAME", "")).strip().upper() for h in hdul]
+    # GALFITM: INPUT_<band>, MODEL_<band>, RESIDUAL_<band>; the first band that has all three.
+    bands = [n[len("MODEL_"):] for n in names if n.startswith("MODEL_")]
+    if bands or any(n.startswith(("INPUT_", "RESIDUAL_")) for n in names):
+        for band in bands:
+            want = [f"INPUT_{band}", f"MODEL_{band}", f"RESIDUAL_{band}"]
+            if all(w in names for w in want):
+                return names.index(want[0]), names.index(want[1]), names.index(want[2]), band
+        missing = "MODEL_*" if not bands else f"INPUT_{bands[0]} or RESIDUAL_{bands[0]}"
+        raise GalfitBlockError(path, f"GALFITM block without a complete band: missing HDU {missing}")
+
+    # Classic GALFIT: the OBJECT keyword, else the position.
+    objects = [str(h.header.get("OBJECT", "")).strip().lower() for h in hdul]
+    model = [i for i, o in enumerate(objects) if i > 0 and o == "model"]
+    resid = [i for i, o in enumerate(objects) if i > 0 and o.startswith("residual")]
+    if model or resid:
+        if not model:
+            raise GalfitBlockError(path, "missing HDU: no model extension (OBJECT = 'model')")
+        if not resid:
+            raise GalfitBlockError(path, "missing HDU: no residual extension (OBJECT = 'residual map')")
+        used = {model[0], resid[0]}
+        rest = [i for i in range(1, len(hdul)) if i not in used and hdul[i].is_image]
+        if not rest:
+            raise GalfitBlockError(path, "missing HDU: no input image extension")
+        inp = 1 if 1 in rest else rest[0]
+        return inp, model[0], resid[0], None
+    if len(hdul) < 4:
+        raise GalfitBlockError(
+            path, f"missing HDU: a GALFIT block has 4 HDUs (primary, input, model, residual), "
+            f"this file has {len(hdul)}")
+    return 1, 2, 3, None
+
+
+def _locate_params(header: fits.Header, path: str, band: str | None) -> tuple[int, dict[str, str]]:
+    """The Sérsic component's number and the header keys of its parameters."""
+    comps = {}
+    for key in header:
+        m = re.fullmatch(r"COMP_(\d+)", key)
+        if m:
+            comps[int(m[1])] = str(header[key]).strip().lower()
+    if not comps:
+        raise GalfitBlockError(path, "missing keyword COMP_1 in the model header (no fitted components)")
+    sersic = sorted(i for i, kind in comps.items() if kind == "sersic")
+    if not sersic:
+        raise GalfitBlockError(
+            path, f"no sersic component in the model header (components: "
+            f"{', '.join(f'{i}={k}' for i, k in sorted(comps.items()))})")
+    comp = sersic[0]
+
+    def key_for(name: str, c: int) -> str | None:
+        for k in (f"{c}_{name}", f"{c}_{name}_{band}" if band else None):
+            if k and k in header:
+                return k
+        return None
+
+    keys: dict[str, str] = {}
+    for name in PARAM_NAMES:
+        k = key_for(name, comp)
+        if k is None:
+            raise GalfitBlockError(path, f"missing keyword {comp}_{name} in the model header")
+        keys[name] = k
+    for i, kind in sorted(comps.items()):
+        if kind == "sky":
+            k = key_for("SKY", i)
+            if k is not None:
+                keys["SKY"] = k
+            break
+    return comp, keys
+
+
+def _optional_float(header: fits.Header, key: str) -> float | None:
+    try:
+        return float(header[key]) if key in header else None
+    except (TypeError, ValueError):
+        return None
+
+
+def read_block(path: str | Path, *, pixels: bool = True, strict: bool = True) -> GalfitBlock:
+    """Read a GALFIT (or GALFITM) image block.
+
+    Parameters
+    ----------
+    path : str or Path
+        The block (FITS, optionally gzipped).
+    pixels : bool
+        Read the images. ``False`` reads only the headers (fast: for ingesting a catalog);
+        the image attributes are then ``None`` and pixel checks are skipped.
+    strict : bool
+        With ``True`` (default) anything in :attr:`GalfitBlock.problems` — non-finite pixels,
+        a non-finite parameter value — raises :class:`GalfitBlockError`. With ``False`` they are
+        returned in ``problems`` so a batch can record them per galaxy and decide itself.
+
+    Returns
+    -------
+    GalfitBlock
+
+    Raises
+    ------
+    GalfitBlockError
+        The file is missing, not FITS or truncated; an HDU or a parameter keyword is missing;
+        a parameter string cannot be parsed; an image is not 2-D, empty, or of a shape that
+        differs from the others; and (``strict=True``) non-finite pixels or parameter values.
+        The message names the file and the problem.
+    """
+    path = str(path)
+    if not Path(path).is_file():
+        raise GalfitBlockError(path, "file not found")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            warnings.simplefilter("ignore", VerifyWarning)  # GALFIT copies non-standard cards
+            with fits.open(path, memmap=False, lazy_load_hdus=False) as hdul:
+                block = _read_open(hdul, path, pixels, strict)
+    except GalfitBlockError:
+        raise
+    except Exception as exc:  # OSError (not FITS, truncated), astropy's VerifyError, ...
+        raise GalfitBlockError(path, f"not a readable FITS file ({type(exc).__name__}: {exc})") from exc
+    for w in caught:
+        if "truncated" in str(w.message):
+            # astropy pads a short last HDU with zeros and only warns: that is a broken file.
+            raise GalfitBlockError(path, f"truncated file ({w.message})")
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return block
+
+
+def _read_open(hdul: fits.HDUList, path: str, pixels: bool, strict: bool) -> GalfitBlock:
+    i_in, i_mod, i_res, band = _find_hdus(hdul, path)
+    roles = {"input": i_in, "model": i_mod, "residual": i_res}
+    headers = {"primary": hdul[0].header.copy()}
+    for role, i in roles.items():
+        if not hdul[i].is_image:
+            raise GalfitBlockError(path, f"HDU {i} ({role}) is not an image")
+        headers[role] = hdul[i].header.copy()
+
+    # Shapes from the headers (cheap, and valid without reading pixels).
+    shapes = {}
+    for role, i in roles.items():
+        h = headers[role]
+        naxis = int(h.get("NAXIS", 0))
+        shape = tuple(int(h.get(f"NAXIS{k}", 0)) for k in range(naxis, 0, -1))
+        if naxis != 2 or min(shape) == 0:
+            raise GalfitBlockError(path, f"wrong shape: HDU {i} ({role}) is {shape or 'empty'}, "
+                                   "expected a 2-D image")
+        shapes[role] = shape
+    if len(set(shapes.values())) > 1:
+        desc = ", ".join(f"{r} {s[0]}x{s[1]}" for r, s in shapes.items())
+        raise GalfitBlockError(path, f"mismatched shapes: {desc}")
+
+    comp, keys = _locate_params(headers["model"], path, band)
+    params: dict[str, GalfitParameter] = {}
+    for name, key in keys.items():
+        try:
+            params[name] = parse_parameter(headers["model"][key])
+        except ValueError:
+            raise GalfitBlockError(
+                path, f"unparsable value of {key}: {headers['model'][key]!r}") from None
+
+    problems = [f"parameter {keys[n]} is {params[n].value}" for n in params
+                if not math.isfinite(params[n].value)]
+    images: dict[str, np.ndarray | None] = {"input": None, "model": None, "residual": None}
+    if pixels:
+        for role, i in roles.items():
+            try:
+                data = hdul[i].data
+            except Exception as exc:
+                raise GalfitBlockError(path, f"HDU {i} ({role}) cannot be read: {exc}") from exc
+            if data is None or data.shape != shapes[role]:
+                got = None if data is None else data.shape
+                raise GalfitBlockError(path, f"truncated: HDU {i} ({role}) has data {got}, "
+                                       f"header says {shapes[role]}")
+            arr = _native_float(data)
+            bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
+            if bad:
+                problems.append(f"{bad} non-finite pixels in the {role} image (HDU {i})")
+            images[role] = arr
+
+    if problems and strict:
+        raise GalfitBlockError(path, "; ".join(problems))
+    return GalfitBlock(
+        path=path,
+        input=images["input"],
+        model=images["model"],
+        residual=images["residual"],
+        params=params,
+        headers=headers,
+        component=comp,
+        zeropoint=_optional_float(headers["model"], "MAGZPT"),
+        chi2nu=_optional_float(headers["model"], "CHI2NU"),
+        problems=problems,
+    )
+
+
+# -- writing --------------------------------------------------------------------------------
+
+
+def write_block(
+    path: str | Path,
+    input: np.ndarray,
+    model: np.ndarray,
+    residual: np.ndarray | None = None,
+    params: Mapping[str, GalfitParameter | float] | None = None,
+    zeropoint: float | None = None,
+    extra_header: Mapping[str, Any] | None = None,
+    *,
+    chi2nu: float | None = None,
+    input_name: str = "input.fits",
+    overwrite: bool = True,
+) -> Path:
+    """Write a block in the classic GALFIT layout, readable by :func:`read_block`.
+
+    HDU 0 is an empty primary; HDU 1 the input image (``OBJECT = 'input.fits[1:nx,1:ny]'``);
+    HDU 2 the model (``OBJECT = 'model'``) whose header carries ``MAGZPT``, ``COMP_1 = 'sersic'``,
+    ``1_XC`` ... ``1_PA``, ``COMP_2 = 'sky'`` with ``2_XC``/``2_YC`` (fixed, image centre) and
+    ``2_SKY`` when ``params`` has ``"SKY"``, and ``CHI2NU`` when given; HDU 3 the residual
+    (``OBJECT = 'residual map'``). Images are written as float32 (BITPIX -32), as GALFIT does.
+
+    Parameters
+    ----------
+    path : str or Path
+        Output file.
+    input, model : numpy.ndarray
+        2-D images of the same shape.
+    residual : numpy.ndarray, optional
+        Defaults to ``input - model``.
+    params : mapping
+        ``"XC" "YC" "MAG" "RE" "N" "AR" "PA"`` (required) and optionally ``"SKY"``, each a
+        :class:`GalfitParameter` or a plain number (written as free, without error).
+        XC, YC are 1-based FITS pixels.
+    zeropoint : float, optional
+        Magnitude zero point, written as ``MAGZPT``.
+    extra_header : mapping, optional
+        More model-header cards (e.g. ``{"DATAIN": "gal.fits", "PSF": "psf.fits", "FLAGS": ""}``);
+        a value may be a ``(value, comment)`` tuple.
+    chi2nu : float, optional
+        Reduced chi-square, written as ``CHI2NU``.
+    input_name : str
+        Name recorded in the input HDU's ``OBJECT`` (GALFIT writes the image name and section).
+    overwrite : bool
+        Replace an existing file.
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Raises
+    ------
+    ValueError
+        Images that are not 2-D or differ in shape; a missing parameter.
+    """
+    path = Path(path)
+    input = np.asarray(input, dtype=np.float32)
+    model = np.asarray(model, dtype=np.float32)
+    if input.ndim != 2 or model.shape != input.shape:
+        raise ValueError(f"{path}: input and model must be 2-D images of one shape, got "
+                         f"{input.shape}, {model.shape}")
+    residual = input - model if residual is None else np.asarray(residual, dtype=np.float32)
+    if residual.shape != input.shape:
+        raise ValueError(f"{path}: input, model and residual must be 2-D images of one shape, got "
+                         f"{input.shape}, {model.shape}, {residual.shape}")
+    params = dict(params or {})
+    missing = [n for n in PARAM_NAMES if n not in params]
+    if missing:
+        raise ValueError(f"{path}: missing parameters {missing}")
+    ny, nx = input.shape
+
+    h_in = fits.Header()
+    h_in["OBJECT"] = (f"{input_name}[1:{nx},1:{ny}]", "Component type")
+
+    h = fits.Header()
+    h["OBJECT"] = ("model", "Component type")
+    h.add_comment("========== GALFIT Input Parameters ==========")
+    h["FITSECT"] = (f"[1:{nx},1:{ny}]", "Image section fitted")
+    if zeropoint is not None:
+        h["MAGZPT"] = (float(zeropoint), "Magnitude zeropoint")
+    h.add_comment("========== GALFIT Final Parameters ==========")
+    h["COMP_1"] = ("sersic", "Component type")
+    for name in PARAM_NAMES:
+        h[f"1_{name}"] = (format_parameter(params[name]), _HEADER_COMMENTS[name])
+    if "SKY" in params:
+        h.add_comment("-" * 72)
+        h["COMP_2"] = ("sky", "Component type")
+        h["2_XC"] = (format_parameter(GalfitParameter((nx + 1) / 2, flag="fixed")), "X center [pixel]")
+        h["2_YC"] = (format_parameter(GalfitParameter((ny + 1) / 2, flag="fixed")), "Y center [pixel]")
+        h["2_SKY"] = (format_parameter(params["SKY"]), _HEADER_COMMENTS["SKY"])
+        h["2_DSDX"] = ("[0.000e+00]", "x sky gradient [ADUs]")
+        h["2_DSDY"] = ("[0.000e+00]", "y sky gradient [ADUs]")
+    h.add_comment("-" * 72)
+    for key, value in (extra_header or {}).items():
+        h[key] = value
+    if chi2nu is not None:
+        h["CHI2NU"] = (float(chi2nu), "Reduced Chi^2")
+
+    h_res = fits.Header()
+    h_res["OBJECT"] = ("residual map", "Component type")
+
+    hdul = fits.HDUList([
+        fits.PrimaryHDU(),
+        fits.ImageHDU(input, header=h_in),
+        fits.ImageHDU(model, header=h),
+        fits.ImageHDU(residual, header=h_res),
+    ])
+    hdul.writeto(path, overwrite=overwrite)
+    return path
