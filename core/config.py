@@ -43,12 +43,46 @@ DEFAULT_CONFIG: dict[str, Any] = {
     # Train/test split and augmentation (paper §3.2).
     "split": {"test_fraction": 0.2, "seed": 42},
     "augment": {"per_class": 5000, "rotation_step_deg": 45, "flip": True, "seed": 42},
-    # Models (paper §4); filled by core.models.
-    "models": {},
-    # Training schedule (paper §4.1).
-    "train": {},
-    # Latent analysis (paper §5); filled by core.embed.
-    "embed": {},
+    # Models (paper §4; core.models). The paper gives no filter counts or kernel sizes: the
+    # defaults (32, 64, 128 filters of 3x3) follow the usual doubling per block.
+    "models": {
+        "input_size": None,  # px; None = prep.cutout (50 by default; 64 works)
+        "filters": [32, 64, 128],  # per convolutional block (CNN and CvAE encoder; decoder mirrors)
+        "kernel_size": 3,
+        "latent_dim": 512,  # Dense latent layer (CNN) and mu / log sigma^2 / z (CvAE)
+        "noise_stddev": 0.02,  # GaussianNoise at the entrance
+        "dropout": 0.5,  # after each Conv+MaxPool block (CNN only)
+        "kl_weight": 1.0,  # CvAE: total loss = MSE + kl_weight * KL
+        "kl_reduction": "mean",  # CvAE: KL averaged ("mean") or summed ("sum") over latent dims
+    },
+    # Training schedule (paper §4.1; core.train).
+    "train": {
+        "epochs": 100,  # maximum epochs
+        "batch_size": 32,
+        "learning_rate": 1.0e-4,  # Adam, initial
+        "lr_drop_every": 0.3333333333333333,  # fraction of the total steps between halvings
+        "lr_factor": 0.5,
+        "per_class": None,  # augmented images per class per epoch; None = augment.per_class
+        "seed": 42,
+        "deterministic": False,  # tf.config.experimental.enable_op_determinism (slower)
+    },
+    # Latent analysis (paper §5; core.embed).
+    "embed": {
+        "n_components": 3,  # PCA components
+        "k_max": 15,  # k-means inertia for k = 1..k_max
+        "cluster_dims": 2,  # k-means elbow and GMM on PC1..PC<cluster_dims>
+        "svc_gamma": 0.7,  # CNN: RBF SVC on standardised PCs
+        "svc_c": 1.0,
+        "svc_kernel_cnn": "rbf",
+        "svc_kernel_cvae": "linear",
+        "svc_target": "labels",  # "labels" (train split's classes) or "gmm" (the GMM clusters, as the paper)
+        "svc_max_train": 20000,  # subsample for the SVC fit beyond this many galaxies
+        "grid": 300,  # SVC decision grid, points per axis
+        "batch_size": 256,  # latent inference batch
+        "dask_threshold": 50000,  # galaxies: above this, inference runs chunk-wise on Dask
+        "align": True,  # align PCs to the previous run of the same model (orthogonal Procrustes)
+        "seed": 0,
+    },
     # Vote store and consensus (paper §2.3).
     "votes": {},
 }
