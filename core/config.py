@@ -14,6 +14,8 @@ from typing import Any
 import tomli_w
 
 DEFAULT_CONFIG: dict[str, Any] = {
+    # Catalog column mapping {standard name: your column}, e.g. {hmag = "H_F160W"} (core.catalog).
+    "catalog": {"columns": {}},
     # Sample selection (paper §2.1). Set a bound to "none" in the TOML file to disable it.
     "cuts": {
         "hmag_max": 24.5,  # H < 24.5 mag
