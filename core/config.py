@@ -85,8 +85,14 @@ DEFAULT_CONFIG: dict[str, Any] = {
         "align": True,  # align PCs to the previous run of the same model (orthogonal Procrustes)
         "seed": 0,
     },
-    # Vote store and consensus (paper §2.3).
-    "votes": {},
+    # Vote store and consensus (paper §2.3); see core.votes and core.consensus.
+    "votes": {
+        "min_votes": 3,  # a label needs at least this many non-skip votes ...
+        "fraction": 2 / 3,  # ... and at least this share of them (2/3 majority)
+        "blind": True,  # the dashboard hides other inspectors' votes until one has voted
+        "database_url": None,  # None: votes.sqlite in the workspace; or postgresql://user@host/db
+        "experts": [],  # inspector names registered as experts (their vote validates)
+    },
 }
 
 

@@ -1,0 +1,728 @@
+"""The inspectors' vote store: a durable, multi-user, append-only history of votes.
+
+One interface over two databases (SQLAlchemy Core, parameterised queries only):
+
+* **SQLite** (default): ``votes.sqlite`` in the workspace. Every connection sets
+  ``journal_mode=WAL`` (readers never block the writer), ``busy_timeout`` (writers queue
+  instead of failing), ``synchronous=FULL`` (a committed vote survives a crash of the process
+  and of the machine) and ``foreign_keys=ON``. Write transactions start with
+  ``BEGIN IMMEDIATE`` so concurrent writers serialise cleanly instead of dead-locking.
+* **PostgreSQL**: any ``postgresql://`` URL (config ``votes.database_url``), through psycopg 3.
+
+Schema (versioned; :data:`MIGRATIONS` are applied in order and recorded in ``schema_version``):
+``labels`` (the vocabulary, :data:`core.labels.VOTE_LABELS`), ``inspectors`` (name, role
+``inspector`` | ``expert``), ``galaxies`` (the workspace's ids: a vote on any other id is
+rejected), ``actions`` (one row per cast — a bulk vote on thousands of galaxies is one action —
+or per undo) and ``votes`` (galaxy, inspector, label, comment, created_at, source
+``ui`` | ``import`` | ``simulated``).
+
+History is append-only: nothing is ever updated or deleted. An inspector's *current* vote on a
+galaxy is their latest vote whose action has not been undone. :meth:`VoteStore.undo_last`
+records an ``undo`` action pointing at the inspector's last not-yet-undone cast; calling it
+again steps further back (an undo cannot itself be undone: cast again instead).
+
+Consensus and agreement are computed by :mod:`core.consensus` and :mod:`core.agreement`
+(Skip votes never become a label and do not count toward ``n_votes``; see there).
+
+Import files (``resx votes import``) are all-or-nothing: if any row names an unknown galaxy
+or label, or is otherwise invalid, every problem is reported and nothing is written.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy import event
+
+from core.agreement import Agreement, compute_agreement
+from core.config import DEFAULT_CONFIG
+from core.consensus import UNDECIDED, consensus_from_votes
+from core.labels import FIT_QUALITY, SKIP, VOTE_LABELS
+
+log = logging.getLogger(__name__)
+
+ROLES: tuple[str, ...] = ("inspector", "expert")
+SOURCES: tuple[str, ...] = ("ui", "import", "simulated")
+
+#: Longest accepted inspector name, galaxy id and comment (characters).
+MAX_NAME = 200
+MAX_GALAXY_ID = 200
+MAX_COMMENT = 10_000
+#: How long a writer waits for another one before giving up (seconds).
+BUSY_TIMEOUT_S = 60.0
+#: Galaxy ids checked per query.
+_CHUNK = 5000
+
+_LABEL_ALIASES = {"unsure": SKIP, "fit_quality": FIT_QUALITY, "fit quality": FIT_QUALITY}
+_LABEL_LOOKUP = {lab.lower(): lab for lab in VOTE_LABELS} | _LABEL_ALIASES
+
+
+class VoteStoreError(ValueError):
+    """A vote that cannot be stored (unknown label, galaxy or inspector, bad text, bad store)."""
+
+
+class VoteImportError(VoteStoreError):
+    """An import file with invalid rows; :attr:`problems` lists them. Nothing was written."""
+
+    def __init__(self, path: str, problems: list[str]):
+        self.path, self.problems = path, problems
+        shown = "\n  ".join(problems[:20])
+        more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
+        super().__init__(f"{path}: {len(problems)} invalid row(s); nothing was imported:\n  {shown}{more}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Schema
+# ---------------------------------------------------------------------------------------------
+_BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # SQLite autoincrements INTEGER only
+_Time = sa.DateTime(timezone=True)
+
+metadata = sa.MetaData()
+
+schema_version = sa.Table(
+    "schema_version", metadata,
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("applied_at", _Time, nullable=False),
+    sa.Column("description", sa.Text, nullable=False),
+)
+labels_table = sa.Table(
+    "labels", metadata,
+    sa.Column("name", sa.String(32), primary_key=True),
+)
+inspectors = sa.Table(
+    "inspectors", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.Text, nullable=False, unique=True),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("created_at", _Time, nullable=False),
+    sa.CheckConstraint("role IN ('inspector', 'expert')", name="ck_inspectors_role"),
+)
+galaxies = sa.Table(
+    "galaxies", metadata,
+    sa.Column("pk", _BigId, primary_key=True, autoincrement=True),
+    sa.Column("id", sa.Text, nullable=False, unique=True),
+)
+actions = sa.Table(
+    "actions", metadata,
+    sa.Column("id", _BigId, primary_key=True, autoincrement=True),
+    sa.Column("inspector_id", sa.Integer, sa.ForeignKey("inspectors.id"), nullable=False),
+    sa.Column("kind", sa.String(8), nullable=False),
+    sa.Column("undoes", _BigId, sa.ForeignKey("actions.id"), nullable=True, unique=True),
+    sa.Column("source", sa.String(16), nullable=False),
+    sa.Column("n_votes", sa.Integer, nullable=False),
+    sa.Column("created_at", _Time, nullable=False),
+    sa.CheckConstraint("kind IN ('cast', 'undo')", name="ck_actions_kind"),
+    sa.CheckConstraint("(kind = 'undo') = (undoes IS NOT NULL)", name="ck_actions_undoes"),
+)
+votes_table = sa.Table(
+    "votes", metadata,
+    sa.Column("id", _BigId, primary_key=True, autoincrement=True),
+    sa.Column("action_id", _BigId, sa.ForeignKey("actions.id"), nullable=False),
+    sa.Column("galaxy_id", sa.Text, sa.ForeignKey("galaxies.id"), nullable=False),
+    sa.Column("inspector_id", sa.Integer, sa.ForeignKey("inspectors.id"), nullable=False),
+    sa.Column("label", sa.String(32), sa.ForeignKey("labels.name"), nullable=False),
+    sa.Column("comment", sa.Text, nullable=False),
+    sa.Column("source", sa.String(16), nullable=False),
+    sa.Column("created_at", _Time, nullable=False),
+    sa.CheckConstraint("source IN ('ui', 'import', 'simulated')", name="ck_votes_source"),
+)
+
+
+def _migrate_1(conn: sa.Connection) -> None:
+    metadata.create_all(conn, tables=[labels_table, inspectors, galaxies, actions, votes_table])
+
+
+def _migrate_2(conn: sa.Connection) -> None:
+    # Current votes: latest per (galaxy, inspector); undo: last action per inspector.
+    sa.Index("ix_votes_galaxy_inspector", votes_table.c.galaxy_id, votes_table.c.inspector_id,
+             votes_table.c.id).create(conn)
+    sa.Index("ix_votes_action", votes_table.c.action_id).create(conn)
+    sa.Index("ix_actions_inspector", actions.c.inspector_id, actions.c.id).create(conn)
+
+
+#: Ordered schema migrations: (version, description, function applied in one transaction).
+MIGRATIONS: list[tuple[int, str, Callable[[sa.Connection], None]]] = [
+    (1, "tables: labels, inspectors, galaxies, actions, votes", _migrate_1),
+    (2, "indexes for current votes and undo", _migrate_2),
+]
+SCHEMA_VERSION = MIGRATIONS[-1][0]
+_PG_MIGRATION_LOCK = 0x72657378  # "resx": advisory lock key serialising migrations
+
+
+# ---------------------------------------------------------------------------------------------
+# Engines
+# ---------------------------------------------------------------------------------------------
+def _sqlite_engine(url: sa.URL) -> sa.Engine:
+    kwargs: dict[str, Any] = {"connect_args": {"timeout": BUSY_TIMEOUT_S}}
+    if url.database in (None, "", ":memory:"):
+        kwargs["poolclass"] = sa.pool.StaticPool
+        kwargs["connect_args"]["check_same_thread"] = False
+    else:
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(url, **kwargs)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):  # every new connection
+        # Let SQLAlchemy's "begin" event (below) issue BEGIN, not the sqlite3 module.
+        dbapi_connection.isolation_level = None
+        cur = dbapi_connection.cursor()
+        cur.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        cur.execute("PRAGMA journal_mode = WAL")
+        cur.execute("PRAGMA synchronous = FULL")
+        cur.execute("PRAGMA foreign_keys = ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):
+        mode = "IMMEDIATE" if conn.get_execution_options().get("resx_write") else "DEFERRED"
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+    return engine
+
+
+def make_engine(url: str | sa.URL) -> sa.Engine:
+    """A SQLAlchemy engine for a vote store URL (``sqlite:///FILE`` or ``postgresql://...``).
+
+    Raises
+    ------
+    VoteStoreError
+        For a malformed URL or an unsupported database.
+    """
+    try:
+        url = sa.make_url(url)
+    except Exception as exc:
+        raise VoteStoreError(f"{url!r} is not a database URL: {exc}") from exc
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        return _sqlite_engine(url)
+    if backend == "postgresql":
+        if url.drivername == "postgresql":  # psycopg 3 is the driver this project installs
+            url = url.set(drivername="postgresql+psycopg")
+        return sa.create_engine(url, pool_pre_ping=True)
+    raise VoteStoreError(f"unsupported vote database {backend!r}: use sqlite:///FILE or postgresql://...")
+
+
+def migrate(engine: sa.Engine, target: int | None = None) -> int:
+    """Bring the schema up to ``target`` (default: :data:`SCHEMA_VERSION`); return the version.
+
+    Safe to call from many processes at once: the check and the migrations run in one
+    exclusive transaction (SQLite ``BEGIN IMMEDIATE``, a PostgreSQL advisory lock).
+    """
+    target = SCHEMA_VERSION if target is None else target
+    with _write_connection(engine) as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_PG_MIGRATION_LOCK)))
+        schema_version.create(conn, checkfirst=True)
+        current = conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar() or 0
+        if current > SCHEMA_VERSION:
+            raise VoteStoreError(
+                f"the vote store {engine.url.render_as_string(hide_password=True)} has schema version "
+                f"{current}, newer than this Residual Explorer understands ({SCHEMA_VERSION}); upgrade it"
+            )
+        for version, description, function in MIGRATIONS:
+            if current < version <= target:
+                log.info("vote store: migrating to schema version %d (%s)", version, description)
+                function(conn)
+                conn.execute(schema_version.insert().values(
+                    version=version, applied_at=_now(), description=description))
+                current = version
+        if current >= 1:
+            known = set(conn.execute(sa.select(labels_table.c.name)).scalars())
+            missing = [lab for lab in VOTE_LABELS if lab not in known]
+            if missing:
+                conn.execute(labels_table.insert(), [{"name": lab} for lab in missing])
+    return current
+
+
+@contextmanager
+def _write_connection(engine: sa.Engine) -> Iterator[sa.Connection]:
+    with engine.connect() as conn:
+        conn.execution_options(resx_write=True)
+        with conn.begin():
+            yield conn
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation
+# ---------------------------------------------------------------------------------------------
+def _text(value: Any, what: str, max_len: int, *, allow_empty: bool = False) -> str:
+    if isinstance(value, bytes):
+        value = value.decode("utf-8")
+    if not isinstance(value, str):
+        raise VoteStoreError(f"{what} must be a string, not {type(value).__name__} {value!r}")
+    value = str(value)  # numpy.str_ -> str
+    if "\x00" in value:
+        raise VoteStoreError(f"{what} {value[:40]!r} contains a NUL character")
+    if not allow_empty and not value.strip():
+        raise VoteStoreError(f"{what} must not be empty")
+    if len(value) > max_len:
+        raise VoteStoreError(f"{what} is {len(value)} characters long; at most {max_len} are allowed")
+    return value
+
+
+def normalize_label(label: Any) -> str:
+    """The canonical vote label for ``label`` (case-insensitive; "unsure" means Skip).
+
+    Raises
+    ------
+    VoteStoreError
+        When the label is none of :data:`core.labels.VOTE_LABELS`.
+    """
+    if isinstance(label, str):
+        canonical = _LABEL_LOOKUP.get(label.strip().lower())
+        if canonical is not None:
+            return canonical
+    raise VoteStoreError(f"unknown label {label!r}; expected one of {', '.join(VOTE_LABELS)}")
+
+
+def _galaxy_id(value: Any) -> str:
+    if not isinstance(value, (str, bytes)):
+        value = str(value)
+    return _text(value, "galaxy id", MAX_GALAXY_ID)
+
+
+# ---------------------------------------------------------------------------------------------
+# The store
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class ImportReport:
+    """What :meth:`VoteStore.import_votes` wrote."""
+
+    n_rows: int
+    n_votes: int
+    inspectors: list[str] = field(default_factory=list)
+    new_inspectors: list[str] = field(default_factory=list)
+
+
+class VoteStore:
+    """Inspectors, galaxies and votes in a SQLite or PostgreSQL database.
+
+    Open one with :func:`open_store`. Every write is one committed transaction; many processes
+    may write to the same store at once.
+
+    Parameters
+    ----------
+    engine : sqlalchemy.Engine
+        From :func:`make_engine`; the schema is migrated on construction.
+    config : dict, optional
+        The ``votes`` section of the configuration (``min_votes``, ``fraction``, ``experts``).
+    """
+
+    def __init__(self, engine: sa.Engine, config: dict[str, Any] | None = None):
+        self.engine = engine
+        self.config = {**DEFAULT_CONFIG["votes"], **(config or {})}
+        self.schema_version = migrate(engine)
+        for name in self.config.get("experts") or []:
+            self.add_inspector(name, "expert")
+
+    # -- life cycle ------------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        """The database URL (password hidden)."""
+        return self.engine.url.render_as_string(hide_password=True)
+
+    def close(self) -> None:
+        """Release the database connections."""
+        self.engine.dispose()
+
+    def __enter__(self) -> "VoteStore":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"VoteStore({self.url!r})"
+
+    def _write(self):
+        return _write_connection(self.engine)
+
+    # -- inspectors --------------------------------------------------------------------------
+    def add_inspector(self, name: str, role: str = "inspector") -> None:
+        """Register an inspector, or change the role of a registered one.
+
+        Parameters
+        ----------
+        name : str
+            Non-empty, at most :data:`MAX_NAME` characters; stored verbatim.
+        role : {"inspector", "expert"}
+            An expert's vote validates (overrides) the consensus of a galaxy.
+        """
+        name = _text(name, "inspector name", MAX_NAME)
+        if role not in ROLES:
+            raise VoteStoreError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+        with self._write() as conn:
+            row = conn.execute(sa.select(inspectors.c.id, inspectors.c.role)
+                               .where(inspectors.c.name == name)).first()
+            if row is None:
+                conn.execute(inspectors.insert().values(name=name, role=role, created_at=_now()))
+            elif row.role != role:
+                log.info("inspector %r: role %s -> %s", name, row.role, role)
+                conn.execute(inspectors.update().where(inspectors.c.id == row.id).values(role=role))
+
+    def inspectors(self) -> pd.DataFrame:
+        """Registered inspectors: ``name``, ``role``, ``created_at`` (in registration order)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(inspectors.c.name, inspectors.c.role, inspectors.c.created_at)
+                                .order_by(inspectors.c.id)).all()
+        df = pd.DataFrame(rows, columns=["name", "role", "created_at"])
+        df["created_at"] = pd.to_datetime(df["created_at"], utc=True)
+        return df
+
+    def _inspector(self, conn: sa.Connection, name: Any) -> tuple[int, str]:
+        name = _text(name, "inspector name", MAX_NAME)
+        row = conn.execute(sa.select(inspectors.c.id, inspectors.c.role).where(inspectors.c.name == name)).first()
+        if row is None:
+            raise VoteStoreError(f"unknown inspector {name!r}: register them first (add_inspector)")
+        return row.id, row.role
+
+    # -- galaxies ----------------------------------------------------------------------------
+    def add_galaxies(self, ids: Iterable[Any]) -> int:
+        """Register galaxy ids (those already known are ignored); return how many were new."""
+        ids = list(dict.fromkeys(_galaxy_id(g) for g in ids))
+        if not ids:
+            return 0
+        with self._write() as conn:
+            known = self._known(conn, ids)
+            new = [g for g in ids if g not in known]
+            if new:
+                conn.execute(galaxies.insert(), [{"id": g} for g in new])
+        return len(new)
+
+    def galaxy_ids(self) -> np.ndarray:
+        """Every registered galaxy id, in registration order (the catalog's order)."""
+        with self.engine.connect() as conn:
+            ids = conn.execute(sa.select(galaxies.c.id).order_by(galaxies.c.pk)).scalars().all()
+        return np.array(ids, dtype=object)
+
+    @staticmethod
+    def _known(conn: sa.Connection, ids: list[str]) -> set[str]:
+        known: set[str] = set()
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start:start + _CHUNK]
+            known.update(conn.execute(sa.select(galaxies.c.id).where(galaxies.c.id.in_(chunk))).scalars())
+        return known
+
+    def _check_galaxies(self, conn: sa.Connection, ids: list[str]) -> None:
+        known = self._known(conn, ids)
+        unknown = [g for g in ids if g not in known]
+        if unknown:
+            shown = ", ".join(repr(g[:60]) for g in unknown[:10])
+            more = f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
+            raise VoteStoreError(
+                f"{len(unknown)} unknown galaxy id(s), not in this workspace: {shown}{more}; nothing was written")
+
+    # -- voting ------------------------------------------------------------------------------
+    def cast(self, ids: Iterable[Any] | str, inspector: str, label: str, comment: str = "",
+             source: str = "ui") -> int:
+        """Record one inspector's vote for ``label`` on one or many galaxies, in one transaction.
+
+        Parameters
+        ----------
+        ids : str or iterable of str
+            Galaxy id(s); repeated ids count once. All must be registered.
+        inspector : str
+            A registered inspector.
+        label : str
+            One of :data:`core.labels.VOTE_LABELS` (case-insensitive).
+        comment : str
+            Free text (at most :data:`MAX_COMMENT` characters), stored verbatim on each vote.
+        source : {"ui", "import", "simulated"}
+
+        Returns
+        -------
+        int
+            Number of votes written. The whole call is one action for :meth:`undo_last`.
+
+        Raises
+        ------
+        VoteStoreError
+            Unknown label, galaxy or inspector, or invalid text; nothing is written then.
+        """
+        label = normalize_label(label)
+        comment = _text(comment, "comment", MAX_COMMENT, allow_empty=True)
+        if source not in SOURCES:
+            raise VoteStoreError(f"source must be one of {', '.join(SOURCES)}, not {source!r}")
+        if isinstance(ids, (str, bytes)):
+            ids = [ids]
+        ids = list(dict.fromkeys(_galaxy_id(g) for g in ids))
+        if not ids:
+            return 0
+        with self._write() as conn:
+            inspector_id, _ = self._inspector(conn, inspector)
+            self._check_galaxies(conn, ids)
+            self._insert_action(conn, inspector_id, ids, [label] * len(ids), [comment] * len(ids), source)
+        return len(ids)
+
+    @staticmethod
+    def _insert_action(conn: sa.Connection, inspector_id: int, ids: list[str], labels: list[str],
+                       comments: list[str], source: str) -> int:
+        now = _now()
+        action_id = conn.execute(actions.insert().values(
+            inspector_id=inspector_id, kind="cast", undoes=None, source=source, n_votes=len(ids),
+            created_at=now)).inserted_primary_key[0]
+        conn.execute(votes_table.insert(), [
+            {"action_id": action_id, "galaxy_id": g, "inspector_id": inspector_id, "label": lab,
+             "comment": com, "source": source, "created_at": now}
+            for g, lab, com in zip(ids, labels, comments)
+        ])
+        return action_id
+
+    def undo_last(self, inspector: str) -> int:
+        """Undo the inspector's last cast that is not yet undone (a bulk cast is one action).
+
+        The undo is recorded as a new action; the votes stay in the history. The inspector's
+        current vote on those galaxies becomes their previous one (or none).
+
+        Returns
+        -------
+        int
+            Number of votes undone (0 when there was nothing to undo).
+        """
+        undo = actions.alias("undo")
+        with self._write() as conn:
+            inspector_id, _ = self._inspector(conn, inspector)
+            last = conn.execute(
+                sa.select(actions.c.id, actions.c.n_votes, actions.c.source)
+                .where(actions.c.inspector_id == inspector_id, actions.c.kind == "cast",
+                       ~sa.exists().where(undo.c.undoes == actions.c.id))
+                .order_by(actions.c.id.desc()).limit(1)
+            ).first()
+            if last is None:
+                return 0
+            conn.execute(actions.insert().values(
+                inspector_id=inspector_id, kind="undo", undoes=last.id, source=last.source,
+                n_votes=last.n_votes, created_at=_now()))
+        return int(last.n_votes)
+
+    # -- reading -----------------------------------------------------------------------------
+    _VOTE_COLUMNS = ["id", "inspector", "label", "comment", "created_at", "source", "role"]
+
+    def _live_votes(self):
+        undo = actions.alias("undo")
+        return (
+            sa.select(votes_table)
+            .join(actions, votes_table.c.action_id == actions.c.id)
+            .where(~sa.exists().where(undo.c.undoes == actions.c.id))
+        )
+
+    def _current_query(self, galaxy_id: str | None = None):
+        live = self._live_votes()
+        if galaxy_id is not None:
+            live = live.where(votes_table.c.galaxy_id == galaxy_id)
+        ranked = live.add_columns(
+            sa.func.row_number().over(
+                partition_by=(votes_table.c.galaxy_id, votes_table.c.inspector_id),
+                order_by=votes_table.c.id.desc(),
+            ).label("rank")
+        ).subquery("ranked")
+        return (
+            sa.select(ranked.c.galaxy_id, inspectors.c.name, ranked.c.label, ranked.c.comment,
+                      ranked.c.created_at, ranked.c.source, inspectors.c.role)
+            .join(inspectors, inspectors.c.id == ranked.c.inspector_id)
+            .where(ranked.c.rank == 1)
+            .order_by(ranked.c.id)
+        )
+
+    def _frame(self, query) -> pd.DataFrame:
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        df = pd.DataFrame(rows, columns=self._VOTE_COLUMNS)
+        df["created_at"] = pd.to_datetime(df["created_at"], utc=True)
+        return df
+
+    def current_votes(self) -> pd.DataFrame:
+        """Each inspector's current vote on each galaxy, oldest first.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``id``, ``inspector``, ``label``, ``comment``, ``created_at`` (UTC),
+            ``source`` and ``role`` (the inspector's role now).
+        """
+        return self._frame(self._current_query())
+
+    def votes_for(self, galaxy_id: str) -> pd.DataFrame:
+        """The current votes on one galaxy (columns as :meth:`current_votes`)."""
+        galaxy_id = _galaxy_id(galaxy_id)
+        with self.engine.connect() as conn:
+            self._check_galaxies(conn, [galaxy_id])
+        return self._frame(self._current_query(galaxy_id))
+
+    def history(self) -> pd.DataFrame:
+        """Every vote ever cast, oldest first, with ``action`` (id) and ``undone`` (bool) columns."""
+        undo = actions.alias("undo")
+        query = (
+            sa.select(votes_table.c.galaxy_id, inspectors.c.name, votes_table.c.label,
+                      votes_table.c.comment, votes_table.c.created_at, votes_table.c.source,
+                      inspectors.c.role, votes_table.c.action_id,
+                      sa.exists().where(undo.c.undoes == votes_table.c.action_id).label("undone"))
+            .join(inspectors, inspectors.c.id == votes_table.c.inspector_id)
+            .order_by(votes_table.c.id)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        df = pd.DataFrame(rows, columns=self._VOTE_COLUMNS + ["action", "undone"])
+        df["created_at"] = pd.to_datetime(df["created_at"], utc=True)
+        df["undone"] = df["undone"].astype(bool)
+        return df
+
+    # -- consensus and agreement -------------------------------------------------------------
+    def consensus(self, min_votes: int | None = None, fraction: float | None = None) -> pd.DataFrame:
+        """The consensus of every registered galaxy (registration order).
+
+        Parameters
+        ----------
+        min_votes, fraction : optional
+            Override the configured rule (``votes.min_votes``, default 3; ``votes.fraction``,
+            default 2/3). See :mod:`core.consensus` for the rule, Skip votes and experts.
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``id``, ``label`` (class, FitQuality or ``"undecided"``), ``n_votes`` (non-skip),
+            one count column per label of :data:`core.labels.VOTE_LABELS`, ``expert``.
+        """
+        votes = self.current_votes()
+        experts = set(self.config.get("experts") or [])
+        is_expert = (votes["role"] == "expert") | votes["inspector"].isin(experts)
+        return consensus_from_votes(
+            votes["id"].to_numpy(object), votes["label"].to_numpy(object), is_expert.to_numpy(bool),
+            ids=self.galaxy_ids(),
+            min_votes=int(self.config["min_votes"] if min_votes is None else min_votes),
+            fraction=float(self.config["fraction"] if fraction is None else fraction),
+        )
+
+    def agreement(self) -> Agreement:
+        """Fleiss' kappa, per-inspector agreement and confusion matrices (:mod:`core.agreement`)."""
+        return compute_agreement(self.current_votes(), self.consensus())
+
+    # -- import ------------------------------------------------------------------------------
+    def import_votes(self, table: pd.DataFrame, source: str = "import", name: str = "<table>") -> ImportReport:
+        """Import many inspectors' votes at once, all or nothing.
+
+        Parameters
+        ----------
+        table : pandas.DataFrame
+            Columns ``id``, ``inspector``, ``label`` and optionally ``comment``; one vote per row,
+            in chronological order (a later row for the same galaxy and inspector wins).
+        source : {"import", "simulated", "ui"}
+        name : str
+            How errors refer to the table (the file name).
+
+        Returns
+        -------
+        ImportReport
+            Unknown inspectors are registered with role ``inspector``; each inspector's rows
+            become one action (one :meth:`undo_last` undoes that inspector's import).
+
+        Raises
+        ------
+        VoteImportError
+            Listing every invalid row (unknown galaxy or label, empty or over-long text);
+            nothing is written.
+        """
+        if source not in SOURCES:
+            raise VoteStoreError(f"source must be one of {', '.join(SOURCES)}, not {source!r}")
+        missing = [c for c in ("id", "inspector", "label") if c not in table.columns]
+        if missing:
+            raise VoteImportError(name, [f"missing column(s): {', '.join(missing)} "
+                                         f"(found: {', '.join(map(str, table.columns))})"])
+        comments = table["comment"] if "comment" in table.columns else pd.Series([""] * len(table))
+        problems: list[str] = []
+        rows: list[tuple[str, str, str, str]] = []
+        row_numbers: list[int] = []
+        for i, (gid, insp, lab, com) in enumerate(zip(table["id"], table["inspector"], table["label"], comments)):
+            try:
+                gid = _galaxy_id(gid)
+                insp = _text(insp, "inspector name", MAX_NAME)
+                lab = normalize_label(lab)
+                com = _text("" if com is None or (isinstance(com, float) and np.isnan(com)) else com,
+                            "comment", MAX_COMMENT, allow_empty=True)
+            except VoteStoreError as exc:
+                problems.append(f"row {i + 1}: {exc}")
+                continue
+            rows.append((gid, insp, lab, com))
+            row_numbers.append(i + 1)
+        with self._write() as conn:
+            known = self._known(conn, list(dict.fromkeys(r[0] for r in rows)))
+            for number, r in zip(row_numbers, rows):
+                if r[0] not in known:
+                    problems.append(f"row {number}: unknown galaxy id {r[0][:60]!r}, not in this workspace")
+            if problems:
+                problems.sort(key=lambda p: int(p.split(":")[0].split()[1]))
+                raise VoteImportError(name, problems)
+            existing = dict(conn.execute(sa.select(inspectors.c.name, inspectors.c.id)).all())
+            names = list(dict.fromkeys(r[1] for r in rows))
+            new = [n for n in names if n not in existing]
+            for n in new:
+                existing[n] = conn.execute(inspectors.insert().values(
+                    name=n, role="inspector", created_at=_now())).inserted_primary_key[0]
+            for n in names:
+                mine = [r for r in rows if r[1] == n]
+                self._insert_action(conn, existing[n], [r[0] for r in mine], [r[2] for r in mine],
+                                    [r[3] for r in mine], source)
+        return ImportReport(n_rows=len(table), n_votes=len(rows), inspectors=names, new_inspectors=new)
+
+    # -- maintenance -------------------------------------------------------------------------
+    def integrity_check(self) -> str:
+        """SQLite's ``PRAGMA integrity_check`` (``"ok"`` when sound); ``"ok"`` for other databases
+        after checking that every table can be read."""
+        with self.engine.connect() as conn:
+            if conn.dialect.name == "sqlite":
+                return "\n".join(r[0] for r in conn.exec_driver_sql("PRAGMA integrity_check").all())
+            for table in metadata.sorted_tables:
+                conn.execute(sa.select(sa.func.count()).select_from(table)).scalar()
+            return "ok"
+
+
+def open_store(workspace_or_url: Any, config: dict[str, Any] | None = None) -> VoteStore:
+    """Open (creating or migrating as needed) a vote store.
+
+    Parameters
+    ----------
+    workspace_or_url : Workspace, path or str
+        A :class:`core.workspace.Workspace`, a workspace folder, or a database URL
+        (``sqlite:///FILE``, ``postgresql://user@host:port/db``). For a workspace, the store is
+        the one its config names (``votes.database_url``, default ``votes.sqlite`` in the
+        folder), its ``votes`` settings apply, and the catalog's galaxy ids are registered so
+        votes on any other id are rejected.
+    config : dict, optional
+        Overrides of the ``votes`` configuration section.
+
+    Returns
+    -------
+    VoteStore
+    """
+    from core.workspace import Workspace, WorkspaceError
+
+    workspace = None
+    if isinstance(workspace_or_url, Workspace):
+        workspace = workspace_or_url
+    elif isinstance(workspace_or_url, (str, Path)) and "://" not in str(workspace_or_url):
+        workspace = Workspace.open(workspace_or_url)
+    if workspace is None:
+        return VoteStore(make_engine(str(workspace_or_url)), config)
+    store = VoteStore(make_engine(workspace.votes_url), {**workspace.config.get("votes", {}), **(config or {})})
+    try:
+        ids = workspace.read_catalog()["id"]
+    except WorkspaceError as exc:
+        log.warning("vote store: no galaxy ids registered from the catalog (%s)", exc)
+    else:
+        n_new = store.add_galaxies(ids)
+        if n_new:
+            log.info("vote store: registered %d galaxies from %s", n_new, workspace.catalog_path)
+    return store
