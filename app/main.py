@@ -1,4 +1,158 @@
-"""The dashboard (Bokeh directory app served by `panel serve app`). Work in progress."""
+"""Residual Explorer dashboard: ``panel serve app [--args --workspace DIR]``.
+
+Builds the session's state, the template and the views, and calls ``.servable()``. The
+workspace is ``--workspace DIR`` (after ``--args``), else ``$RESX_WORKSPACE``, else the demo
+workspace (:func:`core.workspace.default_workspace`). A missing or broken workspace gives a
+page that says what is wrong and how to build one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import logging
+import sys
+import traceback
+from pathlib import Path
+
+import holoviews as hv
 import panel as pn
 
-pn.panel("# Residual Explorer\nThe dashboard is being built.").servable()
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # `panel serve app` from a checkout without `pip install -e .`
+    sys.path.insert(0, str(ROOT))
+
+from app.state import COLOR_BY, AppState  # noqa: E402
+from core.workspace import WorkspaceError, default_workspace  # noqa: E402
+
+log = logging.getLogger("app")
+ASSETS = ROOT / "assets"
+POLL_MS = 2000
+
+pn.extension("filedownload", notifications=True, raw_css=[(ASSETS / "resx.css").read_text()])
+hv.extension("bokeh")
+
+
+def workspace_from_args(argv: list[str]) -> Path:
+    parser = argparse.ArgumentParser(prog="panel serve app --args", add_help=False)
+    parser.add_argument("--workspace", default=None)
+    args, _ = parser.parse_known_args(argv)
+    return Path(args.workspace) if args.workspace else default_workspace()
+
+
+def logo() -> str:
+    return "data:image/svg+xml;base64," + base64.b64encode((ASSETS / "logo.svg").read_bytes()).decode()
+
+
+def template(**kw):
+    return pn.template.FastListTemplate(title="Residual Explorer", logo=logo(), accent="#0b1d3a",
+                                        header_background="#0b1d3a", sidebar_width=330, **kw)
+
+
+def error_page(path: Path, exc: BaseException) -> pn.template.BaseTemplate:
+    """A readable page for a missing or broken workspace."""
+    detail = str(exc) if isinstance(exc, WorkspaceError) else f"{type(exc).__name__}: {exc}"
+    text = f"""
+## The workspace cannot be opened
+
+**{path}**
+
+{detail}
+
+### How to get a workspace
+
+* the demo survey (simulated, ~3 min on 2 cores): `resx demo {path}`
+* your own GALFIT fits: `resx ingest CATALOG {path} --blocks BLOCKS`, then `resx prep {path}`,
+  `resx train {path} --model cnn --embed` and `resx train {path} --model cvae --embed`
+
+then reload this page, or serve another workspace with
+`panel serve app --args --workspace DIR` (or `RESX_WORKSPACE=DIR panel serve app`).
+"""
+    tmpl = template()
+    tmpl.main.append(pn.Column(pn.pane.Alert(text, alert_type="warning", css_classes=["resx-error"]),
+                               name="Workspace"))
+    return tmpl
+
+
+def build(path: Path) -> pn.template.BaseTemplate:
+    from app.views.agreement import agreement_panel
+    from app.views.export import ExportView, SelectByView
+    from app.views.gallery import GalleryView
+    from app.views.map import map_area
+    from app.views.runs import RunsView
+    from app.views.voting import VotingView
+
+    state = AppState(path)
+    user = pn.state.user
+    if user:  # basic auth or OAuth: votes are the logged-in user's
+        state.param.update(inspector=str(user), inspector_locked=True)
+
+    tmpl = template()
+    gallery = GalleryView(state, template=tmpl)
+    voting = VotingView(state, gallery)
+    runs = RunsView(state)
+    export = ExportView(state)
+    select_by = SelectByView(state)
+
+    # -- sidebar ---------------------------------------------------------------------------------
+    n_pc = max(state.n_pcs("cnn") if state.run_cnn else 2, state.n_pcs("cvae") if state.run_cvae else 2)
+    pcs = {f"PC{i}": i for i in range(1, n_pc + 1)}
+    inspector = pn.widgets.TextInput.from_param(state.param.inspector, name="inspector (your name)",
+                                                placeholder="enter your name once", disabled=state.inspector_locked)
+    sidebar = [
+        pn.pane.Markdown(f"**Workspace** `{state.ws.root}` · {state.n:,} galaxies"),
+        inspector,
+        pn.widgets.RadioButtonGroup.from_param(state.param.model, name="latent space", button_type="light",
+                                               options={"CNN": "cnn", "CvAE": "cvae"}),
+        pn.widgets.Checkbox.from_param(state.param.side_by_side, name="CNN and CvAE side by side"),
+        runs.run_select,
+        runs.make_active,
+        pn.Row(pn.widgets.Select.from_param(state.param.pc_x, options=pcs, name="x axis", width=140),
+               pn.widgets.Select.from_param(state.param.pc_y, options=pcs, name="y axis", width=140)),
+        pn.widgets.Select.from_param(state.param.color_by, options=list(COLOR_BY), name="colour by"),
+        pn.Row(pn.widgets.Checkbox.from_param(state.param.show_svc, name="SVC boundaries"),
+               pn.widgets.Checkbox.from_param(state.param.show_gmm, name="GMM ellipses")),
+        pn.pane.Markdown("**Filters** (none ticked = all)", margin=(10, 5, 0, 5)),
+        pn.widgets.MultiChoice.from_param(state.param.class_filter, name="catalog class"),
+        pn.widgets.MultiChoice.from_param(state.param.consensus_filter, name="consensus"),
+        pn.pane.Markdown("**Selection**", margin=(10, 5, 0, 5)),
+        select_by.panel(),
+    ]
+    tmpl.sidebar.extend(sidebar)
+
+    # -- main --------------------------------------------------------------------------------------
+    area = map_area(state)
+    tabs = pn.Tabs(
+        ("Gallery", pn.Column(voting.panel(), gallery.panel(), sizing_mode="stretch_width")),
+        ("Run & retrain", runs.panel()),
+        ("Agreement", agreement_panel(state)),
+        ("Export", export.panel()),
+        dynamic=False, sizing_mode="stretch_width",
+    )
+    tmpl.main.append(pn.Column(area, sizing_mode="stretch_width", name="Latent map"))
+    tmpl.main.append(pn.Column(tabs, sizing_mode="stretch_width", name="Inspect"))
+    tmpl.modal.append(gallery.detail)
+
+    def poll():
+        try:
+            state.poll()
+            runs.poll()
+        except Exception:
+            log.exception("periodic refresh failed")
+
+    pn.state.add_periodic_callback(poll, period=POLL_MS)
+    return tmpl
+
+
+def main() -> None:
+    path = workspace_from_args(sys.argv[1:])
+    try:
+        page = build(path)
+    except Exception as exc:  # noqa: BLE001 - every failure becomes a readable page
+        if not isinstance(exc, WorkspaceError):
+            log.error("cannot open %s:\n%s", path, traceback.format_exc())
+        page = error_page(path, exc)
+    page.servable()
+
+
+main()

@@ -1,0 +1,769 @@
+"""The dashboard's state: one ``param.Parameterized`` per browser session.
+
+Everything a view shows is a function of :class:`AppState`: the workspace, the active run of
+each model, the map's axes and colouring, the current selection (catalog row numbers), the
+inspector, and two counters (``votes_version``, ``runs_version``) that views depend on to
+redraw when the vote store or the list of runs changes. Views never talk to each other.
+
+The science lives in ``core``; this module only loads what ``core`` wrote and keeps it aligned
+by catalog row. The selection helpers at the top are plain functions so they can be tested
+without a server.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+import param
+from matplotlib.path import Path as MplPath
+
+from core.labels import CLASSES, FIT_QUALITY, SKIP, VOTE_LABELS
+from core.workspace import MODELS, Workspace, WorkspaceError
+
+log = logging.getLogger(__name__)
+
+#: What the map can be coloured by: label -> (column of :meth:`AppState.map_frame`, kind).
+COLOR_BY: dict[str, tuple[str, str]] = {
+    "catalog class": ("catalog_class", "categorical"),
+    "consensus": ("consensus", "categorical"),
+    "predicted class": ("predicted", "categorical"),
+    "GMM cluster": ("gmm", "categorical"),
+    "log SPF": ("log_spf", "continuous"),
+    "log Bumpiness": ("log_bumpiness", "continuous"),
+    "log RFF": ("log_rff", "continuous"),
+    "vote disagreement": ("disagreement", "continuous"),
+    "model confidence": ("confidence", "continuous"),
+}
+
+#: Gallery sort orders: label -> (column of the map frame, ascending).
+SORT_BY: dict[str, tuple[str, bool]] = {
+    "selection order": ("", True),
+    "SPF (high first)": ("spf", False),
+    "confidence (low first)": ("confidence", True),
+    "confidence (high first)": ("confidence", False),
+    "disagreement (high first)": ("disagreement", False),
+    "id": ("id", True),
+}
+
+UNDECIDED = "undecided"
+NO_LABEL = "—"
+PER_PAGE = 48
+
+#: Fixed colours, so a class looks the same on every map, legend and tile.
+CLASS_COLORS: dict[str, str] = {
+    "Clean": "#4477aa",
+    "General": "#66ccee",
+    "Core": "#228833",
+    "Asymmetric": "#ccbb44",
+    "Peculiar": "#ee6677",
+    FIT_QUALITY: "#aa3377",
+    SKIP: "#999999",
+    UNDECIDED: "#bbbbbb",
+    "hidden": "#e8e8e8",
+    NO_LABEL: "#dddddd",
+}
+_CLUSTER_COLORS = ["#332288", "#88ccee", "#44aa99", "#117733", "#999933", "#ddcc77", "#cc6677",
+                   "#882255", "#aa4499", "#dddddd", "#6699cc", "#997700", "#ee99aa", "#004488", "#bbbbbb"]
+
+
+def color_key(column: str, values: Iterable[str]) -> dict[str, str]:
+    """Colours for the categories of a categorical colour column."""
+    values = sorted(set(values), key=str)
+    if column == "gmm":
+        return {v: _CLUSTER_COLORS[i % len(_CLUSTER_COLORS)] for i, v in enumerate(values)}
+    return {v: CLASS_COLORS.get(v, "#444444") for v in values}
+
+
+# --------------------------------------------------------------------------------------------
+# Selection: plain functions on arrays
+# --------------------------------------------------------------------------------------------
+def points_in_polygon(x: np.ndarray, y: np.ndarray, xs: Sequence[float], ys: Sequence[float]) -> np.ndarray:
+    """Boolean mask of the points (x, y) inside the polygon (xs, ys).
+
+    Vectorised (``matplotlib.path.Path.contains_points`` after a bounding-box cut), so 10⁶
+    points take a fraction of a second; no subsampling. A polygon of fewer than three
+    vertices selects nothing.
+    """
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    xs = np.asarray(xs, dtype=float)
+    ys = np.asarray(ys, dtype=float)
+    mask = np.zeros(x.shape, dtype=bool)
+    if xs.size < 3 or xs.size != ys.size:
+        return mask
+    box = (x >= xs.min()) & (x <= xs.max()) & (y >= ys.min()) & (y <= ys.max())
+    idx = np.flatnonzero(box)
+    if idx.size:
+        path = MplPath(np.column_stack([xs, ys]))
+        mask[idx] = path.contains_points(np.column_stack([x[idx], y[idx]]))
+    return mask
+
+
+def points_in_bounds(x: np.ndarray, y: np.ndarray, bounds: Sequence[float]) -> np.ndarray:
+    """Boolean mask of the points inside ``bounds = (x0, y0, x1, y1)`` (edges included)."""
+    x0, y0, x1, y1 = bounds
+    x0, x1 = min(x0, x1), max(x0, x1)
+    y0, y1 = min(y0, y1), max(y0, y1)
+    return (x >= x0) & (x <= x1) & (y >= y0) & (y <= y1)
+
+
+def parse_id_list(text: str) -> list[str]:
+    """Galaxy ids pasted by a user: separated by commas, semicolons, spaces or new lines."""
+    return [t for t in re.split(r"[\s,;]+", text.strip()) if t]
+
+
+def sort_rows(rows: np.ndarray, frame: pd.DataFrame, by: str) -> np.ndarray:
+    """The selected catalog rows in the order of :data:`SORT_BY` ``by`` (NaN last)."""
+    column, ascending = SORT_BY[by]
+    rows = np.asarray(rows, dtype=int)
+    if not column or rows.size == 0:
+        return rows
+    values = frame[column].reindex(rows)
+    order = values.reset_index(drop=True).sort_values(ascending=ascending, na_position="last", kind="stable")
+    return rows[order.index.to_numpy()]
+
+
+def page_of(rows: np.ndarray, page: int, per_page: int = PER_PAGE) -> np.ndarray:
+    """Rows of page ``page`` (0-based; clipped to the last page)."""
+    n_pages = max(1, -(-len(rows) // per_page))
+    page = min(max(page, 0), n_pages - 1)
+    return np.asarray(rows)[page * per_page:(page + 1) * per_page]
+
+
+def n_pages(n: int, per_page: int = PER_PAGE) -> int:
+    return max(1, -(-n // per_page))
+
+
+# --------------------------------------------------------------------------------------------
+# Reading what core wrote
+# --------------------------------------------------------------------------------------------
+_EMBED_ALIASES = {
+    "svc_x": ("svc_x", "svc_grid_x", "grid_x"),
+    "svc_y": ("svc_y", "svc_grid_y", "grid_y"),
+    "svc_z": ("svc_z", "svc_grid_z", "grid_z", "svc"),
+}
+_EMBED_FIELDS = ("ids", "pcs", "explained_variance", "inertia", "elbow_k", "gmm_labels", "gmm_means",
+                 "gmm_covariances", "probabilities", "predicted", "svc_x", "svc_y", "svc_z", "model")
+
+
+def load_run_embedding(ws: Workspace, run_id: str) -> dict[str, Any]:
+    """The embedding of a run as a dict of arrays (keys of ``embedding.npz``).
+
+    Goes through ``core.embed.load_embedding``; only the fields the dashboard draws are kept
+    (the 512-d latents are not held in the server).
+    """
+    from core.embed import load_embedding
+
+    emb = load_embedding(ws, run_id)
+    out: dict[str, Any] = {}
+    for name in _EMBED_FIELDS:
+        for alias in _EMBED_ALIASES.get(name, (name,)):
+            value = emb.get(alias) if isinstance(emb, dict) else getattr(emb, alias, None)
+            if value is not None:
+                out[name] = value
+                break
+    if "ids" not in out or "pcs" not in out:
+        raise WorkspaceError(f"the embedding of run {run_id} has no ids or PCs")
+    out["ids"] = np.asarray(out["ids"]).astype(str)
+    out["pcs"] = np.asarray(out["pcs"], dtype=float)
+    return out
+
+
+@dataclass
+class RunRow:
+    """What the run selector shows about one run."""
+
+    id: str
+    model: str
+    status: str
+    created: str = ""
+    accuracy: float | None = None
+    init: str | None = None
+    error: str | None = None
+    info: dict = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        acc = f", acc {self.accuracy:.2f}" if isinstance(self.accuracy, (int, float)) else ""
+        return f"{self.id} ({self.status}{acc})"
+
+
+def list_run_rows(ws: Workspace) -> list[RunRow]:
+    """Every run of the workspace (``core.runs.list_runs``), oldest first."""
+    try:
+        from core.runs import list_runs
+
+        infos = list_runs(ws)
+    except ImportError:  # core.runs not installed yet: read the run.json files (same contract)
+        infos = []
+        for p in sorted(ws.runs_dir.glob("*/run.json")):
+            try:
+                infos.append(json.loads(p.read_text()))
+            except ValueError:
+                infos.append({"id": p.parent.name, "model": "?", "status": "corrupt"})
+        infos.sort(key=lambda d: str(d.get("created", "")))
+    rows = []
+    for info in infos:
+        get = (lambda k, d=None: info.get(k, d)) if isinstance(info, dict) else (lambda k, d=None: getattr(info, k, d))
+        rows.append(RunRow(id=str(get("id")), model=str(get("model")), status=str(get("status", "")),
+                           created=str(get("created", "") or ""), accuracy=get("accuracy"),
+                           init=get("init"), error=get("error"),
+                           info=dict(info) if isinstance(info, dict) else dict(getattr(info, "__dict__", {}))))
+    return rows
+
+
+def _log10(values: np.ndarray) -> np.ndarray:
+    v = np.asarray(values, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.log10(v)
+    out[~np.isfinite(out)] = np.nan
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Retrain in a subprocess
+# --------------------------------------------------------------------------------------------
+class RetrainJob:
+    """One ``python -m core train ... --embed`` subprocess and its run folder.
+
+    The server never trains: it starts the process, reads ``progress.json`` when polled, writes
+    ``STOP`` to cancel, and reads ``run.json`` when the process has ended.
+    """
+
+    def __init__(self, ws: Workspace, model: str, epochs: int, init: str | None, run_id: str | None = None,
+                 extra_args: Sequence[str] = ()):
+        self.ws = ws
+        self.model = model
+        self.epochs = int(epochs)
+        self.init = init
+        self.run_id = run_id or f"{model}-ui-{time.strftime('%Y%m%d-%H%M%S')}"
+        self.cmd = [sys.executable, "-m", "core", "train", str(ws.root), "--model", model,
+                    "--labels", "consensus", "--epochs", str(self.epochs), "--run-id", self.run_id, "--embed",
+                    *extra_args]
+        if init:
+            self.cmd += ["--init", init]
+        self.log_path = Path(tempfile.gettempdir()) / f"resx-retrain-{os.getpid()}-{self.run_id}.log"
+        self.proc: subprocess.Popen | None = None
+        self.started = 0.0
+
+    @property
+    def run_dir(self) -> Path:
+        return self.ws.runs_dir / self.run_id
+
+    def start(self) -> None:
+        env = dict(os.environ)
+        project = str(Path(__file__).resolve().parent.parent)
+        env["PYTHONPATH"] = project + os.pathsep + env.get("PYTHONPATH", "")
+        with open(self.log_path, "wb") as fh:
+            self.proc = subprocess.Popen(self.cmd, stdout=fh, stderr=subprocess.STDOUT, cwd=project, env=env,
+                                         start_new_session=True)
+        self.started = time.time()
+        log.info("retrain started: %s (log %s)", " ".join(self.cmd), self.log_path)
+
+    def cancel(self) -> None:
+        """Ask the trainer to stop (a ``STOP`` file in the run folder)."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "STOP").write_text("cancelled from the dashboard\n")
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def progress(self) -> dict[str, Any]:
+        """``progress.json`` of the run (empty dict before the first epoch)."""
+        try:
+            return json.loads((self.run_dir / "progress.json").read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def run_json(self) -> dict[str, Any]:
+        try:
+            return json.loads((self.run_dir / "run.json").read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def outcome(self) -> tuple[str, str]:
+        """(status, message) once the process has ended: done | failed | cancelled."""
+        info = self.run_json()
+        code = self.proc.returncode if self.proc else None
+        status = info.get("status") or ("done" if code == 0 else "failed")
+        if code not in (0, None) and status == "done":
+            status = "failed"
+        if status == "running":
+            status = "failed"
+        message = info.get("error") or ""
+        if status == "failed" and not message:
+            try:
+                tail = self.log_path.read_text(errors="replace").strip().splitlines()[-15:]
+            except OSError:
+                tail = []
+            message = "\n".join(tail) or f"the training process exited with status {code}"
+        return status, message
+
+
+# --------------------------------------------------------------------------------------------
+# The state
+# --------------------------------------------------------------------------------------------
+class AppState(param.Parameterized):
+    """All the dashboard's state for one session."""
+
+    workspace_path = param.String(default="", doc="folder of the open workspace")
+    model = param.Selector(default="cnn", objects=list(MODELS), doc="latent space shown (CNN or CvAE)")
+    side_by_side = param.Boolean(default=False, doc="show the CNN and CvAE maps side by side")
+    run_cnn = param.String(default=None, allow_None=True, doc="run shown for the CNN")
+    run_cvae = param.String(default=None, allow_None=True, doc="run shown for the CvAE")
+    pc_x = param.Integer(default=1, bounds=(1, None), doc="PC on the map's x axis (1-based)")
+    pc_y = param.Integer(default=2, bounds=(1, None), doc="PC on the map's y axis (1-based)")
+    color_by = param.Selector(default="catalog class", objects=list(COLOR_BY))
+    show_svc = param.Boolean(default=False, doc="overlay the SVC decision boundaries (PC1–PC2)")
+    show_gmm = param.Boolean(default=False, doc="overlay the GMM ellipses (PC1–PC2)")
+    class_filter = param.ListSelector(default=[], objects=[], doc="catalog classes shown (none = all)")
+    consensus_filter = param.ListSelector(default=[], objects=[], doc="consensus labels shown (none = all)")
+    selected = param.Array(default=np.empty(0, dtype=int), doc="selected catalog rows, in selection order")
+    selection_source = param.String(default="", doc="how the selection was made")
+    inspector = param.String(default="", doc="who votes in this session")
+    inspector_locked = param.Boolean(default=False, doc="the name comes from the login")
+    votes_version = param.Integer(default=0)
+    runs_version = param.Integer(default=0)
+    message = param.String(default="", doc="last message for the user")
+
+    def __init__(self, workspace: str | Path, **params):
+        super().__init__(workspace_path=str(workspace), **params)
+        self.ws = Workspace.open(workspace)  # WorkspaceError with a readable message
+        table = self.ws.read_catalog()
+        if len(table) == 0:
+            raise WorkspaceError(f"{self.ws.catalog_path} has no galaxies")
+        names = [c for c in table.colnames if table[c].ndim == 1]
+        cat = table[names].to_pandas()
+        for c in cat.columns:
+            if cat[c].dtype == object:
+                cat[c] = cat[c].map(lambda v: v.decode() if isinstance(v, bytes) else v)
+        cat["id"] = cat["id"].astype(str).str.strip()
+        if "catalog_class" not in cat:
+            cat["catalog_class"] = ""
+        cat["catalog_class"] = cat["catalog_class"].fillna("").astype(str).str.strip().replace("", NO_LABEL)
+        self.catalog = cat.reset_index(drop=True)
+        self.ids = self.catalog["id"].to_numpy()
+        self.row_of = pd.Index(self.ids)
+        if not self.row_of.is_unique:
+            raise WorkspaceError(f"{self.ws.catalog_path}: galaxy ids are not unique")
+        self.n = len(self.catalog)
+        self._metrics = {
+            "log_spf": _log10(self.catalog["spf"]) if "spf" in self.catalog else np.full(self.n, np.nan),
+            "log_bumpiness": _log10(self.catalog["bumpiness"]) if "bumpiness" in self.catalog else np.full(self.n, np.nan),
+            "log_rff": _log10(self.catalog["rff"]) if "rff" in self.catalog else np.full(self.n, np.nan),
+        }
+        self.vcfg = dict(self.ws.config.get("votes", {}) or {})
+        self.acfg = dict(self.ws.config.get("app", {}) or {})
+        self.blind = bool(self.acfg.get("blind", self.vcfg.get("blind", False)))
+        self.experts = set(self.acfg.get("experts", self.vcfg.get("experts", [])) or [])
+        self._store = None
+        self._emb_cache: dict[str, dict[str, Any]] = {}
+        self._frames: dict[tuple, pd.DataFrame] = {}
+        self.runs: list[RunRow] = []
+        self.job: RetrainJob | None = None
+        self._votes_sig: Any = None
+        self.consensus = pd.DataFrame()
+        self.votes = pd.DataFrame(columns=["id", "inspector", "label"])
+        self.param.class_filter.objects = sorted(self.catalog["catalog_class"].unique())
+        self.param.consensus_filter.objects = list(VOTE_LABELS) + [UNDECIDED, NO_LABEL]
+        self.refresh_runs(initial=True)
+        self.refresh_votes()
+
+    # -- runs -----------------------------------------------------------------------------------
+    def run_of(self, model: str) -> str | None:
+        return self.run_cnn if model == "cnn" else self.run_cvae
+
+    def set_run(self, model: str, run_id: str | None) -> None:
+        self.param.update(**{f"run_{model}": run_id})
+
+    def refresh_runs(self, initial: bool = False) -> None:
+        """Re-read the runs list; on start, pick each model's active run (or its newest done run)."""
+        try:
+            self.runs = list_run_rows(self.ws)
+        except Exception as exc:  # a half-written run folder must not take the page down
+            log.warning("cannot list runs: %s", exc)
+            self.runs = []
+        if initial:
+            active = self.ws.active_runs()
+            for m in MODELS:
+                run = active.get(m)
+                if not run or not any(r.id == run for r in self.runs):
+                    done = [r.id for r in self.runs if r.model == m and r.status == "done"]
+                    run = done[-1] if done else None
+                self.set_run(m, run)
+            if not self.run_cnn and self.run_cvae:
+                self.model = "cvae"
+        self.runs_version += 1
+
+    def runs_for(self, model: str) -> list[RunRow]:
+        return [r for r in self.runs if r.model == model]
+
+    def embedding(self, run_id: str | None) -> dict[str, Any] | None:
+        """The run's embedding (cached); None when there is no run or it has no embedding."""
+        if not run_id:
+            return None
+        if run_id not in self._emb_cache:
+            self._emb_cache[run_id] = load_run_embedding(self.ws, run_id)
+        return self._emb_cache[run_id]
+
+    def embedding_error(self, run_id: str | None) -> str:
+        """'' when the run's embedding loads, else a readable reason."""
+        if not run_id:
+            return "No run yet: train one with `resx train WORKSPACE --model cnn --embed`, or use Retrain."
+        try:
+            self.embedding(run_id)
+        except Exception as exc:
+            return f"Run {run_id} has no usable embedding ({exc}). Run `resx embed {self.ws.root} --run {run_id}`."
+        return ""
+
+    def n_pcs(self, model: str | None = None) -> int:
+        emb = self.embedding(self.run_of(model or self.model)) if not self.embedding_error(self.run_of(model or self.model)) else None
+        return int(emb["pcs"].shape[1]) if emb is not None else 2
+
+    # -- votes ----------------------------------------------------------------------------------
+    @property
+    def store(self):
+        if self._store is None:
+            from core.votes import open_store
+
+            self._store = open_store(self.ws)
+        return self._store
+
+    def _votes_signature(self) -> Any:
+        url = self.ws.votes_url
+        if url.startswith("sqlite:///"):
+            path = Path(url[len("sqlite:///"):])
+            sig = []
+            for p in (path, Path(str(path) + "-wal")):
+                try:
+                    st = p.stat()
+                    sig.append((st.st_mtime_ns, st.st_size))
+                except OSError:
+                    sig.append(None)
+            return tuple(sig)
+        return time.time()  # another database: re-read on every poll
+
+    def refresh_votes(self, force: bool = True) -> bool:
+        """Re-read consensus and votes when the store changed; True when something changed."""
+        sig = self._votes_signature()
+        if not force and sig == self._votes_sig:
+            return False
+        self._votes_sig = sig
+        try:
+            cons = self.store.consensus()
+            votes = self.store.current_votes()
+        except Exception as exc:
+            log.warning("cannot read the vote store: %s", exc)
+            self.message = f"Cannot read the vote store: {exc}"
+            return False
+        cons = cons.copy()
+        cons["id"] = cons["id"].astype(str)
+        self.consensus = cons.set_index("id")
+        self.votes = votes.copy()
+        if len(self.votes):
+            self.votes["id"] = self.votes["id"].astype(str)
+        self._frames.clear()
+        self.votes_version += 1
+        return True
+
+    def poll(self) -> None:
+        """Called every few seconds by the session: pick up other inspectors' votes and new runs."""
+        self.refresh_votes(force=False)
+
+    def can_vote(self) -> str:
+        """'' when votes may be cast, else why not."""
+        if not self.inspector.strip():
+            return "Enter your inspector name in the sidebar first."
+        return ""
+
+    @property
+    def is_expert(self) -> bool:
+        return self.inspector in self.experts
+
+    def vote(self, rows: Sequence[int], label: str, comment: str = "") -> int:
+        """Cast ``label`` for the galaxies at catalog ``rows`` in the inspector's name."""
+        why = self.can_vote()
+        if why:
+            raise PermissionError(why)
+        if label not in VOTE_LABELS:
+            raise ValueError(f"{label!r} is not a vote label ({', '.join(VOTE_LABELS)})")
+        rows = np.asarray(rows, dtype=int)
+        if rows.size == 0:
+            return 0
+        ids = [str(i) for i in self.ids[rows]]
+        self._ensure_inspector()
+        n = self.store.cast(ids, self.inspector, label, comment=comment, source="ui")
+        self.refresh_votes(force=True)
+        return int(n) if n is not None else len(ids)
+
+    def undo(self) -> Any:
+        self._ensure_inspector()
+        out = self.store.undo_last(self.inspector)
+        self.refresh_votes(force=True)
+        return out
+
+    _known_inspectors: set = set()
+
+    def _ensure_inspector(self) -> None:
+        """Register the inspector on first use (experts from config ``votes.experts``); never demote."""
+        key = (self.ws.votes_url, self.inspector)
+        if key in self._known_inspectors:
+            return
+        try:
+            known = self.store.inspectors()
+            row = known[known["name"] == self.inspector] if "name" in known else known.iloc[:0]
+            if len(row) == 0:
+                self.store.add_inspector(self.inspector, role="expert" if self.is_expert else "inspector")
+            elif self.is_expert and str(row["role"].iloc[0]) != "expert":
+                self.store.add_inspector(self.inspector, role="expert")
+        except Exception as exc:
+            log.warning("cannot register inspector %r: %s", self.inspector, exc)
+        self._known_inspectors.add(key)
+
+    def my_voted_rows(self) -> np.ndarray:
+        if not len(self.votes):
+            return np.empty(0, dtype=int)
+        mine = self.votes.loc[self.votes["inspector"] == self.inspector, "id"]
+        return self.row_of.get_indexer(mine.unique())
+
+    def consensus_columns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(consensus label, number of votes, disagreement) per catalog row.
+
+        Disagreement is 1 − (votes of the most voted label / votes); 0 with one or no vote.
+        In blind mode the label and disagreement are hidden for galaxies the inspector has not
+        voted on (experts see everything).
+        """
+        label = np.full(self.n, NO_LABEL, dtype=object)
+        nvotes = np.zeros(self.n, dtype=int)
+        disagree = np.full(self.n, np.nan)
+        cons = self.consensus
+        if len(cons):
+            rows = self.row_of.get_indexer(cons.index)
+            ok = rows >= 0
+            rows = rows[ok]
+            c = cons[ok]
+            lab_col = "consensus" if "consensus" in c else ("label" if "label" in c else None)
+            if lab_col:
+                label[rows] = c[lab_col].astype(str).to_numpy()
+            if "n_votes" in c:
+                nvotes[rows] = c["n_votes"].to_numpy(dtype=int)
+            counts = [lab for lab in VOTE_LABELS if lab in c and lab != SKIP]
+            if counts and "n_votes" in c:
+                m = c[counts].to_numpy(dtype=float).max(axis=1)
+                nv = c["n_votes"].to_numpy(dtype=float)
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    disagree[rows] = np.where(nv > 0, 1.0 - m / nv, np.nan)
+            label[nvotes == 0] = NO_LABEL
+        if self.blind and not self.is_expert:
+            hidden = np.ones(self.n, dtype=bool)
+            hidden[self.my_voted_rows()] = False
+            label[hidden & (nvotes > 0)] = "hidden"
+            disagree[hidden] = np.nan
+        return label, nvotes, disagree
+
+    # -- the map's table --------------------------------------------------------------------------
+    def map_frame(self, model: str | None = None) -> pd.DataFrame:
+        """One row per galaxy with an embedding in the model's run: x, y and every colour column.
+
+        The index is the catalog row. Columns: ``x``, ``y`` (the chosen PCs), ``id``,
+        ``catalog_class``, ``consensus``, ``n_votes``, ``disagreement``, ``predicted``,
+        ``confidence``, ``gmm``, ``spf``, ``log_spf``, ``log_bumpiness``, ``log_rff``.
+        Filters are applied.
+        """
+        model = model or self.model
+        run = self.run_of(model)
+        key = (model, run, self.pc_x, self.pc_y, tuple(self.class_filter), tuple(self.consensus_filter),
+               self.votes_version, self.inspector if self.blind else "")
+        if key in self._frames:
+            return self._frames[key]
+        emb = self.embedding(run)
+        rows = self.row_of.get_indexer(emb["ids"])
+        ok = rows >= 0
+        pcs = emb["pcs"][ok]
+        rows = rows[ok]
+        npc = pcs.shape[1]
+        px, py = min(self.pc_x, npc) - 1, min(self.pc_y, npc) - 1
+        label, nvotes, disagree = self.consensus_columns()
+        frame = pd.DataFrame({"x": pcs[:, px], "y": pcs[:, py]}, index=pd.Index(rows, name="row"))
+        frame["id"] = self.ids[rows]
+        frame["catalog_class"] = self.catalog["catalog_class"].to_numpy()[rows]
+        frame["consensus"] = label[rows]
+        frame["n_votes"] = nvotes[rows]
+        frame["disagreement"] = disagree[rows]
+        pred = emb.get("predicted")
+        if pred is not None:
+            pred = np.asarray(pred)[ok]
+            if np.issubdtype(pred.dtype, np.integer):
+                pred = np.asarray(CLASSES, dtype=object)[pred]
+            frame["predicted"] = pred.astype(str)
+        else:
+            frame["predicted"] = NO_LABEL
+        prob = emb.get("probabilities")
+        frame["confidence"] = np.asarray(prob)[ok].max(axis=1) if prob is not None else np.nan
+        gmm = emb.get("gmm_labels")
+        frame["gmm"] = (np.asarray(gmm)[ok].astype(int).astype(str) if gmm is not None else NO_LABEL)
+        frame["spf"] = self.catalog["spf"].to_numpy(dtype=float)[rows] if "spf" in self.catalog else np.nan
+        for k, v in self._metrics.items():
+            frame[k] = v[rows]
+        keep = np.ones(len(frame), dtype=bool)
+        if self.class_filter:
+            keep &= frame["catalog_class"].isin(self.class_filter).to_numpy()
+        if self.consensus_filter:
+            keep &= frame["consensus"].isin(self.consensus_filter).to_numpy()
+        if not keep.all():
+            frame = frame[keep]
+        if len(self._frames) > 8:
+            self._frames.clear()
+        self._frames[key] = frame
+        return frame
+
+    # -- selection -------------------------------------------------------------------------------
+    def _set_selection(self, rows: np.ndarray, source: str) -> np.ndarray:
+        rows = np.asarray(rows, dtype=int)
+        self.param.update(selected=rows, selection_source=source)
+        return rows
+
+    def select_polygon(self, xs: Sequence[float], ys: Sequence[float], model: str | None = None) -> np.ndarray:
+        """Select the (filtered) galaxies inside a lasso polygon drawn on ``model``'s map."""
+        frame = self.map_frame(model)
+        mask = points_in_polygon(frame["x"].to_numpy(), frame["y"].to_numpy(), xs, ys)
+        return self._set_selection(frame.index.to_numpy()[mask], f"lasso on the {(model or self.model).upper()} map")
+
+    def select_bounds(self, bounds: Sequence[float], model: str | None = None) -> np.ndarray:
+        frame = self.map_frame(model)
+        mask = points_in_bounds(frame["x"].to_numpy(), frame["y"].to_numpy(), bounds)
+        return self._set_selection(frame.index.to_numpy()[mask], f"box on the {(model or self.model).upper()} map")
+
+    def select_where(self, column: str, values: Sequence[str], model: str | None = None) -> np.ndarray:
+        """Select the galaxies whose map-frame ``column`` (e.g. gmm, catalog_class) is in ``values``."""
+        frame = self.map_frame(model)
+        mask = frame[column].astype(str).isin([str(v) for v in values]).to_numpy()
+        return self._set_selection(frame.index.to_numpy()[mask], f"{column} in {', '.join(map(str, values))}")
+
+    def select_ids(self, ids: Sequence[str]) -> tuple[np.ndarray, list[str]]:
+        """Select galaxies by id (any order); returns (rows, ids not in the workspace)."""
+        ids = [str(i) for i in ids]
+        rows = self.row_of.get_indexer(ids)
+        unknown = [i for i, r in zip(ids, rows) if r < 0]
+        rows = rows[rows >= 0]
+        _, first = np.unique(rows, return_index=True)
+        rows = rows[np.sort(first)]
+        return self._set_selection(rows, "id list"), unknown
+
+    def clear_selection(self) -> None:
+        self._set_selection(np.empty(0, dtype=int), "")
+
+    def selection_table(self, rows: np.ndarray | None = None) -> pd.DataFrame:
+        """ids + votes + metrics of the selection (what 'export selection' writes)."""
+        rows = self.selected if rows is None else np.asarray(rows, dtype=int)
+        cols = [c for c in ("id", "field", "ra", "dec", "z", "logmass", "hmag", "catalog_class", "fit_quality",
+                            "spf", "bumpiness", "rff", "sky_sigma") if c in self.catalog]
+        out = self.catalog.iloc[rows][cols].reset_index(drop=True)
+        label, nvotes, disagree = self.consensus_columns()
+        out["consensus"] = label[rows]
+        out["n_votes"] = nvotes[rows]
+        run = self.run_of(self.model)
+        if run and not self.embedding_error(run):
+            frame = self.map_frame()
+            sub = frame.reindex(rows)
+            out["predicted"] = sub["predicted"].to_numpy()
+            out["confidence"] = sub["confidence"].to_numpy()
+            out["gmm_cluster"] = sub["gmm"].to_numpy()
+        if len(self.votes):
+            v = self.votes[self.votes["id"].isin(set(out["id"]))]
+            if self.blind and not self.is_expert:
+                mine = set(v.loc[v["inspector"] == self.inspector, "id"])
+                v = v[v["id"].isin(mine)]
+            per = v.groupby("id").apply(lambda g: "; ".join(f"{a}:{b}" for a, b in zip(g["inspector"], g["label"])),
+                                        include_groups=False)
+            out["votes"] = out["id"].map(per).fillna("")
+        else:
+            out["votes"] = ""
+        return out
+
+    @property
+    def selections_dir(self) -> Path:
+        return self.ws.root / "selections"
+
+    def saved_selections(self) -> list[str]:
+        return sorted(p.stem for p in self.selections_dir.glob("*.txt")) if self.selections_dir.is_dir() else []
+
+    def save_selection(self, name: str) -> Path:
+        """Save the selected ids as ``selections/<name>.txt`` in the workspace (one id a line)."""
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", name.strip()).strip("._")
+        if not name:
+            raise ValueError("give the selection a name (letters, digits, _ . -)")
+        self.selections_dir.mkdir(exist_ok=True)
+        path = self.selections_dir / f"{name}.txt"
+        path.write_text("\n".join(self.ids[self.selected]) + "\n")
+        return path
+
+    def load_selection(self, name: str) -> tuple[np.ndarray, list[str]]:
+        path = self.selections_dir / f"{name}.txt"
+        return self.select_ids(parse_id_list(path.read_text()))
+
+    # -- retrain ----------------------------------------------------------------------------------
+    def start_retrain(self, model: str, epochs: int, finetune: bool, extra_args: Sequence[str] = ()) -> RetrainJob:
+        if self.job is not None and self.job.running:
+            raise RuntimeError(f"run {self.job.run_id} is still training")
+        init = self.run_of(model) if finetune else None
+        if finetune and not init:
+            raise ValueError(f"no {model.upper()} run to fine-tune from; train from scratch")
+        self.job = RetrainJob(self.ws, model, epochs, init, extra_args=extra_args)
+        self.job.start()
+        return self.job
+
+    def finish_retrain(self) -> tuple[str, str]:
+        """After the process ended: make a finished run active and refresh; else keep the active run."""
+        job = self.job
+        status, message = job.outcome()
+        self.refresh_runs()
+        if status == "done":
+            self._emb_cache.pop(job.run_id, None)
+            err = self.embedding_error(job.run_id)
+            if err:
+                return "failed", err
+            self.model = job.model
+            self.set_run(job.model, job.run_id)
+        return status, message
+
+    def predictions_changed(self, model: str | None = None) -> tuple[int, int, str] | None:
+        """(changed, compared, previous run): predictions of the shown run vs. its init / previous run."""
+        model = model or self.model
+        run = self.run_of(model)
+        if not run or model != "cnn":
+            return None
+        rows = self.runs_for(model)
+        this = next((r for r in rows if r.id == run), None)
+        prev = this.init if this and this.init else None
+        if not prev:
+            done = [r.id for r in rows if r.status == "done" and r.id != run]
+            ids = [r.id for r in rows]
+            older = [r for r in done if ids.index(r) < ids.index(run)] if run in ids else done
+            prev = older[-1] if older else None
+        if not prev:
+            return None
+        try:
+            a, b = self.embedding(run), self.embedding(prev)
+        except Exception:
+            return None
+        if a.get("predicted") is None or b.get("predicted") is None:
+            return None
+        pa = pd.Series(np.asarray(a["predicted"]), index=a["ids"])
+        pb = pd.Series(np.asarray(b["predicted"]), index=b["ids"])
+        common = pa.index.intersection(pb.index)
+        changed = int((pa.loc[common].to_numpy() != pb.loc[common].to_numpy()).sum())
+        return changed, len(common), prev

@@ -1,0 +1,158 @@
+"""Export: the consensus catalog (FITS / CSV) and the current selection; save/load named selections."""
+
+from __future__ import annotations
+
+import io
+import logging
+
+import numpy as np
+import pandas as pd
+import panel as pn
+from astropy.table import Table
+
+from app.state import AppState, parse_id_list
+
+log = logging.getLogger(__name__)
+
+
+def consensus_catalog(state: AppState) -> Table:
+    """The workspace catalog with the consensus, vote counts, votes, and the runs' predictions and clusters."""
+    rows = np.arange(state.n)
+    extra = state.selection_table(rows)
+    table = state.catalog.copy()
+    for c in extra.columns:
+        if c not in table:
+            table[c] = extra[c].to_numpy()
+    for model in ("cnn", "cvae"):
+        run = state.run_of(model)
+        if model == state.model or not run or state.embedding_error(run):
+            continue
+        frame = state.map_frame(model).reindex(rows)
+        table[f"{model}_gmm_cluster"] = frame["gmm"].fillna("").to_numpy()
+    out = Table.from_pandas(table.astype({c: str for c in table.columns if table[c].dtype == object}))
+    out.meta["WORKSPC"] = str(state.ws.root)
+    out.meta["RUN_CNN"] = state.run_cnn or ""
+    out.meta["RUN_CVAE"] = state.run_cvae or ""
+    return out
+
+
+def table_bytes(table: Table | pd.DataFrame, fmt: str) -> io.BytesIO:
+    """A table as FITS or CSV bytes (for ``pn.widgets.FileDownload``)."""
+    if isinstance(table, pd.DataFrame):
+        table = Table.from_pandas(table.astype({c: str for c in table.columns if table[c].dtype == object}))
+    buf = io.BytesIO()
+    if fmt == "fits":
+        table.write(buf, format="fits")
+    else:
+        s = io.StringIO()
+        table.write(s, format="ascii.csv")
+        buf.write(s.getvalue().encode())
+    buf.seek(0)
+    return buf
+
+
+class ExportView:
+    def __init__(self, state: AppState):
+        self.state = state
+        self.fmt = pn.widgets.RadioButtonGroup(name="format", options=["fits", "csv"], value="fits",
+                                               button_type="light", width=120)
+        self.catalog_dl = pn.widgets.FileDownload(callback=self._catalog, filename="consensus_catalog.fits",
+                                                  label="Download the consensus catalog", button_type="primary",
+                                                  sizing_mode="stretch_width")
+        self.sel_dl = pn.widgets.FileDownload(callback=self._selection, filename="selection.csv",
+                                              label="Download the selection (ids, votes, metrics)",
+                                              sizing_mode="stretch_width")
+        self.fmt.param.watch(self._fmt, "value")
+        self.name = pn.widgets.TextInput(name="save the selection as", placeholder="e.g. tidal-candidates")
+        self.save = pn.widgets.Button(name="Save selection", width=130)
+        self.save.on_click(lambda e: self._save())
+        self.saved = pn.widgets.Select(name="saved selections", options=state.saved_selections())
+        self.load = pn.widgets.Button(name="Load", width=80)
+        self.load.on_click(lambda e: self._load())
+        self.msg = pn.pane.Markdown("")
+
+    def _fmt(self, event) -> None:
+        self.catalog_dl.filename = f"consensus_catalog.{event.new}"
+        self.sel_dl.filename = f"selection.{event.new}"
+
+    def _catalog(self) -> io.BytesIO:
+        return table_bytes(consensus_catalog(self.state), self.fmt.value)
+
+    def _selection(self) -> io.BytesIO:
+        return table_bytes(self.state.selection_table(), self.fmt.value)
+
+    def _save(self) -> None:
+        try:
+            if len(self.state.selected) == 0:
+                raise ValueError("nothing is selected")
+            path = self.state.save_selection(self.name.value)
+        except Exception as exc:
+            self.msg.object = f"⚠ {exc}"
+            return
+        self.saved.options = self.state.saved_selections()
+        self.saved.value = path.stem
+        self.msg.object = f"Saved {len(self.state.selected)} ids to `{path}`."
+
+    def _load(self) -> None:
+        if not self.saved.value:
+            return
+        rows, unknown = self.state.load_selection(self.saved.value)
+        self.msg.object = f"Loaded {len(rows)} galaxies" + (f"; {len(unknown)} unknown ids" if unknown else "") + "."
+
+    def panel(self) -> pn.viewable.Viewable:
+        return pn.Column(
+            pn.Row(pn.pane.Markdown("format", margin=(8, 5)), self.fmt),
+            self.catalog_dl, self.sel_dl,
+            pn.Row(self.name, self.save, align="end"),
+            pn.Row(self.saved, self.load, align="end"),
+            self.msg,
+            sizing_mode="stretch_width", name="Export",
+        )
+
+
+class SelectByView:
+    """Select by GMM cluster, class or a pasted id list (the map's lasso and box do the rest)."""
+
+    COLUMNS = {"GMM cluster": "gmm", "catalog class": "catalog_class", "consensus": "consensus",
+               "predicted class": "predicted"}
+
+    def __init__(self, state: AppState):
+        self.state = state
+        self.column = pn.widgets.Select(name="select by", options=list(self.COLUMNS), width=140)
+        self.values = pn.widgets.MultiChoice(name="values", options=[], sizing_mode="stretch_width")
+        self.go = pn.widgets.Button(name="Select", width=80)
+        self.ids = pn.widgets.TextAreaInput(name="or paste ids", placeholder="one id per line, or comma-separated",
+                                            height=70, sizing_mode="stretch_width")
+        self.go_ids = pn.widgets.Button(name="Select ids", width=100)
+        self.clear = pn.widgets.Button(name="Clear selection", width=130)
+        self.msg = pn.pane.Markdown("")
+        self.column.param.watch(lambda e: self._options(), "value")
+        state.param.watch(lambda e: self._options(), ["run_cnn", "run_cvae", "model", "votes_version"])
+        self.go.on_click(lambda e: self._select())
+        self.go_ids.on_click(lambda e: self._select_ids())
+        self.clear.on_click(lambda e: state.clear_selection())
+        self._options()
+
+    def _options(self) -> None:
+        st = self.state
+        if st.embedding_error(st.run_of(st.model)):
+            self.values.options = []
+            return
+        col = self.COLUMNS[self.column.value]
+        vals = sorted(map(str, st.map_frame()[col].unique()), key=lambda v: (len(v), v))
+        self.values.options = vals
+        self.values.value = [v for v in self.values.value if v in vals]
+
+    def _select(self) -> None:
+        rows = self.state.select_where(self.COLUMNS[self.column.value], self.values.value)
+        self.msg.object = f"{len(rows)} selected."
+
+    def _select_ids(self) -> None:
+        rows, unknown = self.state.select_ids(parse_id_list(self.ids.value))
+        self.msg.object = f"{len(rows)} selected." + (f" Unknown ids: {', '.join(unknown[:10])}"
+                                                      f"{'…' if len(unknown) > 10 else ''}" if unknown else "")
+
+    def panel(self) -> pn.viewable.Viewable:
+        return pn.Column(pn.Row(self.column, self.values, self.go, align="end"),
+                         pn.Row(self.ids, self.go_ids, align="end"), pn.Row(self.clear, self.msg),
+                         sizing_mode="stretch_width", name="Select")

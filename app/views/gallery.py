@@ -1,0 +1,448 @@
+"""The stamp gallery: the selected galaxies' residual stamps, paged and sortable, with voting keys.
+
+Stamps are drawn server-side as small PNGs (a residual stretch from ``astropy.visualization``:
+symmetric limits around zero, a diverging colour map, linear / asinh / zscale, invert, and a
+per-stamp or shared scale) and shown by one light JavaScript component (:class:`GalleryGrid`),
+which also reports clicks, ticks and the keyboard shortcuts (1–5, f, s, arrows).
+"""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+import io
+import logging
+from typing import Any, Sequence
+
+import matplotlib
+import numpy as np
+import pandas as pd
+import panel as pn
+import param
+from astropy.visualization import AsinhStretch, ZScaleInterval
+from panel.custom import JSComponent
+from PIL import Image
+
+from app.state import (CLASS_COLORS, NO_LABEL, PER_PAGE, SORT_BY, AppState, n_pages, page_of, sort_rows)
+from core.labels import CLASSES, FIT_QUALITY, SKIP
+
+log = logging.getLogger(__name__)
+
+STRETCHES = ("linear", "asinh", "zscale")
+#: keyboard key -> vote label
+KEYS = {str(i + 1): c for i, c in enumerate(CLASSES)} | {"f": FIT_QUALITY, "s": SKIP}
+RESIDUAL_KINDS = ("residual", "object_only")
+ALL_KINDS = ("original", "model", "residual", "object_only", "goi_mask")
+
+
+# --------------------------------------------------------------------------------------------
+# Stretch and PNG encoding
+# --------------------------------------------------------------------------------------------
+def residual_limit(images: np.ndarray, method: str) -> float:
+    """Symmetric display limit L (the stamps are shown on [-L, L]).
+
+    ``zscale``: the larger magnitude of the IRAF zscale limits; otherwise the 99.5th
+    percentile of |pixel|. Non-finite pixels are ignored; 1.0 when nothing is finite.
+    """
+    data = np.asarray(images, dtype=float)
+    data = data[np.isfinite(data)]
+    if data.size == 0:
+        return 1.0
+    if method == "zscale":
+        lo, hi = ZScaleInterval().get_limits(data)
+        lim = max(abs(lo), abs(hi))
+    else:
+        lim = float(np.percentile(np.abs(data), 99.5))
+    return lim if lim > 0 else (float(np.abs(data).max()) or 1.0)
+
+
+def stretch_residual(image: np.ndarray, limit: float, method: str) -> np.ndarray:
+    """Map a residual to [0, 1] with 0.5 at zero flux, symmetric about zero.
+
+    linear and zscale: u = clip(x / L, -1, 1); asinh: sign(u) · AsinhStretch(a=0.1)(|u|).
+    """
+    u = np.clip(np.nan_to_num(np.asarray(image, dtype=float) / limit), -1.0, 1.0)
+    if method == "asinh":
+        u = np.sign(u) * AsinhStretch(a=0.1)(np.abs(u), clip=True)
+    return 0.5 * (u + 1.0)
+
+
+def stretch_positive(image: np.ndarray) -> np.ndarray:
+    """An input or model image to [0, 1]: zscale-like low end, asinh stretch."""
+    data = np.nan_to_num(np.asarray(image, dtype=float))
+    lo = float(np.percentile(data, 1.0))
+    hi = float(np.percentile(data, 99.8))
+    if hi <= lo:
+        hi = lo + 1.0
+    u = np.clip((data - lo) / (hi - lo), 0, 1)
+    return AsinhStretch(a=0.1)(u, clip=True)
+
+
+def to_png_uri(unit: np.ndarray, cmap: str) -> str:
+    """A [0, 1] image as a PNG data URI (row 0 at the bottom, as astronomers expect)."""
+    rgba = matplotlib.colormaps[cmap](unit[::-1], bytes=True)
+    buf = io.BytesIO()
+    Image.fromarray(rgba[..., :3]).save(buf, format="PNG", optimize=False, compress_level=1)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def render_stamps(stamps: dict[str, np.ndarray], method: str = "asinh", shared: bool = False,
+                  invert: bool = False) -> dict[str, list[str]]:
+    """PNG data URIs for each kind of stamp (kind -> one URI per galaxy)."""
+    div = "RdBu" if invert else "RdBu_r"
+    out: dict[str, list[str]] = {}
+    for kind, imgs in stamps.items():
+        if kind in RESIDUAL_KINDS:
+            shared_lim = residual_limit(imgs, method) if shared else None
+            out[kind] = [to_png_uri(stretch_residual(im, shared_lim or residual_limit(im, method), method), div)
+                         for im in imgs]
+        elif kind == "goi_mask":
+            out[kind] = [to_png_uri(np.asarray(im, dtype=float) > 0, "gray_r" if invert else "gray") for im in imgs]
+        else:
+            out[kind] = [to_png_uri(stretch_positive(im), "gray_r" if invert else "gray") for im in imgs]
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# The JavaScript tile grid
+# --------------------------------------------------------------------------------------------
+class GalleryGrid(JSComponent):
+    """Tiles of stamps; reports clicks ('open'), ticks (``ticked``), focus and voting keys."""
+
+    tiles = param.List(default=[], doc="[{row, id, imgs: [uri], lines: [str], color}]")
+    ticked = param.List(default=[], doc="catalog rows whose tick box is on")
+    focus = param.Integer(default=0, doc="index of the focused tile on the page")
+    tile_px = param.Integer(default=104)
+
+    _stylesheets = [(Path(__file__).resolve().parents[2] / "assets" / "gallery.css").read_text()]
+
+    _esm = """
+    export function render({ model, el }) {
+      const grid = document.createElement('div');
+      grid.className = 'resx-grid';
+      function draw() {
+        grid.innerHTML = '';
+        const ticked = new Set(model.ticked);
+        if (!model.tiles.length) {
+          const p = document.createElement('div');
+          p.className = 'resx-empty';
+          p.textContent = 'Nothing selected: draw a lasso or a box on the map, or select by cluster, class or id.';
+          grid.appendChild(p);
+          return;
+        }
+        model.tiles.forEach((t, i) => {
+          const tile = document.createElement('div');
+          tile.className = 'resx-tile' + (i === model.focus ? ' focus' : '') + (ticked.has(t.row) ? ' ticked' : '');
+          tile.dataset.row = t.row;
+          tile.dataset.id = t.id;
+          tile.style.borderColor = t.color;
+          const imgs = document.createElement('div');
+          imgs.className = 'resx-imgs';
+          for (const src of t.imgs) {
+            const im = document.createElement('img');
+            im.src = src;
+            im.style.width = model.tile_px + 'px';
+            im.style.height = model.tile_px + 'px';
+            imgs.appendChild(im);
+          }
+          imgs.title = 'click for every stamp, the metrics and the votes';
+          imgs.addEventListener('click', () => {
+            model.focus = i;
+            model.send_msg({type: 'open', row: t.row});
+          });
+          tile.appendChild(imgs);
+          const head = document.createElement('label');
+          head.className = 'resx-head';
+          const cb = document.createElement('input');
+          cb.type = 'checkbox';
+          cb.checked = ticked.has(t.row);
+          cb.addEventListener('change', () => {
+            const s = new Set(model.ticked);
+            if (cb.checked) { s.add(t.row); } else { s.delete(t.row); }
+            model.ticked = Array.from(s);
+          });
+          head.appendChild(cb);
+          const name = document.createElement('span');
+          name.className = 'resx-id';
+          name.textContent = t.id;
+          head.appendChild(name);
+          tile.appendChild(head);
+          for (const line of t.lines) {
+            const d = document.createElement('div');
+            d.className = 'resx-line';
+            d.textContent = line;
+            tile.appendChild(d);
+          }
+          grid.appendChild(tile);
+        });
+      }
+      function columns() {
+        const tiles = grid.querySelectorAll('.resx-tile');
+        if (tiles.length < 2) return 1;
+        const top = tiles[0].offsetTop;
+        let n = 0;
+        for (const t of tiles) { if (t.offsetTop !== top) break; n++; }
+        return Math.max(n, 1);
+      }
+      draw();
+      model.on(['tiles', 'ticked', 'focus', 'tile_px'], draw);
+      const keys = new Set(['1', '2', '3', '4', '5', 'f', 's']);
+      const onkey = (e) => {
+        if (!model.tiles.length || e.ctrlKey || e.metaKey || e.altKey) return;
+        const tgt = e.composedPath()[0];
+        if (tgt && (tgt.isContentEditable || ['TEXTAREA', 'SELECT'].includes(tgt.tagName) ||
+            (tgt.tagName === 'INPUT' && tgt.type !== 'checkbox'))) return;
+        const n = model.tiles.length;
+        let f = model.focus;
+        if (e.key === 'ArrowRight') f = Math.min(f + 1, n - 1);
+        else if (e.key === 'ArrowLeft') f = Math.max(f - 1, 0);
+        else if (e.key === 'ArrowDown') f = Math.min(f + columns(), n - 1);
+        else if (e.key === 'ArrowUp') f = Math.max(f - columns(), 0);
+        else if (keys.has(e.key.toLowerCase())) {
+          e.preventDefault();
+          model.send_msg({type: 'key', key: e.key.toLowerCase(), row: model.tiles[Math.min(f, n - 1)].row});
+          return;
+        } else return;
+        e.preventDefault();
+        model.focus = f;
+      };
+      document.addEventListener('keydown', onkey);
+      model.on('remove', () => document.removeEventListener('keydown', onkey));
+      return grid;
+    }
+    """
+
+    def __init__(self, on_open=None, on_key=None, **params):
+        super().__init__(**params)
+        self._on_open = on_open
+        self._on_key = on_key
+
+    def _handle_msg(self, msg: Any) -> None:
+        if not isinstance(msg, dict):
+            return
+        if msg.get("type") == "open" and self._on_open:
+            self._on_open(int(msg["row"]))
+        elif msg.get("type") == "key" and self._on_key:
+            self._on_key(str(msg["key"]), int(msg["row"]))
+
+
+# --------------------------------------------------------------------------------------------
+# The view
+# --------------------------------------------------------------------------------------------
+class GalleryView(param.Parameterized):
+    """The gallery of the current selection, with its controls and the detail view."""
+
+    sort_by = param.Selector(default="selection order", objects=list(SORT_BY))
+    stretch = param.Selector(default="asinh", objects=list(STRETCHES))
+    invert = param.Boolean(default=False)
+    shared_scale = param.Boolean(default=False, doc="one display limit for every stamp on the page")
+    show_triplet = param.Boolean(default=False, doc="also show the GALFIT input and model")
+    show_mask = param.Boolean(default=False, doc="also show the GOI mask")
+    page = param.Integer(default=0, bounds=(0, None))
+
+    def __init__(self, state: AppState, template=None, **params):
+        super().__init__(**params)
+        self.state = state
+        self.template = template
+        self._order = np.empty(0, dtype=int)
+        self.page_rows = np.empty(0, dtype=int)
+        self.on_vote_key = None  # set by the voting view: (label, row) -> None
+        self.grid = GalleryGrid(on_open=self.open_detail, on_key=self._key, sizing_mode="stretch_width")
+        self.info = pn.pane.Markdown("", margin=(0, 10))
+        self.detail = pn.Column(sizing_mode="stretch_width")
+        self.prev = pn.widgets.Button(name="◀ previous", width=100)
+        self.next = pn.widgets.Button(name="next ▶", width=100)
+        self.prev.on_click(lambda e: self._turn(-1))
+        self.next.on_click(lambda e: self._turn(+1))
+        state.param.watch(self._on_selection, ["selected"])
+        state.param.watch(lambda e: self.refresh(), ["votes_version", "run_cnn", "run_cvae", "model", "inspector"])
+        self.param.watch(lambda e: self.refresh(), ["stretch", "invert", "shared_scale", "show_triplet",
+                                                    "show_mask", "page"])
+        self.param.watch(lambda e: self._reorder(), ["sort_by"])
+        self._reorder()
+
+    # -- selection -> pages -------------------------------------------------------------------
+    def _frame(self):
+        st = self.state
+        if st.embedding_error(st.run_of(st.model)):
+            return None
+        return st.map_frame()
+
+    def _on_selection(self, event=None) -> None:
+        self.grid.ticked = []
+        self._reorder()
+
+    def _reorder(self) -> None:
+        st = self.state
+        rows = st.selected
+        if SORT_BY[self.sort_by][0]:
+            table = pd.DataFrame({"id": st.ids}, index=np.arange(st.n))
+            table["spf"] = st.catalog["spf"].to_numpy(dtype=float) if "spf" in st.catalog else np.nan
+            table["disagreement"] = st.consensus_columns()[2]
+            frame = self._frame()
+            table["confidence"] = frame["confidence"].reindex(table.index) if frame is not None else np.nan
+            rows = sort_rows(rows, table, self.sort_by)
+        self._order = np.asarray(rows, dtype=int)
+        self.grid.focus = 0
+        if self.page != 0:
+            self.page = 0  # triggers refresh
+        else:
+            self.refresh()
+
+    def _turn(self, step: int) -> None:
+        self.page = int(min(max(self.page + step, 0), n_pages(len(self._order)) - 1))
+
+    @property
+    def kinds(self) -> list[str]:
+        kinds = ["residual", "object_only"]
+        if self.show_triplet:
+            kinds = ["original", "model"] + kinds
+        if self.show_mask:
+            kinds.append("goi_mask")
+        return kinds
+
+    def read_stamps(self, rows: np.ndarray, kinds: Sequence[str]) -> dict[str, np.ndarray]:
+        """Stamps of ``rows`` (any order) for each kind, read in increasing row order."""
+        rows = np.asarray(rows, dtype=int)
+        if rows.size == 0:
+            return {k: np.empty((0, 1, 1)) for k in kinds}
+        order = np.argsort(rows)
+        inv = np.empty_like(order)
+        inv[order] = np.arange(order.size)
+        store = self.state.ws.stamps()
+        return {k: np.asarray(store.read(k, rows[order]))[inv] for k in kinds}
+
+    def tile_lines(self, rows: np.ndarray) -> list[tuple[list[str], str]]:
+        st = self.state
+        label, nvotes, _ = st.consensus_columns()
+        frame = self._frame()
+        out = []
+        for r in rows:
+            cat = st.catalog["catalog_class"].iat[r]
+            lines = [f"catalog: {cat}"]
+            if frame is not None and r in frame.index:
+                pred, conf = frame.at[r, "predicted"], frame.at[r, "confidence"]
+                if pred != NO_LABEL:
+                    lines.append(f"predicted: {pred} ({conf:.2f})" if np.isfinite(conf) else f"predicted: {pred}")
+            cons = label[r]
+            lines.append(f"consensus: {cons} · {nvotes[r]} vote{'s' if nvotes[r] != 1 else ''}")
+            out.append((lines, CLASS_COLORS.get(cons, CLASS_COLORS.get(cat, "#dddddd"))))
+        return out
+
+    def refresh(self) -> None:
+        """Redraw the current page."""
+        n = len(self._order)
+        pages = n_pages(n)
+        page = min(self.page, pages - 1)
+        rows = page_of(self._order, page)
+        self.page_rows = rows
+        self.prev.disabled = page <= 0
+        self.next.disabled = page >= pages - 1
+        src = self.state.selection_source
+        self.info.object = (f"**{n}** selected{f' ({src})' if src else ''} · page {page + 1} / {pages}"
+                            if n else "No selection.")
+        if rows.size == 0:
+            self.grid.tiles = []
+            return
+        try:
+            stamps = self.read_stamps(rows, self.kinds)
+            uris = render_stamps(stamps, self.stretch, self.shared_scale, self.invert)
+        except Exception as exc:
+            log.exception("cannot read stamps")
+            self.info.object += f"\n\n⚠ cannot read the stamps: {exc}"
+            uris = {k: [""] * rows.size for k in self.kinds}
+        lines = self.tile_lines(rows)
+        tiles = []
+        for i, r in enumerate(rows):
+            tiles.append({"row": int(r), "id": str(self.state.ids[r]),
+                          "imgs": [uris[k][i] for k in self.kinds], "lines": lines[i][0], "color": lines[i][1]})
+        self.grid.focus = min(self.grid.focus, len(tiles) - 1)
+        self.grid.tiles = tiles
+
+    # -- keys and detail --------------------------------------------------------------------------
+    def _key(self, key: str, row: int) -> None:
+        label = KEYS.get(key)
+        if label and self.on_vote_key:
+            self.on_vote_key(label, row)
+            self.grid.focus = min(self.grid.focus + 1, max(len(self.grid.tiles) - 1, 0))
+
+    def ticked_rows(self) -> np.ndarray:
+        return np.asarray(self.grid.ticked, dtype=int)
+
+    def focused_row(self) -> int | None:
+        tiles = self.grid.tiles
+        if not tiles:
+            return None
+        return int(tiles[min(self.grid.focus, len(tiles) - 1)]["row"])
+
+    def detail_view(self, row: int) -> pn.viewable.Viewable:
+        """Every stamp, the metrics and every vote of one galaxy."""
+        st = self.state
+        gid = str(st.ids[row])
+        try:
+            stamps = self.read_stamps(np.array([row]), ALL_KINDS)
+            uris = render_stamps(stamps, self.stretch, self.shared_scale, self.invert)
+            imgs = pn.Row(*[pn.Column(pn.pane.Markdown(f"**{k.replace('_', '-')}**", margin=(0, 5)),
+                                      pn.pane.HTML(f'<img src="{uris[k][0]}" class="resx-big">', margin=0))
+                            for k in ALL_KINDS])
+        except Exception as exc:
+            imgs = pn.pane.Alert(f"Cannot read the stamps of {gid}: {exc}", alert_type="danger")
+        cat = st.catalog.iloc[row]
+        keys = [c for c in ("field", "ra", "dec", "z", "logmass", "hmag", "catalog_class", "fit_quality", "prep_status",
+                            "prep_message", "sky_sigma", "spf", "spf_pos", "spf_neg", "bumpiness", "rff", "gf_mag",
+                            "gf_re", "gf_n", "gf_ar", "gf_pa", "split") if c in cat.index]
+        metrics = "\n".join(f"| {k} | {_fmt(cat[k])} |" for k in keys)
+        frame = self._frame()
+        if frame is not None and row in frame.index:
+            fr = frame.loc[row]
+            metrics += f"\n| predicted ({st.model.upper()}) | {fr['predicted']} ({_fmt(fr['confidence'])}) |"
+            metrics += f"\n| GMM cluster | {fr['gmm']} |"
+        label, nvotes, _ = st.consensus_columns()
+        votes = st.votes[st.votes["id"] == gid] if len(st.votes) else st.votes
+        hidden = st.blind and not st.is_expert and not (len(votes) and (votes["inspector"] == st.inspector).any())
+        if hidden:
+            vote_md = f"{nvotes[row]} vote(s); blind mode: vote first to see them."
+        elif len(votes):
+            cols = [c for c in ("inspector", "label", "comment", "time", "timestamp", "source") if c in votes]
+            vote_md = "| " + " | ".join(cols) + " |\n|" + "---|" * len(cols) + "\n" + "\n".join(
+                "| " + " | ".join(_fmt(v) for v in rec) + " |" for rec in votes[cols].itertuples(index=False))
+        else:
+            vote_md = "No votes yet."
+        return pn.Column(
+            pn.pane.Markdown(f"## {gid}\nconsensus **{label[row]}** · {nvotes[row]} vote(s)"),
+            imgs,
+            pn.Row(pn.pane.Markdown("| metric | value |\n|---|---|\n" + metrics, width=380),
+                   pn.pane.Markdown("### Votes\n" + vote_md, width=420)),
+            css_classes=["resx-detail"],
+        )
+
+    def open_detail(self, row: int) -> None:
+        self.detail[:] = [self.detail_view(row)]
+        if self.template is not None and hasattr(self.template, "open_modal"):
+            self.template.open_modal()
+
+    # -- layout -------------------------------------------------------------------------------------
+    def controls(self) -> pn.viewable.Viewable:
+        w = pn.Param(self.param, parameters=["sort_by", "stretch", "invert", "shared_scale", "show_triplet",
+                                            "show_mask"],
+                     widgets={"sort_by": {"type": pn.widgets.Select, "width": 190},
+                              "stretch": {"type": pn.widgets.RadioButtonGroup, "width": 190}},
+                     show_name=False, default_layout=pn.Row, margin=0)
+        return w
+
+    def panel(self) -> pn.viewable.Viewable:
+        return pn.Column(
+            self.controls(),
+            pn.Row(self.prev, self.next, self.info, align="center"),
+            self.grid,
+            sizing_mode="stretch_width",
+            name="Gallery",
+        )
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, (bytes, np.bytes_)):
+        v = v.decode()
+    if isinstance(v, (float, np.floating)):
+        return "—" if not np.isfinite(v) else f"{v:.4g}"
+    return str(v).replace("|", "/")

@@ -1,0 +1,230 @@
+"""The latent map: PCs of the active run, coloured, with lasso and box selection.
+
+Large samples are rasterized by datashader; the selection is computed on the data from the
+lasso's polygon (``Lasso`` stream) or the box (``BoundsXY`` stream) by
+:func:`app.state.points_in_polygon`, never from drawn glyphs, so it is exact at 10⁶ points.
+(``Selection1D`` does not fire on rasterized plots, holoviews#6436.)
+"""
+
+from __future__ import annotations
+
+import logging
+
+import datashader as ds
+import holoviews as hv
+import numpy as np
+import pandas as pd
+import panel as pn
+from holoviews.operation.datashader import datashade, dynspread, rasterize
+
+from app.state import COLOR_BY, NO_LABEL, AppState, color_key
+
+log = logging.getLogger(__name__)
+
+#: Above this many points the map is rasterized (no per-point hover).
+RASTER_N = 20_000
+MAX_HIGHLIGHT = 20_000
+HOVER = [("id", "@id"), ("catalog", "@catalog_class"), ("consensus", "@consensus"),
+         ("predicted", "@predicted"), ("SPF", "@spf{0.000}")]
+SELECTED_COLOR = "#000000"
+
+
+def _continuous_cmap(column: str) -> str:
+    return "fire" if column == "disagreement" else "viridis"
+
+
+class MapView:
+    """The PC map of one model (``model=None`` follows ``state.model``)."""
+
+    def __init__(self, state: AppState, model: str | None = None, height: int = 520):
+        self.state = state
+        self.fixed_model = model
+        self.height = height
+        self.streams: list = []
+        deps = [state.param.model, state.param.run_cnn, state.param.run_cvae, state.param.pc_x, state.param.pc_y,
+                state.param.color_by, state.param.show_svc, state.param.show_gmm, state.param.class_filter,
+                state.param.consensus_filter, state.param.votes_version]
+        self.pane = pn.pane.HoloViews(pn.bind(self.plot, *deps), sizing_mode="stretch_width",
+                                      min_height=height, linked_axes=False)
+
+    @property
+    def model(self) -> str:
+        return self.fixed_model or self.state.model
+
+    # -- the plot ----------------------------------------------------------------------------------
+    def plot(self, *_):
+        st = self.state
+        model = self.model
+        err = st.embedding_error(st.run_of(model))
+        if err:
+            return hv.Text(0, 0, err).opts(height=self.height, responsive=True, xaxis=None, yaxis=None,
+                                           toolbar=None, text_font_size="11pt")
+        frame = st.map_frame(model)
+        column, kind = COLOR_BY[st.color_by]
+        xl, yl = f"PC{st.pc_x}", f"PC{st.pc_y}"
+        title = f"{model.upper()} · run {st.run_of(model)} · {len(frame):,} galaxies"
+        data = frame[["x", "y", "id", "catalog_class", "consensus", "predicted", "spf"]].copy()
+        data["color"] = frame[column]
+        data["row"] = frame.index.to_numpy()
+        vdims = ["color", "id", "catalog_class", "consensus", "predicted", "spf", "row"]
+        common = dict(responsive=True, height=self.height, xlabel=xl, ylabel=yl, title=title,
+                      tools=["lasso_select", "box_select"], active_tools=["lasso_select", "wheel_zoom"],
+                      show_grid=True)
+        legend = None
+        if kind == "categorical":
+            data["color"] = data["color"].astype(str)
+            key = color_key(column, data["color"].unique())
+        if len(frame) > RASTER_N:
+            if kind == "categorical":
+                data["color"] = data["color"].astype("category")
+                pts = hv.Points(data, ["x", "y"], vdims)
+                base = dynspread(datashade(pts, aggregator=ds.count_cat("color"), color_key=key,
+                                           min_alpha=80), threshold=0.6, max_px=3)
+                legend = hv.NdOverlay({k: hv.Points([(np.nan, np.nan)], label=str(k)).opts(color=c, size=8)
+                                       for k, c in key.items()})
+            else:
+                pts = hv.Points(data, ["x", "y"], vdims)
+                base = dynspread(rasterize(pts, aggregator=ds.mean("color")), threshold=0.6, max_px=3).opts(
+                    cmap=_continuous_cmap(column), colorbar=True, clabel=st.color_by, cnorm="linear")
+            base = base.opts(**common)
+        else:
+            pts = hv.Points(data, ["x", "y"], vdims)
+            if kind == "categorical":
+                base = pts.opts(color=hv.dim("color").categorize(key, default="#444444"), show_legend=False)
+                legend = hv.NdOverlay({k: hv.Points([(np.nan, np.nan)], label=str(k)).opts(color=c, size=8)
+                                       for k, c in key.items()})
+            else:
+                base = pts.opts(color="color", cmap=_continuous_cmap(column), colorbar=True, clabel=st.color_by)
+            base = base.opts(size=5 if len(frame) < 3000 else 3, alpha=0.8, hover_tooltips=HOVER,
+                             nonselection_alpha=0.8, selection_alpha=0.8, **common)
+        self._attach_streams(base, model)
+        layers = [base]
+        if st.show_svc and (st.pc_x, st.pc_y) == (1, 2):
+            layers += self.svc_overlay(model)
+        if st.show_gmm and (st.pc_x, st.pc_y) == (1, 2):
+            layers += self.gmm_overlay(model)
+        layers.append(self.highlight(model))
+        if legend is not None:
+            layers.append(legend)
+        overlay = hv.Overlay(layers).opts(legend_position="right", responsive=True, height=self.height)
+        return overlay
+
+    def _attach_streams(self, source, model: str) -> None:
+        st = self.state
+        lasso = hv.streams.Lasso(source=source)
+        box = hv.streams.BoundsXY(source=source)
+
+        def on_lasso(geometry=None, **_):
+            if geometry is not None and len(geometry) >= 3:
+                g = np.asarray(geometry, dtype=float)
+                st.select_polygon(g[:, 0], g[:, 1], model)
+
+        def on_box(bounds=None, **_):
+            if bounds is not None:
+                st.select_bounds(bounds, model)
+
+        lasso.add_subscriber(on_lasso)
+        box.add_subscriber(on_box)
+        self.streams = [lasso, box]
+
+    def highlight(self, model: str):
+        """The selected galaxies drawn on top (a DynamicMap following ``state.selected``)."""
+        st = self.state
+
+        def points(selected, pc_x, pc_y, run_cnn, run_cvae, class_filter, consensus_filter):
+            if st.embedding_error(st.run_of(model)):
+                return hv.Points([], ["x", "y"])
+            frame = st.map_frame(model)
+            rows = np.asarray(selected, dtype=int)
+            sub = frame.reindex(rows).dropna(subset=["x"]) if rows.size else frame.iloc[:0]
+            return hv.Points(sub[["x", "y"]], ["x", "y"])
+
+        dmap = hv.DynamicMap(pn.bind(points, st.param.selected, st.param.pc_x, st.param.pc_y, st.param.run_cnn,
+                                     st.param.run_cvae, st.param.class_filter, st.param.consensus_filter))
+        if st.n > MAX_HIGHLIGHT:
+            return dynspread(datashade(dmap, cmap=[SELECTED_COLOR], min_alpha=200), threshold=0.8, max_px=2)
+        return dmap.opts(color="none", line_color=SELECTED_COLOR, size=7, line_width=1.2, tools=[])
+
+    def svc_overlay(self, model: str) -> list:
+        emb = self.state.embedding(self.state.run_of(model))
+        if emb is None or emb.get("svc_z") is None:
+            return []
+        x, y, z = (np.asarray(emb[k], dtype=float) for k in ("svc_x", "svc_y", "svc_z"))
+        if x.ndim == 2:
+            x, y = x[0], y[:, 0]
+        img = hv.Image((x, y, z), ["x", "y"], "svc")
+        levels = np.unique(np.round(z[np.isfinite(z) & (z >= 0)]))
+        if levels.size < 2:
+            return []
+        lines = hv.operation.contours(img, levels=list((levels[:-1] + levels[1:]) / 2) if levels.size > 1 else [0.0],
+                                      filled=False)
+        return [lines.opts(color="#333333", line_width=1.5, line_dash="dashed", show_legend=False)]
+
+    def gmm_overlay(self, model: str) -> list:
+        emb = self.state.embedding(self.state.run_of(model))
+        if emb is None or emb.get("gmm_means") is None or emb.get("gmm_covariances") is None:
+            return []
+        out = []
+        for k, (mu, cov) in enumerate(zip(np.asarray(emb["gmm_means"]), np.asarray(emb["gmm_covariances"]))):
+            cov = np.asarray(cov, dtype=float)
+            if cov.ndim == 1:
+                cov = np.diag(cov[:2])
+            vals, vecs = np.linalg.eigh(cov[:2, :2])
+            angle = float(np.arctan2(vecs[1, 1], vecs[0, 1]))
+            w, h = 2 * 2 * np.sqrt(np.maximum(vals[::-1], 0))  # 2-sigma ellipse, major first
+            out.append(hv.Ellipse(float(mu[0]), float(mu[1]), (float(w), float(h)), orientation=angle).opts(
+                color="#222222", line_width=1.5))
+            out.append(hv.Text(float(mu[0]), float(mu[1]), str(k)).opts(text_font_size="10pt", text_color="#222222"))
+        return out
+
+    def panel(self):
+        return self.pane
+
+
+def elbow_plot(state: AppState, model: str | None = None, *_):
+    """k-means inertia against k with the chosen elbow, and the PCs' explained variance."""
+    model = model or state.model
+    err = state.embedding_error(state.run_of(model))
+    if err:
+        return pn.pane.Markdown("")
+    emb = state.embedding(state.run_of(model))
+    plots = []
+    inertia = emb.get("inertia")
+    if inertia is not None:
+        inertia = np.asarray(inertia, dtype=float)
+        ks = np.arange(1, inertia.size + 1)
+        curve = hv.Curve((ks, inertia), "k", "inertia").opts(line_width=2, tools=["hover"])
+        dots = hv.Scatter((ks, inertia), "k", "inertia").opts(size=5)
+        el = emb.get("elbow_k")
+        parts = curve * dots
+        if el is not None:
+            parts = parts * hv.VLine(float(el)).opts(color="#ee6677", line_dash="dashed")
+        plots.append(parts.opts(title=f"k-means elbow (k = {int(el) if el is not None else '?'})", height=220,
+                                responsive=True, toolbar=None))
+    ev = emb.get("explained_variance")
+    if ev is not None:
+        ev = np.asarray(ev, dtype=float)
+        bars = hv.Bars(pd.DataFrame({"PC": [f"PC{i + 1}" for i in range(ev.size)], "fraction": ev}), "PC",
+                       "fraction").opts(title="explained variance", height=200, responsive=True, toolbar=None,
+                                        color="#4477aa", tools=["hover"])
+        plots.append(bars)
+    if not plots:
+        return pn.pane.Markdown("")
+    return pn.Column(*[pn.pane.HoloViews(p, sizing_mode="stretch_width") for p in plots], sizing_mode="stretch_width")
+
+
+def map_area(state: AppState) -> pn.viewable.Viewable:
+    """One map (the model chosen in the sidebar) or the CNN and CvAE maps side by side."""
+    single = MapView(state)
+    pair = [MapView(state, "cnn", height=460), MapView(state, "cvae", height=460)]
+    side = pn.bind(lambda model, *a: elbow_plot(state, model), state.param.model, state.param.run_cnn,
+                   state.param.run_cvae)
+
+    def layout(side_by_side):
+        if side_by_side:
+            return pn.Row(pair[0].panel(), pair[1].panel(), sizing_mode="stretch_width")
+        return pn.Row(single.panel(), pn.Column(side, width=300), sizing_mode="stretch_width")
+
+    area = pn.panel(pn.bind(layout, state.param.side_by_side), sizing_mode="stretch_width")
+    area.map_views = [single, *pair]
+    return area

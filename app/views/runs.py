@@ -1,0 +1,197 @@
+"""Runs: the run selector, the run panel, and Retrain (a subprocess with live progress).
+
+Training never runs in the server: :class:`app.state.RetrainJob` starts
+``python -m core train WS --labels consensus ... --embed`` and this view polls its
+``progress.json``; cancel writes ``STOP`` in the run folder.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import holoviews as hv
+import numpy as np
+import pandas as pd
+import panel as pn
+
+from app.state import AppState
+from core.labels import CLASSES
+from core.workspace import MODELS
+
+log = logging.getLogger(__name__)
+
+
+class RunsView:
+    def __init__(self, state: AppState):
+        self.state = state
+        self.run_select = pn.widgets.Select(name="run", options={}, sizing_mode="stretch_width")
+        self.run_select.param.watch(self._on_select, "value")
+        self.make_active = pn.widgets.Checkbox(name="also make it the workspace's active run", value=False)
+        # retrain controls
+        self.r_model = pn.widgets.RadioButtonGroup(name="model", options=list(MODELS), value=state.model,
+                                                   button_type="light")
+        self.r_epochs = pn.widgets.IntInput(name="epochs", value=int(state.acfg.get("retrain_epochs", 10)),
+                                            start=1, end=1000, width=100)
+        self.r_mode = pn.widgets.RadioButtonGroup(name="start from", options=["fine-tune", "scratch"],
+                                                  value="fine-tune", button_type="light")
+        self.r_start = pn.widgets.Button(name="Retrain on the consensus labels", button_type="primary",
+                                         css_classes=["resx-retrain"])
+        self.r_cancel = pn.widgets.Button(name="Cancel", button_type="danger", disabled=True)
+        self.r_start.on_click(lambda e: self.start())
+        self.r_cancel.on_click(lambda e: self.cancel())
+        self.progress = pn.indicators.Progress(value=0, max=100, bar_color="primary", sizing_mode="stretch_width",
+                                               visible=False)
+        self.r_status = pn.pane.Markdown("", css_classes=["resx-retrain-status"], sizing_mode="stretch_width")
+        self.curves = pn.pane.HoloViews(None, sizing_mode="stretch_width", visible=False)
+        self.summary = pn.Column(sizing_mode="stretch_width")
+        state.param.watch(lambda e: self._sync_runs(), ["runs_version", "model", "run_cnn", "run_cvae"])
+        self._sync_runs()
+
+    # -- run selector and panel -----------------------------------------------------------------
+    def _sync_runs(self) -> None:
+        st = self.state
+        runs = st.runs_for(st.model)
+        self._syncing = True
+        try:
+            self.run_select.options = {r.label: r.id for r in reversed(runs)}
+            self.run_select.value = st.run_of(st.model)
+        finally:
+            self._syncing = False
+        self.summary[:] = [self.run_summary()]
+
+    def _on_select(self, event) -> None:
+        if getattr(self, "_syncing", False) or not event.new:
+            return
+        st = self.state
+        st.set_run(st.model, event.new)
+        if self.make_active.value:
+            st.ws.set_active_run(st.model, event.new)
+
+    def run_summary(self) -> pn.viewable.Viewable:
+        """Accuracy, the confusion matrix and the predictions changed for the shown run."""
+        st = self.state
+        run = st.run_of(st.model)
+        if not run:
+            return pn.pane.Markdown("No run yet.")
+        row = next((r for r in st.runs if r.id == run), None)
+        folder = st.ws.runs_dir / run
+        try:
+            ev = json.loads((folder / "evaluation.json").read_text())
+        except (OSError, ValueError):
+            ev = {}
+        lines = [f"**{run}** · {row.model.upper() if row else ''} · {row.status if row else ''}"]
+        info = row.info if row else {}
+        for key, name in (("labels", "labels"), ("init", "fine-tuned from"), ("epochs", "epochs"),
+                          ("created", "created")):
+            if info.get(key):
+                lines.append(f"{name}: {info[key]}")
+        acc = ev.get("test_accuracy", ev.get("accuracy", info.get("accuracy")))
+        if isinstance(acc, (int, float)):
+            lines.append(f"test accuracy: **{100 * acc:.1f} %**")
+        tacc = ev.get("train_accuracy")
+        if isinstance(tacc, (int, float)):
+            lines.append(f"training accuracy: {100 * tacc:.1f} %")
+        mse = ev.get("recon_mse", info.get("recon_mse"))
+        if isinstance(mse, (int, float)):
+            lines.append(f"reconstruction MSE: {mse:.4g}")
+        ch = st.predictions_changed(st.model)
+        if ch:
+            lines.append(f"predictions changed vs {ch[2]}: **{ch[0]}** of {ch[1]}")
+        parts: list = [pn.pane.Markdown("  \n".join(lines), sizing_mode="stretch_width")]
+        cm = ev.get("confusion_matrix", ev.get("confusion"))
+        if isinstance(cm, list) and cm and isinstance(cm[0], list):
+            labels = ev.get("classes", list(CLASSES))[: len(cm)]
+            df = pd.DataFrame(cm, index=[f"true {c}" for c in labels], columns=labels[: len(cm[0])])
+            parts.append(pn.pane.DataFrame(df, sizing_mode="stretch_width"))
+        for png in ("confusion.png", "reconstructions.png"):
+            if (folder / png).exists():
+                parts.append(pn.pane.PNG(str(folder / png), width=320))
+        return pn.Column(*parts, sizing_mode="stretch_width")
+
+    # -- retrain ------------------------------------------------------------------------------
+    def start(self, extra_args=()) -> None:
+        st = self.state
+        try:
+            job = st.start_retrain(self.r_model.value, self.r_epochs.value, self.r_mode.value == "fine-tune",
+                                   extra_args=extra_args)
+        except Exception as exc:
+            self.r_status.object = f"⚠ {exc}"
+            return
+        self.r_start.disabled = True
+        self.r_cancel.disabled = False
+        self.progress.visible = True
+        self.progress.value = -1  # indeterminate until the first epoch ends
+        self.curves.visible = False
+        self.r_status.object = f"Training **{job.run_id}** ({job.model}, {job.epochs} epochs, " \
+                               f"{'from ' + job.init if job.init else 'from scratch'}) in a separate process…"
+
+    def cancel(self) -> None:
+        if self.state.job is not None and self.state.job.running:
+            self.state.job.cancel()
+            self.r_status.object += "  \nCancelling (the trainer stops at the end of this step)…"
+            self.r_cancel.disabled = True
+
+    def poll(self) -> None:
+        """Called by the session's periodic callback."""
+        job = self.state.job
+        if job is None or job.proc is None or getattr(job, "_reported", False):
+            return
+        prog = job.progress()
+        if prog:
+            epoch, epochs = int(prog.get("epoch", 0)), int(prog.get("epochs", job.epochs) or job.epochs)
+            if epochs:
+                self.progress.value = int(round(100 * min(epoch, epochs) / epochs))
+            state = prog.get("state", "")
+            self.r_status.object = f"**{job.run_id}**: {state} · epoch {epoch} / {epochs}"
+            hist = prog.get("history") or {}
+            if hist:
+                self.curves.object = self.history_plot(hist)
+                self.curves.visible = True
+        if job.running:
+            return
+        job._reported = True
+        status, message = self.state.finish_retrain()
+        self.r_start.disabled = False
+        self.r_cancel.disabled = True
+        self.progress.visible = False
+        if status == "done":
+            self.r_status.object = f"✔ **{job.run_id}** finished; it is now the active {job.model.upper()} run."
+        elif status == "cancelled":
+            self.r_status.object = f"Run **{job.run_id}** was cancelled; the active run is unchanged."
+        else:
+            self.r_status.object = (f"✖ Run **{job.run_id}** failed; the active run is unchanged.\n\n"
+                                    f"```\n{message}\n```")
+
+    @staticmethod
+    def history_plot(history: dict) -> hv.Layout:
+        """Loss and accuracy curves (every metric in ``progress.json``'s history)."""
+        loss = {k: v for k, v in history.items() if "loss" in k or "mse" in k or "kl" in k}
+        acc = {k: v for k, v in history.items() if "acc" in k}
+        plots = []
+        for title, group in (("loss", loss), ("accuracy", acc)):
+            if not group:
+                continue
+            curves = [hv.Curve((np.arange(1, len(v) + 1), np.asarray(v, dtype=float)), "epoch", title, label=k)
+                      for k, v in group.items() if len(v)]
+            if curves:
+                plots.append(hv.Overlay(curves).opts(title=title, height=220, responsive=True, legend_position="right",
+                                                     toolbar=None))
+        return hv.Layout(plots).cols(2) if plots else hv.Layout([hv.Curve([])])
+
+    def panel(self) -> pn.viewable.Viewable:
+        return pn.Column(
+            pn.pane.Markdown("### Run"),
+            self.run_select,
+            self.make_active,
+            self.summary,
+            pn.layout.Divider(),
+            pn.pane.Markdown("### Retrain"),
+            pn.Row(self.r_model, self.r_epochs, self.r_mode, align="center"),
+            pn.Row(self.r_start, self.r_cancel),
+            self.progress,
+            self.r_status,
+            self.curves,
+            sizing_mode="stretch_width",
+            name="Runs",
+        )
