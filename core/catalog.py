@@ -174,9 +174,12 @@ def read_catalog(
         raise CatalogError(f"{path}: catalog file not found")
     fmt = _format(path)
     try:
-        table = Table.read(path, format=fmt)
+        # FITS: keep NaN and "" as values, not masked entries (astropy masks them by default).
+        kw = {"mask_invalid": False} if fmt == "fits" else {}
+        table = Table.read(path, format=fmt, **kw)
     except Exception as exc:
         raise CatalogError(f"{path}: cannot read as {fmt} ({type(exc).__name__}: {exc})") from exc
+    table.convert_bytestring_to_unicode()  # FITS strings arrive as bytes
 
     absent = {std: user for std, user in mapping.items() if user not in table.colnames}
     if absent:
@@ -363,6 +366,4 @@ def apply_cuts(table: Table, cuts: Mapping[str, Any] | None) -> tuple[Table, Cut
         })
         keep &= ok
     report.n_out = int(keep.sum())
-    kept = table[keep]
-    kept.meta["cuts"] = {k: v for k, v in cuts.items() if v is not None}
-    return kept, report
+    return table[keep], report
