@@ -196,10 +196,13 @@ class PSFConvolver:
         PSF image.
     shape : (ny, nx)
         Shape of the images to convolve.
+    normalize : bool
+        Normalise the PSF to unit sum (default). Pass ``False`` for a PSF already normalised and
+        then cropped (its sum is then below 1 by the light of the cropped wings).
     """
 
-    def __init__(self, psf: np.ndarray, shape: tuple[int, int]):
-        self.psf = _normalised_psf(psf)
+    def __init__(self, psf: np.ndarray, shape: tuple[int, int], normalize: bool = True):
+        self.psf = _normalised_psf(psf) if normalize else np.asarray(psf, dtype=np.float64)
         self.shape = (int(shape[0]), int(shape[1]))
         ky, kx = self.psf.shape
         ny, nx = self.shape
