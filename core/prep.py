@@ -261,8 +261,11 @@ def resample_sky(
     for b in range(int(block), 0, -1):
         if sky.shape[0] < b or sky.shape[1] < b:
             continue
-        full = np.lib.stride_tricks.sliding_window_view(sky, (b, b)).all(axis=(-2, -1))
-        cy, cx = np.nonzero(full)
+        # integral image: number of sky pixels in every b x b window, keyed by its top-left pixel
+        s = np.zeros((sky.shape[0] + 1, sky.shape[1] + 1), np.int32)
+        np.cumsum(np.cumsum(sky, axis=0, dtype=np.int32), axis=1, out=s[1:, 1:])
+        count = s[b:, b:] - s[:-b, b:] - s[b:, :-b] + s[:-b, :-b]
+        cy, cx = np.nonzero(count == b * b)
         if cy.size:
             break
     else:
