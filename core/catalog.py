@@ -157,7 +157,8 @@ def read_catalog(
         All columns of the file; the recognised ones under their standard names. ``id`` is
         converted to str (ids are strings). Missing numeric values (blank CSV cells, masked
         entries) become NaN in float columns; a masked ``photflag`` becomes -1 (so it fails the
-        PhotFlag cut). ``meta["source"]`` is the path.
+        PhotFlag cut). ``meta["source"]`` is the path, ``meta["renamed"]`` the renames made
+        (``{standard: the file's name}``).
 
     Raises
     ------
@@ -197,6 +198,7 @@ def read_catalog(
     if olds:
         table.rename_columns(olds, news)
         log.info("%s: columns renamed %s", path, dict(zip(olds, news)))
+    table.meta["renamed"] = dict(zip(news, olds))  # {standard: the file's name}
 
     missing = [c for c in required if c not in table.colnames]
     if missing:

@@ -239,7 +239,10 @@ def ingest(
     gf, status, messages = _read_headers(kept, paths, base, progress)
 
     out = kept.copy(copy_data=True)
+    renamed = table.meta.get("renamed", {})
     out.meta.clear()
+    if renamed.get("catalog_class") == "true_class":
+        out["true_class"] = out["catalog_class"]  # a simulation's truth stays under its own name
     n = len(out)
     for name in ("field",):
         if name not in out.colnames:
@@ -371,6 +374,9 @@ def run_ingest(args: argparse.Namespace) -> int:
     if rep.unknown_classes:
         print(f"unknown class labels left blank: {rep.unknown_classes}")
     print(f"workspace {ws.root}: config.toml and catalog.fits written ({rep.cuts.n_out} galaxies)")
+    if rep.cuts.n_out == 0:
+        print("warning: no galaxy passed the cuts; check the column mapping (--columns) and the cuts "
+              "(--config)", file=sys.stderr)
     if rep.votes_file:
         print(f"votes found; import them with:\n  resx votes import {ws.root} {rep.votes_file} --source simulated")
     print(f"next: resx prep {ws.root}")

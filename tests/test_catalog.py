@@ -86,6 +86,8 @@ def test_read_catalog_formats_and_mapping(tmp_path, ext):
     assert list(out["id"]) == ["101", "102", "103"] and out["id"].dtype.kind == "U"
     np.testing.assert_allclose(out["hmag"], [22.0, 23.0, 24.0])
     assert out.meta["source"] == str(path)
+    assert out.meta["renamed"] == {"id": "ID", "z": "zbest", "logmass": "M_med", "hmag": "H_F160W",
+                                   "photflag": "PhotFlag"}
     kept, rep = apply_cuts(out, DEFAULT_CONFIG["cuts"])
     assert list(kept["id"]) == ["101"]
 

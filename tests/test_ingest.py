@@ -73,6 +73,7 @@ def test_ingest_simulate_folder(simfolder, tmp_path):
     np.testing.assert_allclose(t["gf_chi2nu"], [1.0, 1.1, 1.6, 1.7])
     assert list(t["gf_flags"]) == ["", "RE,N", "", ""]
     assert list(t["catalog_class"]) == ["Clean", "Core", "FitQuality", "Asymmetric"]
+    assert list(t["true_class"]) == list(t["catalog_class"])
     assert list(t["fit_quality"]) == [False, False, True, False]
     assert set(t["prep_status"]) == {"pending"}
     assert all(str(simfolder.resolve()) in b and b.endswith(".fits") for b in t["block"])
@@ -120,7 +121,7 @@ def test_ingest_catalog_file_with_blocks_dir_and_mapping(simfolder, tmp_path):
     assert ws.ingest_report.unknown_classes == {"Merger": 1}
     assert set(out["prep_status"]) == {"pending"}
     assert out["block"][2].endswith("blocks/s5.fits")
-    assert "VOTES" not in out.meta
+    assert "VOTES" not in out.meta and "true_class" not in out.colnames
     assert ws.config["catalog"]["columns"]["hmag"] == "H_F160W"
     assert ws.ingest_report.cuts.disabled == ["z_max", "photflag"]
 
