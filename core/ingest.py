@@ -315,9 +315,7 @@ def read_workspace_catalog(ws: Workspace) -> Table:
 
     (``Table.read`` of a FITS table masks NaN floats and empty strings by default.)
     """
-    table = Table.read(ws.catalog_path, format="fits", mask_invalid=False)
-    table.convert_bytestring_to_unicode()
-    return table
+    return ws.read_catalog()
 
 
 def write_catalog(ws: Workspace, out: str | Path) -> Table:

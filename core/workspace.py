@@ -135,13 +135,19 @@ class Workspace:
 
     # -- catalog --------------------------------------------------------------------------
     def read_catalog(self) -> Table:
-        """The workspace catalog (one row per galaxy, in stamp order)."""
+        """The workspace catalog (one row per galaxy, in stamp order).
+
+        NaN and empty strings are kept as values, not masked (``Table.read`` of a FITS table
+        masks them by default), and string columns are ``str``.
+        """
         if not self.catalog_path.exists():
             raise WorkspaceError(f"{self.catalog_path} is missing: run `resx ingest` first.")
         try:
-            return Table.read(self.catalog_path)
+            table = Table.read(self.catalog_path, format="fits", mask_invalid=False)
         except Exception as exc:
             raise WorkspaceError(f"{self.catalog_path} is corrupt: {exc}") from exc
+        table.convert_bytestring_to_unicode()
+        return table
 
     def write_catalog(self, table: Table) -> None:
         """Write the catalog atomically (temporary file + rename), so readers never see half a file."""

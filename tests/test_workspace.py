@@ -40,3 +40,11 @@ def test_catalog_and_active_runs(tmp_path):
     assert Workspace.open(tmp_path / "ws").active_run("cnn") == "run1"
     with pytest.raises(WorkspaceError, match="already a workspace"):
         Workspace.create(tmp_path / "ws")
+
+
+def test_catalog_keeps_nan_and_empty_strings_unmasked(tmp_path):
+    ws = Workspace.create(tmp_path / "ws")
+    ws.write_catalog(Table({"id": ["a", "b"], "msg": ["", "bad"], "spf": np.array([np.nan, 1.0])}))
+    t = ws.read_catalog()
+    assert not t.has_masked_values
+    assert t["msg"][0] == "" and np.isnan(t["spf"][0])
