@@ -293,6 +293,8 @@ def fit_sersic(
     mask_grow: int = 2,
     box_factor: float = 2.0,
     max_nfev: int = 200,
+    exptime: float = 1.0,
+    gain: float | None = None,
 ) -> SersicFit:
     """Fit one PSF-convolved Sérsic profile plus a flat sky, neighbours masked.
 
@@ -325,6 +327,13 @@ def fit_sersic(
         20 px and 4 initial Rₑ), clipped to the image.
     max_nfev : int
         Limit on model evaluations; reaching it means "not converged".
+    exptime : float
+        As GALFIT, magnitudes refer to ``flux / exptime``: ``mag = zeropoint - 2.5 log10(flux /
+        exptime)`` (default 1: images in count rates).
+    gain : float, optional
+        Electrons per image unit. When given and ``sigma`` is not, the noise map includes the
+        galaxy's Poisson noise, ``sqrt(rms² + max(image - sky, 0) / gain)``, as GALFIT's own
+        sigma image does; default: sky rms only.
 
     Returns
     -------
@@ -347,6 +356,9 @@ def fit_sersic(
     """
     t0 = time.perf_counter()
     GalfitParameter = _galfit_parameter()
+    if not exptime > 0:
+        raise SersicFitError(f"exptime must be positive, got {exptime}")
+    zeropoint = zeropoint + 2.5 * math.log10(exptime)
     image = np.asarray(image, dtype=np.float64)
     if image.ndim != 2:
         raise SersicFitError(f"image must be 2-D, got shape {image.shape}")
@@ -410,7 +422,10 @@ def fit_sersic(
     guess["SKY"] = sky0
     guess.update({k: float(v) for k, v in init.items()})
     if sigma_map is None:
-        sigma_map = np.full(image.shape, rms)
+        if gain is not None and gain > 0:
+            sigma_map = np.sqrt(rms**2 + np.clip(data - guess["SKY"], 0.0, None) / gain)
+        else:
+            sigma_map = np.full(image.shape, rms)
 
     # The fitted box.
     box = _fit_box(guess["XC"] - 1.0, guess["YC"] - 1.0, goi, guess, image.shape, psf.shape,
@@ -596,8 +611,11 @@ def fit_to_block(
 
     fit = fit_sersic(image, psf, **kwargs)
     zeropoint = kwargs.get("zeropoint", 25.9463)
+    header = {}
+    if kwargs.get("exptime", 1.0) != 1.0:
+        header["EXPTIME"] = (float(kwargs["exptime"]), "magnitudes refer to flux / EXPTIME")
     data = np.where(np.isfinite(image), image, 0.0)
-    header = {
+    header.update({
         "FITTER": ("resx fit", "single Sersic + sky, scipy least_squares"),
         "NFEV": (fit.nfev, "model evaluations"),
         "CONVERGE": (fit.converged, "optimiser converged"),
@@ -605,7 +623,7 @@ def fit_to_block(
         "NMASKED": (int(fit.mask.sum()), "pixels excluded (bad, neighbours)"),
         "FITBOX": ("[{}:{},{}:{}]".format(fit.box[2] + 1, fit.box[3], fit.box[0] + 1, fit.box[1]),
                    "region fitted (1-based)"),
-    }
+    })
     header.update(dict(extra_header or {}))
     write_block(out_path, data, fit.model, data - fit.model, params=fit.params,
                 zeropoint=zeropoint, extra_header=header, chi2nu=fit.chi2nu,
@@ -616,13 +634,14 @@ def fit_to_block(
 # -- command line ---------------------------------------------------------------------------------
 
 
-def _read_image(path: str | Path) -> np.ndarray:
-    """The first 2-D image HDU of a FITS file, as native float64."""
+def _read_image(path: str | Path, with_header: bool = False):
+    """The first 2-D image HDU of a FITS file, as native float64 (and its header)."""
     try:
         with fits.open(path) as hdul:
             for hdu in hdul:
                 if hdu.data is not None and np.ndim(hdu.data) == 2:
-                    return np.asarray(hdu.data, dtype=np.float64)
+                    data = np.asarray(hdu.data, dtype=np.float64)
+                    return (data, hdu.header) if with_header else data
     except (OSError, ValueError) as exc:
         raise SersicFitError(f"{path}: cannot read FITS file ({exc})") from exc
     raise SersicFitError(f"{path}: no 2-D image HDU")
@@ -651,7 +670,9 @@ def _per_image(option: str | None, n: int, what: str) -> list[str | None]:
 def run_fit(args) -> int:
     """``resx fit IMAGE [IMAGE ...] --psf PSF --out DIR``: one GALFIT-format block per image.
 
-    Writes ``DIR/<name>_block.fits`` per image and ``DIR/fit_summary.ecsv`` (one row per image:
+    As GALFIT does, the image header's ``EXPTIME`` (magnitudes refer to flux / EXPTIME) and
+    ``GAIN`` × ``NCOMBINE`` (Poisson noise in the sigma map when no ``--sigma`` is given) are used
+    when present. Writes ``DIR/<name>_block.fits`` per image and ``DIR/fit_summary.ecsv`` (one row per image:
     status, message, parameters). A failed image is reported and recorded; the batch goes on.
     Returns 1 if any image failed, else 0.
     """
@@ -676,7 +697,11 @@ def run_fit(args) -> int:
         block = out / f"{_base_name(path)}_block.fits"
         row = {"image": str(path), "block": str(block), "status": "ok", "message": ""}
         try:
-            image = _read_image(path)
+            image, header = _read_image(path, with_header=True)
+            # As GALFIT: magnitudes per EXPTIME, Poisson noise from GAIN (when no sigma map).
+            exptime = float(header.get("EXPTIME", 1.0) or 1.0)
+            gain = header.get("GAIN")
+            gain = float(gain) * float(header.get("NCOMBINE", 1) or 1) if gain else None
             sigma = _read_image(sig_path) if sig_path else None
             mask = _read_image(mask_path) != 0 if mask_path else None
             for what, arr in (("sigma", sigma), ("mask", mask)):
@@ -684,6 +709,7 @@ def run_fit(args) -> int:
                     raise SersicFitError(f"{what} map shape {arr.shape} differs from the image's "
                                          f"{image.shape}")
             fit = fit_to_block(image, psf, block, sigma=sigma, mask=mask, zeropoint=zeropoint,
+                               exptime=exptime, gain=gain,
                                input_name=Path(path).name,
                                extra_header={"DATAIN": Path(path).name,
                                              "PSF": Path(args.psf).name})
