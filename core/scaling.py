@@ -25,7 +25,7 @@ METHODS = ("maxabs", "standard", "robust", "minmax", "power", "quantile")
 PER = ("stamp", "sample")
 
 
-def _sk_scaler(method: str):
+def _sk_scaler(method: str, n: int = 256):
     from sklearn import preprocessing as pp
 
     return {
@@ -34,7 +34,7 @@ def _sk_scaler(method: str):
         "robust": lambda: pp.RobustScaler(),
         "minmax": lambda: pp.MinMaxScaler(feature_range=(-1, 1)),
         "power": lambda: pp.PowerTransformer(method="yeo-johnson"),
-        "quantile": lambda: pp.QuantileTransformer(n_quantiles=256, output_distribution="uniform"),
+        "quantile": lambda: pp.QuantileTransformer(n_quantiles=max(2, min(256, n)), output_distribution="uniform"),
     }[method]()
 
 
@@ -84,7 +84,7 @@ class StampScaler(TransformerMixin, BaseEstimator):
         self.scaler_ = None
         if self.per == "sample":
             if self.method != "maxabs":
-                self.scaler_ = _sk_scaler(self.method).fit(x.reshape(-1, 1))
+                self.scaler_ = _sk_scaler(self.method, x.size).fit(x.reshape(-1, 1))
                 x = self.scaler_.transform(x.reshape(-1, 1))
             self.max_abs_ = float(_maxabs(x, axis=None).ravel()[0])
         return self
@@ -102,7 +102,7 @@ class StampScaler(TransformerMixin, BaseEstimator):
         else:
             flat = x.reshape(shape[0], -1)
             if self.method != "maxabs":
-                flat = np.stack([_sk_scaler(self.method).fit_transform(s.reshape(-1, 1)).ravel() for s in flat])
+                flat = np.stack([_sk_scaler(self.method, s.size).fit_transform(s.reshape(-1, 1)).ravel() for s in flat])
             out = (flat / _maxabs(flat, axis=1)).reshape(shape)
         return np.clip(out, -1.0, 1.0).astype(np.float32)
 
