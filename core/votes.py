@@ -143,10 +143,14 @@ def _migrate_1(conn: sa.Connection) -> None:
 
 def _migrate_2(conn: sa.Connection) -> None:
     # Current votes: latest per (galaxy, inspector); undo: last action per inspector.
-    sa.Index("ix_votes_galaxy_inspector", votes_table.c.galaxy_id, votes_table.c.inspector_id,
-             votes_table.c.id).create(conn)
-    sa.Index("ix_votes_action", votes_table.c.action_id).create(conn)
-    sa.Index("ix_actions_inspector", actions.c.inspector_id, actions.c.id).create(conn)
+    # Plain DDL (not sa.Index objects, which would attach to the tables and be created by
+    # migration 1 from then on).
+    for ddl in (
+        "CREATE INDEX ix_votes_galaxy_inspector ON votes (galaxy_id, inspector_id, id)",
+        "CREATE INDEX ix_votes_action ON votes (action_id)",
+        "CREATE INDEX ix_actions_inspector ON actions (inspector_id, id)",
+    ):
+        conn.exec_driver_sql(ddl)
 
 
 #: Ordered schema migrations: (version, description, function applied in one transaction).
@@ -241,6 +245,15 @@ def migrate(engine: sa.Engine, target: int | None = None) -> int:
             if missing:
                 conn.execute(labels_table.insert(), [{"name": lab} for lab in missing])
     return current
+
+
+def _insert_ignore(conn: sa.Connection, table: sa.Table, key: str):
+    """``INSERT ... ON CONFLICT (key) DO NOTHING`` for the connection's database."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table).on_conflict_do_nothing(index_elements=[key])
 
 
 @contextmanager
@@ -365,11 +378,10 @@ class VoteStore:
         if role not in ROLES:
             raise VoteStoreError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
         with self._write() as conn:
+            conn.execute(_insert_ignore(conn, inspectors, "name").values(name=name, role=role, created_at=_now()))
             row = conn.execute(sa.select(inspectors.c.id, inspectors.c.role)
                                .where(inspectors.c.name == name)).first()
-            if row is None:
-                conn.execute(inspectors.insert().values(name=name, role=role, created_at=_now()))
-            elif row.role != role:
+            if row.role != role:
                 log.info("inspector %r: role %s -> %s", name, row.role, role)
                 conn.execute(inspectors.update().where(inspectors.c.id == row.id).values(role=role))
 
@@ -398,9 +410,12 @@ class VoteStore:
         with self._write() as conn:
             known = self._known(conn, ids)
             new = [g for g in ids if g not in known]
-            if new:
-                conn.execute(galaxies.insert(), [{"id": g} for g in new])
-        return len(new)
+            if new:  # another writer may be adding the same ids right now
+                result = conn.execute(_insert_ignore(conn, galaxies, "id"), [{"id": g} for g in new])
+                n_new = result.rowcount if result.rowcount >= 0 else len(new)
+            else:
+                n_new = 0
+        return n_new
 
     def galaxy_ids(self) -> np.ndarray:
         """Every registered galaxy id, in registration order (the catalog's order)."""
@@ -665,12 +680,13 @@ class VoteStore:
             if problems:
                 problems.sort(key=lambda p: int(p.split(":")[0].split()[1]))
                 raise VoteImportError(name, problems)
-            existing = dict(conn.execute(sa.select(inspectors.c.name, inspectors.c.id)).all())
             names = list(dict.fromkeys(r[1] for r in rows))
-            new = [n for n in names if n not in existing]
+            before = set(conn.execute(sa.select(inspectors.c.name)).scalars())
+            new = [n for n in names if n not in before]
             for n in new:
-                existing[n] = conn.execute(inspectors.insert().values(
-                    name=n, role="inspector", created_at=_now())).inserted_primary_key[0]
+                conn.execute(_insert_ignore(conn, inspectors, "name").values(
+                    name=n, role="inspector", created_at=_now()))
+            existing = dict(conn.execute(sa.select(inspectors.c.name, inspectors.c.id)).all())
             for n in names:
                 mine = [r for r in rows if r[1] == n]
                 self._insert_action(conn, existing[n], [r[0] for r in mine], [r[2] for r in mine],
@@ -707,15 +723,11 @@ def open_store(workspace_or_url: Any, config: dict[str, Any] | None = None) -> V
     -------
     VoteStore
     """
+    if isinstance(workspace_or_url, (str, sa.URL)) and "://" in str(workspace_or_url):
+        return VoteStore(make_engine(workspace_or_url), config)
     from core.workspace import Workspace, WorkspaceError
 
-    workspace = None
-    if isinstance(workspace_or_url, Workspace):
-        workspace = workspace_or_url
-    elif isinstance(workspace_or_url, (str, Path)) and "://" not in str(workspace_or_url):
-        workspace = Workspace.open(workspace_or_url)
-    if workspace is None:
-        return VoteStore(make_engine(str(workspace_or_url)), config)
+    workspace = workspace_or_url if isinstance(workspace_or_url, Workspace) else Workspace.open(workspace_or_url)
     store = VoteStore(make_engine(workspace.votes_url), {**workspace.config.get("votes", {}), **(config or {})})
     try:
         ids = workspace.read_catalog()["id"]
@@ -726,3 +738,92 @@ def open_store(workspace_or_url: Any, config: dict[str, Any] | None = None) -> V
         if n_new:
             log.info("vote store: registered %d galaxies from %s", n_new, workspace.catalog_path)
     return store
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line: resx votes import | export | stats
+# ---------------------------------------------------------------------------------------------
+def _open_for_cli(workspace: str) -> tuple[Any, VoteStore]:
+    from core.workspace import Workspace
+
+    ws = Workspace.open(workspace)
+    return ws, open_store(ws)
+
+
+def _cli_errors(function: Callable[[Any], int]) -> Callable[[Any], int]:
+    """Turn the errors a user can cause into a readable message and exit status 1."""
+    import functools
+
+    @functools.wraps(function)
+    def wrapper(args) -> int:
+        from core.vote_files import VoteFileError
+        from core.workspace import WorkspaceError
+
+        try:
+            return function(args)
+        except (VoteStoreError, VoteFileError, WorkspaceError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        except sa.exc.OperationalError as exc:
+            print(f"error: the vote database cannot be used: {exc.orig}", file=sys.stderr)
+            return 1
+
+    return wrapper
+
+
+@_cli_errors
+def run_import(args) -> int:
+    """``resx votes import WORKSPACE FILE [--source import|simulated]``."""
+    from core.vote_files import read_vote_file
+
+    table = read_vote_file(args.file)
+    _, store = _open_for_cli(args.workspace)
+    with store:
+        report = store.import_votes(table, source=args.source, name=str(args.file))
+    new = f" ({len(report.new_inspectors)} newly registered: {', '.join(report.new_inspectors)})" \
+        if report.new_inspectors else ""
+    print(f"imported {report.n_votes} votes by {len(report.inspectors)} inspector(s){new} "
+          f"from {args.file} into {args.workspace}")
+    return 0
+
+
+@_cli_errors
+def run_export(args) -> int:
+    """``resx votes export WORKSPACE --out FILE``."""
+    from core.vote_files import consensus_catalog, write_table
+    from core.workspace import WorkspaceError
+
+    ws, store = _open_for_cli(args.workspace)
+    with store:
+        consensus = store.consensus()
+    try:
+        catalog = ws.read_catalog()
+    except WorkspaceError as exc:
+        log.warning("exporting the consensus without catalog columns: %s", exc)
+        catalog = None
+    table = consensus_catalog(consensus, catalog)
+    write_table(table, args.out)
+    decided = int((table["consensus"] != UNDECIDED).sum())
+    print(f"wrote {len(table)} galaxies to {args.out}: {decided} with a consensus "
+          f"({int(table['expert'].sum())} expert-validated), {len(table) - decided} undecided")
+    return 0
+
+
+@_cli_errors
+def run_stats(args) -> int:
+    """``resx votes stats WORKSPACE``."""
+    _, store = _open_for_cli(args.workspace)
+    with store:
+        votes = store.current_votes()
+        consensus = store.consensus()
+        agreement = compute_agreement(votes, consensus)
+        n_inspectors = len(store.inspectors())
+    rule = f"{store.config['min_votes']} votes, {float(store.config['fraction']):.3g} majority"
+    print(f"{len(votes)} current votes by {n_inspectors} inspector(s) on {int((consensus['n_votes'] > 0).sum())} "
+          f"of {len(consensus)} galaxies (consensus rule: >= {rule})")
+    counts = consensus["label"].value_counts()
+    print("Consensus: " + ", ".join(f"{lab} {int(counts.get(lab, 0))}"
+                                     for lab in [*VOTE_LABELS[:-1], UNDECIDED]))
+    print()
+    print(agreement.to_text())
+    return 0
