@@ -34,13 +34,14 @@ DEFAULT_CONFIG: dict[str, Any] = {
         "goi_search_radius": 3.0,  # px: nearest segment when the centroid pixel is unsegmented
         "sky_block": 5,  # px: side of the resampled sky blocks
         "cutout": 50,  # px: side of the square cutout centred on the GALFIT centroid
-        "seed": 0,
+        "seed": 0,  # sky resampling; each galaxy uses (seed, crc32(id))
         "chunk": 256,  # galaxies per stored chunk (and per Dask task)
+        "rff_absolute": False,  # RFF sums R as paper eq. 3; True: |R| as Hoyos et al. (2012)
     },
     # Input scaling (paper §3.1).
     "scaling": {
         "method": "maxabs",  # maxabs | standard | robust | minmax | power | quantile
-        "per": "stamp",  # stamp | sample
+        "per": "stamp",  # stamp | sample (per stamp: see core.scaling for why)
     },
     # Train/test split and augmentation (paper §3.2).
     "split": {"test_fraction": 0.2, "seed": 42},
