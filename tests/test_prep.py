@@ -257,3 +257,12 @@ def test_resx_prep_report(bad_ws, capsys):
     assert "G0000" not in out
     assert main(["prep", str(bad_ws.root / "nope")]) == 1
     assert "No workspace" in capsys.readouterr().err
+
+
+def test_real_galfit_block(shared_data):
+    """The GALFIT example block (ACS F606W, GOODS-S): prepared, metrics finite."""
+    r = prep.prep_block(shared_data / "galfit_goodss_f606w" / "imgblock.fits", None, None, seed=0)
+    assert r.status in ("ok", "flagged"), r.message
+    assert r.goi.sum() > 100 and r.stamps["goi_mask"][25, 25] == 1
+    assert all(np.isfinite(v) for v in r.metrics.values())
+    assert r.metrics["sky_sigma"] > 0 and r.metrics["spf"] > 0
