@@ -29,7 +29,7 @@ log = logging.getLogger("app")
 ASSETS = ROOT / "assets"
 POLL_MS = 2000
 
-pn.extension("filedownload", notifications=True, raw_css=[(ASSETS / "resx.css").read_text()])
+pn.extension(notifications=True, raw_css=[(ASSETS / "resx.css").read_text()])
 hv.extension("bokeh")
 
 
@@ -97,24 +97,24 @@ def build(path: Path) -> pn.template.BaseTemplate:
     # -- sidebar ---------------------------------------------------------------------------------
     n_pc = max(state.n_pcs("cnn") if state.run_cnn else 2, state.n_pcs("cvae") if state.run_cvae else 2)
     pcs = {f"PC{i}": i for i in range(1, n_pc + 1)}
-    inspector = pn.widgets.TextInput.from_param(state.param.inspector, name="inspector (your name)",
+    inspector = pn.widgets.TextInput.from_param(state.param.inspector, label="inspector (your name)",
                                                 placeholder="enter your name once", disabled=state.inspector_locked)
     sidebar = [
         pn.pane.Markdown(f"**Workspace** `{state.ws.root}` · {state.n:,} galaxies"),
         inspector,
-        pn.widgets.RadioButtonGroup.from_param(state.param.model, name="latent space", button_type="light",
+        pn.widgets.RadioButtonGroup.from_param(state.param.model, label="latent space", color="light",
                                                options={"CNN": "cnn", "CvAE": "cvae"}),
-        pn.widgets.Checkbox.from_param(state.param.side_by_side, name="CNN and CvAE side by side"),
+        pn.widgets.Checkbox.from_param(state.param.side_by_side, label="CNN and CvAE side by side"),
         runs.run_select,
         runs.make_active,
-        pn.Row(pn.widgets.Select.from_param(state.param.pc_x, options=pcs, name="x axis", width=140),
-               pn.widgets.Select.from_param(state.param.pc_y, options=pcs, name="y axis", width=140)),
-        pn.widgets.Select.from_param(state.param.color_by, options=list(COLOR_BY), name="colour by"),
-        pn.Row(pn.widgets.Checkbox.from_param(state.param.show_svc, name="SVC boundaries"),
-               pn.widgets.Checkbox.from_param(state.param.show_gmm, name="GMM ellipses")),
+        pn.Row(pn.widgets.Select.from_param(state.param.pc_x, options=pcs, label="x axis", width=140),
+               pn.widgets.Select.from_param(state.param.pc_y, options=pcs, label="y axis", width=140)),
+        pn.widgets.Select.from_param(state.param.color_by, options=list(COLOR_BY), label="colour by"),
+        pn.Row(pn.widgets.Checkbox.from_param(state.param.show_svc, label="SVC boundaries"),
+               pn.widgets.Checkbox.from_param(state.param.show_gmm, label="GMM ellipses")),
         pn.pane.Markdown("**Filters** (none ticked = all)", margin=(10, 5, 0, 5)),
-        pn.widgets.MultiChoice.from_param(state.param.class_filter, name="catalog class"),
-        pn.widgets.MultiChoice.from_param(state.param.consensus_filter, name="consensus"),
+        pn.widgets.MultiChoice.from_param(state.param.class_filter, label="catalog class"),
+        pn.widgets.MultiChoice.from_param(state.param.consensus_filter, label="consensus"),
         pn.pane.Markdown("**Selection**", margin=(10, 5, 0, 5)),
         select_by.panel(),
     ]

@@ -687,8 +687,8 @@ class AppState(param.Parameterized):
             if self.blind and not self.is_expert:
                 mine = set(v.loc[v["inspector"] == self.inspector, "id"])
                 v = v[v["id"].isin(mine)]
-            per = v.groupby("id").apply(lambda g: "; ".join(f"{a}:{b}" for a, b in zip(g["inspector"], g["label"])),
-                                        include_groups=False)
+            pairs = v["inspector"].astype(str) + ":" + v["label"].astype(str)
+            per = pairs.groupby(v["id"]).agg("; ".join)
             out["votes"] = out["id"].map(per).fillna("")
         else:
             out["votes"] = ""

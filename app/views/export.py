@@ -10,7 +10,7 @@ import pandas as pd
 import panel as pn
 from astropy.table import Table
 
-from app.state import AppState, parse_id_list
+from app.state import NO_LABEL, AppState, parse_id_list
 
 log = logging.getLogger(__name__)
 
@@ -29,17 +29,26 @@ def consensus_catalog(state: AppState) -> Table:
             continue
         frame = state.map_frame(model).reindex(rows)
         table[f"{model}_gmm_cluster"] = frame["gmm"].fillna("").to_numpy()
-    out = Table.from_pandas(table.astype({c: str for c in table.columns if table[c].dtype == object}))
+    out = _to_table(table)
     out.meta["WORKSPC"] = str(state.ws.root)
     out.meta["RUN_CNN"] = state.run_cnn or ""
     out.meta["RUN_CVAE"] = state.run_cvae or ""
     return out
 
 
+def _to_table(frame: pd.DataFrame) -> Table:
+    """pandas -> astropy, with text columns as plain str and "no label" written as an empty string."""
+    frame = frame.copy()
+    for c in frame.columns:
+        if frame[c].dtype == object or isinstance(frame[c].dtype, pd.StringDtype):
+            frame[c] = frame[c].fillna("").astype(str).replace(NO_LABEL, "")
+    return Table.from_pandas(frame)
+
+
 def table_bytes(table: Table | pd.DataFrame, fmt: str) -> io.BytesIO:
     """A table as FITS or CSV bytes (for ``pn.widgets.FileDownload``)."""
     if isinstance(table, pd.DataFrame):
-        table = Table.from_pandas(table.astype({c: str for c in table.columns if table[c].dtype == object}))
+        table = _to_table(table)
     buf = io.BytesIO()
     if fmt == "fits":
         table.write(buf, format="fits")
@@ -54,20 +63,20 @@ def table_bytes(table: Table | pd.DataFrame, fmt: str) -> io.BytesIO:
 class ExportView:
     def __init__(self, state: AppState):
         self.state = state
-        self.fmt = pn.widgets.RadioButtonGroup(name="format", options=["fits", "csv"], value="fits",
-                                               button_type="light", width=120)
+        self.fmt = pn.widgets.RadioButtonGroup(label="format", options=["fits", "csv"], value="fits",
+                                               color="light", width=120)
         self.catalog_dl = pn.widgets.FileDownload(callback=self._catalog, filename="consensus_catalog.fits",
-                                                  label="Download the consensus catalog", button_type="primary",
+                                                  label="Download the consensus catalog", color="primary",
                                                   sizing_mode="stretch_width")
         self.sel_dl = pn.widgets.FileDownload(callback=self._selection, filename="selection.csv",
                                               label="Download the selection (ids, votes, metrics)",
                                               sizing_mode="stretch_width")
         self.fmt.param.watch(self._fmt, "value")
-        self.name = pn.widgets.TextInput(name="save the selection as", placeholder="e.g. tidal-candidates")
-        self.save = pn.widgets.Button(name="Save selection", width=130)
+        self.name = pn.widgets.TextInput(label="save the selection as", placeholder="e.g. tidal-candidates")
+        self.save = pn.widgets.Button(label="Save selection", width=130)
         self.save.on_click(lambda e: self._save())
-        self.saved = pn.widgets.Select(name="saved selections", options=state.saved_selections())
-        self.load = pn.widgets.Button(name="Load", width=80)
+        self.saved = pn.widgets.Select(label="saved selections", options=state.saved_selections())
+        self.load = pn.widgets.Button(label="Load", width=80)
         self.load.on_click(lambda e: self._load())
         self.msg = pn.pane.Markdown("")
 
@@ -118,13 +127,13 @@ class SelectByView:
 
     def __init__(self, state: AppState):
         self.state = state
-        self.column = pn.widgets.Select(name="select by", options=list(self.COLUMNS), width=140)
-        self.values = pn.widgets.MultiChoice(name="values", options=[], sizing_mode="stretch_width")
-        self.go = pn.widgets.Button(name="Select", width=80)
-        self.ids = pn.widgets.TextAreaInput(name="or paste ids", placeholder="one id per line, or comma-separated",
+        self.column = pn.widgets.Select(label="select by", options=list(self.COLUMNS), width=140)
+        self.values = pn.widgets.MultiChoice(label="values", options=[], sizing_mode="stretch_width")
+        self.go = pn.widgets.Button(label="Select", width=80)
+        self.ids = pn.widgets.TextAreaInput(label="or paste ids", placeholder="one id per line, or comma-separated",
                                             height=70, sizing_mode="stretch_width")
-        self.go_ids = pn.widgets.Button(name="Select ids", width=100)
-        self.clear = pn.widgets.Button(name="Clear selection", width=130)
+        self.go_ids = pn.widgets.Button(label="Select ids", width=100)
+        self.clear = pn.widgets.Button(label="Clear selection", width=130)
         self.msg = pn.pane.Markdown("")
         self.column.param.watch(lambda e: self._options(), "value")
         state.param.watch(lambda e: self._options(), ["run_cnn", "run_cvae", "model", "votes_version"])

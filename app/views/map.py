@@ -106,8 +106,10 @@ class MapView:
         layers.append(self.highlight(model))
         if legend is not None:
             layers.append(legend)
-        overlay = hv.Overlay(layers).opts(legend_position="right", responsive=True, height=self.height)
-        return overlay
+        overlay = layers[0]
+        for layer in layers[1:]:
+            overlay = overlay * layer
+        return overlay.opts(legend_position="right", responsive=True, height=self.height)
 
     def _attach_streams(self, source, model: str) -> None:
         st = self.state
@@ -143,7 +145,7 @@ class MapView:
                                      st.param.run_cvae, st.param.class_filter, st.param.consensus_filter))
         if st.n > MAX_HIGHLIGHT:
             return dynspread(datashade(dmap, cmap=[SELECTED_COLOR], min_alpha=200), threshold=0.8, max_px=2)
-        return dmap.opts(color="none", line_color=SELECTED_COLOR, size=7, line_width=1.2, tools=[])
+        return dmap.opts(fill_alpha=0, line_color=SELECTED_COLOR, size=7, line_width=1.2, tools=[])
 
     def svc_overlay(self, model: str) -> list:
         emb = self.state.embedding(self.state.run_of(model))

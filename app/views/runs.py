@@ -25,19 +25,19 @@ log = logging.getLogger(__name__)
 class RunsView:
     def __init__(self, state: AppState):
         self.state = state
-        self.run_select = pn.widgets.Select(name="run", options={}, sizing_mode="stretch_width")
+        self.run_select = pn.widgets.Select(label="run", options={}, sizing_mode="stretch_width")
         self.run_select.param.watch(self._on_select, "value")
-        self.make_active = pn.widgets.Checkbox(name="also make it the workspace's active run", value=False)
+        self.make_active = pn.widgets.Checkbox(label="also make it the workspace's active run", value=False)
         # retrain controls
-        self.r_model = pn.widgets.RadioButtonGroup(name="model", options=list(MODELS), value=state.model,
-                                                   button_type="light")
-        self.r_epochs = pn.widgets.IntInput(name="epochs", value=int(state.acfg.get("retrain_epochs", 10)),
+        self.r_model = pn.widgets.RadioButtonGroup(label="model", options=list(MODELS), value=state.model,
+                                                   color="light")
+        self.r_epochs = pn.widgets.IntInput(label="epochs", value=int(state.acfg.get("retrain_epochs", 10)),
                                             start=1, end=1000, width=100)
-        self.r_mode = pn.widgets.RadioButtonGroup(name="start from", options=["fine-tune", "scratch"],
-                                                  value="fine-tune", button_type="light")
-        self.r_start = pn.widgets.Button(name="Retrain on the consensus labels", button_type="primary",
+        self.r_mode = pn.widgets.RadioButtonGroup(label="start from", options=["fine-tune", "scratch"],
+                                                  value="fine-tune", color="light")
+        self.r_start = pn.widgets.Button(label="Retrain on the consensus labels", color="primary",
                                          css_classes=["resx-retrain"])
-        self.r_cancel = pn.widgets.Button(name="Cancel", button_type="danger", disabled=True)
+        self.r_cancel = pn.widgets.Button(label="Cancel", color="danger", disabled=True)
         self.r_start.on_click(lambda e: self.start())
         self.r_cancel.on_click(lambda e: self.cancel())
         self.progress = pn.indicators.Progress(value=0, max=100, bar_color="primary", sizing_mode="stretch_width",

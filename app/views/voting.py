@@ -29,17 +29,17 @@ class VotingView:
         self.state = state
         self.gallery = gallery
         gallery.on_vote_key = self.vote_row
-        self.scope = pn.widgets.RadioButtonGroup(name="apply to", options=list(SCOPES), value=SCOPES[0],
-                                                 button_type="light", width=330)
+        self.scope = pn.widgets.RadioButtonGroup(label="apply to", options=list(SCOPES), value=SCOPES[0],
+                                                 color="light", width=330)
         self.buttons = []
         for label in VOTE_LABELS:
             key = _KEY_OF.get(label, "")
-            b = pn.widgets.Button(name=f"{key} · {label}" if key else label, width=120, margin=(2, 3),
+            b = pn.widgets.Button(label=f"{key} · {label}" if key else label, width=120, margin=(2, 3),
                                   stylesheets=[f":host {{ --resx-vote: {CLASS_COLORS.get(label, '#888')}; }}"],
                                   css_classes=["resx-vote"])
             b.on_click(lambda e, lab=label: self.vote_scope(lab))
             self.buttons.append(b)
-        self.undo = pn.widgets.Button(name="↶ undo my last vote", width=160, button_type="light")
+        self.undo = pn.widgets.Button(label="↶ undo my last vote", width=160, color="light")
         self.undo.on_click(lambda e: self._undo())
         self.status = pn.pane.Markdown("", margin=(0, 10), css_classes=["resx-vote-status"])
         state.param.watch(lambda e: self._role(), ["inspector"])
