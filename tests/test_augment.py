@@ -48,6 +48,7 @@ def test_rotations_by_90_are_exact_and_45_keeps_pixel_values():
         assert augment_numpy(spot, t)[25, 25] == 1
 
 
+@pytest.mark.slow
 def test_augment_dataset_is_balanced_seeded_and_fresh_each_epoch():
     rng = np.random.default_rng(1)
     n = 40

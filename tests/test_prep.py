@@ -266,3 +266,14 @@ def test_real_galfit_block(shared_data):
     assert r.goi.sum() > 100 and r.stamps["goi_mask"][25, 25] == 1
     assert all(np.isfinite(v) for v in r.metrics.values())
     assert r.metrics["sky_sigma"] > 0 and r.metrics["spf"] > 0
+
+
+def test_prep_on_an_ingested_workspace(tmp_path):
+    """A workspace made by `resx ingest` (absolute block paths, ingest-time errors kept)."""
+    ingest = pytest.importorskip("core.ingest").ingest
+    src = make_workspace(tmp_path / "src", n=6, bad={2: "missing_hdu"})
+    src.read_catalog().write(tmp_path / "cat.fits")
+    ws = ingest(tmp_path / "cat.fits", tmp_path / "ws", blocks_dir=tmp_path / "src", progress=False)
+    cat = prep_workspace(ws, workers=1, progress=False)
+    assert cat["prep_status"][2] == "error" and "missing HDU" in cat["prep_message"][2]
+    assert all(s in ("ok", "flagged") for i, s in enumerate(cat["prep_status"]) if i != 2)
