@@ -30,21 +30,26 @@ from functools import lru_cache
 
 import numpy as np
 import scipy.fft
-from scipy.special import gamma, gammaincinv
+from scipy.special import gamma, gammaincinv, gammaln
 
 __all__ = [
     "DEFAULT_LEVELS",
+    "REDUCED_LEVELS",
     "PSFConvolver",
+    "SersicRenderer",
     "convolve_psf",
     "sersic_bn",
     "sersic_flux",
     "sersic_ie",
     "sersic_image",
+    "refinement_levels",
 ]
 
 #: Central sub-sampling hierarchy: ``(half-width in px, sub-samples per pixel side)``, from the
 #: outer box to the inner one. Each box is centred on the pixel that contains the centre.
 DEFAULT_LEVELS: tuple[tuple[int, int], ...] = ((8, 3), (3, 9), (1, 27), (0, 81))
+#: A cheaper hierarchy for profiles without a steep cusp (see :func:`refinement_levels`).
+REDUCED_LEVELS: tuple[tuple[int, int], ...] = ((6, 3), (2, 9), (0, 27))
 
 
 @lru_cache(maxsize=4096)
@@ -86,13 +91,138 @@ def _profile(x: np.ndarray, y: np.ndarray, xc: float, yc: float, ie: float, re: 
     return np.exp(u, out=u)
 
 
-def _render_box(x0: int, x1: int, y0: int, y1: int, factor: int, params: tuple) -> np.ndarray:
-    """Mean surface brightness of pixels ``[y0:y1, x0:x1]`` (numpy indices) from factor² samples."""
+def _render_box(x0: int, x1: int, y0: int, y1: int, factor: int, params: tuple,
+                func=_profile) -> np.ndarray:
+    """Mean surface brightness of pixels ``[y0:y1, x0:x1]`` (numpy indices) from factor² samples
+    (of every leading channel ``func`` returns)."""
     offs = (np.arange(factor) + 0.5) / factor - 0.5
     xs = (np.arange(x0, x1)[:, None] + 1.0 + offs[None, :]).ravel()
     ys = (np.arange(y0, y1)[:, None] + 1.0 + offs[None, :]).ravel()
-    vals = _profile(xs[None, :], ys[:, None], *params)
-    return vals.reshape(y1 - y0, factor, x1 - x0, factor).mean(axis=(1, 3))
+    vals = func(xs[None, :], ys[:, None], *params)
+    lead = vals.shape[:-2]
+    return vals.reshape(lead + (y1 - y0, factor, x1 - x0, factor)).mean(axis=(-3, -1))
+
+
+_LN10_04 = 0.4 * np.log(10.0)
+
+
+def _log_ie_dn(n: float, h: float = 1e-5) -> tuple[float, float]:
+    """``(d b_n / dn, d log Ie / dn)`` at fixed magnitude, re and ar (central differences)."""
+    def log_norm(m: float) -> float:  # log of the flux of a profile with Ie = 1, re = 1, ar = 1
+        b = sersic_bn(m)
+        return b + np.log(m) - 2.0 * m * np.log(b) + float(gammaln(2.0 * m))
+    h = min(h, 0.5 * n)
+    dbn = (sersic_bn(n + h) - sersic_bn(n - h)) / (2.0 * h)
+    return dbn, -(log_norm(n + h) - log_norm(n - h)) / (2.0 * h)
+
+
+def _profile_grad(x: np.ndarray, y: np.ndarray, xc: float, yc: float, ie: float, re: float,
+                  n: float, ar: float, cos_pa: float, sin_pa: float, bn: float,
+                  dbn: float, dlogie_dn: float) -> np.ndarray:
+    """Surface brightness and its derivatives at ``x, y`` (broadcast to one shape ``S``).
+
+    Returns an array of shape ``(8,) + S``: ``I`` and ``dI/d(xc, yc, mag, re, n, ar, pa)`` (pa in
+    degrees), the analytic derivatives of :func:`_profile` at fixed total magnitude.
+    """
+    dx = x - xc
+    dy = y - yc
+    u = dy * (cos_pa / re) - dx * (sin_pa / re)
+    v = dx * (cos_pa / (ar * re)) + dy * (sin_pa / (ar * re))
+    q = u * u + v * v
+    np.maximum(q, 1e-300, out=q)
+    lq = np.log(q)
+    t = np.exp(lq * (0.5 / n))  # (r/re)^(1/n)
+    out = np.empty((8,) + q.shape)
+    img = out[0]
+    np.multiply(t, -bn, out=img)
+    img += bn + np.log(ie)
+    np.exp(img, out=img)
+    g = t / q
+    g *= -bn / n  # dlogI/dq = -bn t / (2 n q); g = 2 dlogI/dq
+    # dq/dxc = 2 (u sin/re - v cos/(ar re)), dq/dyc = -2 (u cos/re + v sin/(ar re)).
+    out[1] = (u * (sin_pa / re) - v * (cos_pa / (ar * re))) * g
+    out[2] = -(u * (cos_pa / re) + v * (sin_pa / (ar * re))) * g
+    out[3] = -_LN10_04
+    out[4] = t * (bn / (n * re)) - 2.0 / re
+    out[5] = t * lq * (bn / (2.0 * n * n)) + dbn * (1.0 - t) + dlogie_dn
+    out[6] = -(v * v) * g / ar - 1.0 / ar
+    out[7] = (u * v) * g * ((1.0 / ar - ar) * np.pi / 180.0)
+    out[1:] *= img
+    return out
+
+
+class SersicRenderer:
+    """Render Sérsic profiles, optionally with their parameter derivatives, on one pixel grid.
+
+    The same sampling as :func:`sersic_image` (pixel centres plus the central hierarchy
+    ``levels``), with the coordinate grids built once: the model of an iterative fit.
+
+    Parameters
+    ----------
+    shape : (ny, nx)
+        Image shape.
+    zeropoint : float
+        Magnitude zero point.
+    levels : sequence of (half_width, factor), optional
+        Central sub-sampling hierarchy (default :data:`DEFAULT_LEVELS`).
+    """
+
+    def __init__(self, shape: tuple[int, int], zeropoint: float,
+                 levels: Sequence[tuple[int, int]] | None = DEFAULT_LEVELS):
+        self.shape = (int(shape[0]), int(shape[1]))
+        self.zeropoint = float(zeropoint)
+        self.levels = tuple(levels or ())
+        self._x = (np.arange(self.shape[1], dtype=np.float64) + 1.0)[None, :]
+        self._y = (np.arange(self.shape[0], dtype=np.float64) + 1.0)[:, None]
+
+    def render(self, xc: float, yc: float, mag: float, re: float, n: float, ar: float, pa: float,
+               grad: bool = False, levels: Sequence[tuple[int, int]] | None = None) -> np.ndarray:
+        """The image, or with ``grad=True`` an ``(8, ny, nx)`` stack: the image, then its
+        derivatives with respect to ``xc, yc, mag, re, n, ar, pa`` (pa in degrees).
+
+        ``levels`` overrides the central sub-sampling hierarchy of this call.
+        """
+        if not (re > 0 and n > 0 and ar > 0):
+            raise ValueError(f"Sérsic parameters out of range: re={re}, n={n}, ar={ar} must be > 0")
+        ny, nx = self.shape
+        n = float(n)
+        bn = sersic_bn(n)
+        ie = sersic_ie(mag, re, n, ar, self.zeropoint)
+        t = np.deg2rad(pa)
+        params = (float(xc), float(yc), ie, float(re), n, float(ar), float(np.cos(t)),
+                  float(np.sin(t)), bn)
+        if grad:
+            params = params + _log_ie_dn(n)
+            func = _profile_grad
+        else:
+            func = _profile
+        img = func(self._x, self._y, *params)
+        ic = int(np.floor(xc - 0.5))
+        jc = int(np.floor(yc - 0.5))
+        for half, factor in (self.levels if levels is None else levels) or ():
+            if factor <= 1:
+                continue
+            x0, x1 = max(ic - half, 0), min(ic + half + 1, nx)
+            y0, y1 = max(jc - half, 0), min(jc + half + 1, ny)
+            if x0 >= x1 or y0 >= y1:
+                continue
+            img[..., y0:y1, x0:x1] = _render_box(x0, x1, y0, y1, factor, params, func)
+        return img
+
+
+def refinement_levels(re: float, n: float) -> tuple[tuple[int, int], ...]:
+    """A central sub-sampling hierarchy just fine enough for a profile of ``re`` (px) and ``n``.
+
+    The cusp of a concentrated, small profile needs the full :data:`DEFAULT_LEVELS`; an extended,
+    shallow one needs less: :data:`REDUCED_LEVELS` (a fifth of the samples) where it is, after
+    convolution with a PSF of FWHM >= 2 px, within 1e-3 of the peak of a 243×-sub-sampled
+    reference, as :data:`DEFAULT_LEVELS` is; :data:`DEFAULT_LEVELS` elsewhere.
+    """
+    # Calibrated against a 243×-sub-sampled centre for n = 0.5–8, re = 0.5–10 px, PSF FWHM 2 px:
+    # the reduced hierarchy is as accurate as the default one in this range (< 1e-3 of the peak).
+    if (n <= 1.5 and re >= 1.0) or (n <= 3.0 and re >= 2.0) or (n <= 4.0 and re >= 4.0):
+        return REDUCED_LEVELS
+    return DEFAULT_LEVELS
 
 
 def sersic_image(
@@ -204,15 +334,24 @@ class PSFConvolver:
     normalize : bool
         Normalise the PSF to unit sum (default). Pass ``False`` for a PSF already normalised and
         then cropped (its sum is then below 1 by the light of the cropped wings).
+    margin : int
+        Only output pixels at least ``margin`` px inside the image's edges are needed (default 0:
+        all): the FFT may then be smaller, as light wrapped around by the circular FFT lands only
+        in that margin.
     """
 
-    def __init__(self, psf: np.ndarray, shape: tuple[int, int], normalize: bool = True):
+    def __init__(self, psf: np.ndarray, shape: tuple[int, int], normalize: bool = True,
+                 margin: int = 0):
         self.psf = _normalised_psf(psf) if normalize else np.asarray(psf, dtype=np.float64)
         self.shape = (int(shape[0]), int(shape[1]))
         ky, kx = self.psf.shape
         ny, nx = self.shape
-        self.padded_shape = (scipy.fft.next_fast_len(ny + ky, real=True),
-                             scipy.fft.next_fast_len(nx + kx, real=True))
+        # Circular convolution of size N: output i receives input i ± (k//2) mod N; no wrapped
+        # light reaches outputs [margin, size - margin) when N >= size - margin + k//2 + 1.
+        m = max(int(margin), 0)
+        self.padded_shape = (
+            scipy.fft.next_fast_len(max(ny - m + ky // 2 + 1, ny, ky), real=True),
+            scipy.fft.next_fast_len(max(nx - m + kx // 2 + 1, nx, kx), real=True))
         kernel = np.zeros(self.padded_shape)
         kernel[:ky, :kx] = self.psf
         kernel = np.roll(kernel, (-(ky // 2), -(kx // 2)), axis=(0, 1))
@@ -223,9 +362,21 @@ class PSFConvolver:
         image = np.asarray(image, dtype=np.float64)
         if image.shape != self.shape:
             raise ValueError(f"image shape {image.shape} differs from the convolver's {self.shape}")
-        spec = scipy.fft.rfft2(image, s=self.padded_shape)
-        out = scipy.fft.irfft2(spec * self.psf_fft_, s=self.padded_shape)
+        spec = scipy.fft.rfft2(image, s=self.padded_shape, workers=1)
+        spec *= self.psf_fft_
+        out = scipy.fft.irfft2(spec, s=self.padded_shape, workers=1)
         return out[: self.shape[0], : self.shape[1]]
+
+    def convolve_stack(self, images: np.ndarray) -> np.ndarray:
+        """Convolve every image of a ``(..., ny, nx)`` stack (one FFT call)."""
+        images = np.asarray(images, dtype=np.float64)
+        if images.shape[-2:] != self.shape:
+            raise ValueError(f"image shape {images.shape[-2:]} differs from the convolver's "
+                             f"{self.shape}")
+        spec = scipy.fft.rfft2(images, s=self.padded_shape, axes=(-2, -1), workers=1)
+        spec *= self.psf_fft_
+        out = scipy.fft.irfft2(spec, s=self.padded_shape, axes=(-2, -1), workers=1)
+        return out[..., : self.shape[0], : self.shape[1]]
 
 
 def convolve_psf(image: np.ndarray, psf: np.ndarray) -> np.ndarray:

@@ -138,3 +138,57 @@ def test_convolver_is_linear_not_circular():
         PSFConvolver(psf, (10, 10))(img)
     with pytest.raises(ValueError, match="positive sum"):
         PSFConvolver(np.zeros((3, 3)), (10, 10))
+
+
+def test_renderer_matches_sersic_image_and_gradient_matches_finite_differences():
+    from core.sersic import SersicRenderer
+
+    p = np.array([20.3, 19.6, 20.0, 3.0, 2.5, 0.6, 30.0])  # xc yc mag re n ar pa
+    r = SersicRenderer((40, 40), ZP)
+    stack = r.render(*p, grad=True)
+    assert stack.shape == (8, 40, 40)
+    assert_allclose(stack[0], sersic_image((40, 40), *p, ZP), rtol=1e-12)
+    assert_allclose(r.render(*p), stack[0], rtol=1e-12)
+    # Away from the cusp (where central differences of the sub-sampled centre are poor).
+    far = np.ones((40, 40), bool)
+    far[15:25, 15:25] = False
+    for k, h in enumerate([1e-4, 1e-4, 1e-5, 1e-5, 1e-5, 1e-5, 1e-4]):
+        up, down = p.copy(), p.copy()
+        up[k] += h
+        down[k] -= h
+        fd = (r.render(*up) - r.render(*down)) / (2 * h)
+        assert_allclose(stack[k + 1][far], fd[far], atol=1e-8 * np.abs(fd).max()), k
+        # The totals over the image (dominated by the centre) agree too.
+        assert stack[k + 1].sum() == pytest.approx(fd.sum(), rel=1e-3, abs=1e-6 * np.abs(fd).max())
+    # d/dmag = -0.4 ln 10 I exactly.
+    assert_allclose(stack[3], -0.4 * np.log(10) * stack[0], rtol=1e-12)
+
+
+@pytest.mark.parametrize("re, n", [(1.0, 1.5), (2.0, 3.0), (4.0, 4.0), (10.0, 1.0)])
+def test_refinement_levels_reduced_where_accurate(re, n):
+    from core.sersic import DEFAULT_LEVELS, REDUCED_LEVELS, refinement_levels
+
+    assert refinement_levels(re, n) == REDUCED_LEVELS
+    kw = dict(shape=(61, 61), xc=31.3, yc=30.8, mag=20.0, re=re, n=n, ar=0.5, pa=30.0, zeropoint=ZP)
+    y, x = np.mgrid[:25, :25]
+    psf = np.exp(-((x - 12) ** 2 + (y - 12) ** 2) / (2 * 0.85**2))  # FWHM 2 px
+    conv = PSFConvolver(psf, (61, 61))
+    ref = conv(sersic_image(**kw, levels=((8, 3), (3, 9), (1, 27), (0, 81), (0, 243))))
+    reduced = conv(sersic_image(**kw, levels=REDUCED_LEVELS))
+    assert np.abs(reduced - ref).max() < 1e-3 * ref.max()
+    assert refinement_levels(1.5, 6.0) == DEFAULT_LEVELS
+    assert refinement_levels(0.8, 1.0) == DEFAULT_LEVELS
+
+
+def test_convolver_margin_and_stack():
+    rng = np.random.default_rng(2)
+    psf = rng.uniform(size=(21, 21))
+    img = rng.normal(size=(3, 60, 50))
+    full = PSFConvolver(psf, (60, 50))
+    small = PSFConvolver(psf, (60, 50), margin=10)
+    assert small.padded_shape[0] < full.padded_shape[0]
+    stack = small.convolve_stack(img)
+    for k in range(3):
+        ref = full(img[k])
+        assert_allclose(stack[k, 10:-10, 10:-10], ref[10:-10, 10:-10], atol=1e-12)
+        assert_allclose(ref, convolve_psf(img[k], psf), atol=1e-12)

@@ -232,3 +232,15 @@ def test_real_hst_wfc3_dwarf_with_rms_map(shared_data, tmp_path):
     assert p["AR"].value > 0.7
     assert all(math.isfinite(p[k].error) for k in ("MAG", "RE", "N"))
     assert 0.5 < block.chi2nu < 3
+
+
+def test_adaptive_sampling_agrees_with_full():
+    """The adaptive central sub-sampling gives the fit of the full hierarchy (within errors)."""
+    truth = mock(re=4.0, n=2.0, ar=0.7, pa=20.0)
+    img = truth + np.random.default_rng(4).normal(0, snr_noise(truth, 100.0), truth.shape)
+    fast = fit_sersic(img, PSF, zeropoint=ZP)
+    full = fit_sersic(img, PSF, zeropoint=ZP, sampling="full")
+    for name in ("N", "RE", "MAG"):
+        assert abs(fast.value(name) - full.value(name)) < 0.2 * full.params[name].error, name
+    with pytest.raises(SersicFitError, match="sampling"):
+        fit_sersic(img, PSF, sampling="bogus")
