@@ -818,7 +818,10 @@ def run_stats(args) -> int:
         consensus = store.consensus()
         agreement = compute_agreement(votes, consensus)
         n_inspectors = len(store.inspectors())
-    rule = f"{store.config['min_votes']} votes, {float(store.config['fraction']):.3g} majority"
+    from fractions import Fraction
+
+    share = Fraction(float(store.config["fraction"])).limit_denominator(1000)
+    rule = f"{store.config['min_votes']} non-skip votes, a {share} majority"
     print(f"{len(votes)} current votes by {n_inspectors} inspector(s) on {int((consensus['n_votes'] > 0).sum())} "
           f"of {len(consensus)} galaxies (consensus rule: >= {rule})")
     counts = consensus["label"].value_counts()
