@@ -27,16 +27,18 @@ The mock instrument (HST WFC3/IR F160W as drizzled by CANDELS, Koekemoer et al. 
   galaxy to galaxy, as the depth of a mosaic does.
 * Source Poisson noise for an effective exposure :data:`EXPTIME` = 1900 s (≈ 4/3 orbit of F160W).
 
-Classes and their substructure (generators in :mod:`core.substructure`; strengths are fractions
-of the host's flux drawn from wide ranges so that a fraction of every non-Clean class is marginal,
-as for human inspectors):
+Classes and their substructure (generators in :mod:`core.substructure`). Inspectors label what
+they *see*, so a class's strength is drawn as the S/N of its substructure over the sky
+(log-uniform, :data:`_STRENGTH`; noise = sky and the host's Poisson noise), turned into a fraction
+of the host's flux and clipped to a physical range, so that some of every class are marginal:
 
 * Clean — none.
-* General — symmetric spiral arms and/or disk clumps in a disk host (12–40 %).
-* Core — a point source at the centre, sometimes two close ones (3–35 %, log-uniform).
+* General — symmetric spiral arms and/or disk clumps in a disk host (S/N 12–150, 8–60 % of the host).
+* Core — a point source at the centre, sometimes two close ones, in a resolved host
+  (S/N 8–120, 2–80 %).
 * Asymmetric — an off-centre concentrated clump or a diffuse lopsided lobe, sometimes with a weak
-  central point source (4–30 %, log-uniform).
-* Peculiar — tidal tails, multiple nuclei and diffuse asymmetric light (25–80 %).
+  central point source (S/N 8–120, 3–80 %).
+* Peculiar — tidal tails, multiple nuclei and diffuse asymmetric light (S/N 20–250, 25–100 %).
 * FitQuality — any of the above, but the mosaic edge crosses the stamp or a bright star
   (H 15.5–18.5, with diffraction spikes) sits nearby.
 
@@ -103,8 +105,26 @@ FIELDS: dict[str, tuple[float, float]] = {
 }
 
 #: Probability that the host of a class is a spheroid (n ≈ 2–6) rather than a disk (n ≈ 0.5–2.5).
-_P_SPHEROID = {"Clean": 0.45, "General": 0.0, "Core": 0.5, "Asymmetric": 0.3, "Peculiar": 0.1,
+_P_SPHEROID = {"Clean": 0.45, "General": 0.0, "Core": 0.3, "Asymmetric": 0.3, "Peculiar": 0.1,
                FIT_QUALITY: 0.35}
+
+#: Strength of the substructure per class: (S/N low, S/N high, flux fraction low, high). The S/N
+#: of the PSF-convolved substructure over the sky (matched filter, deflated by the noise
+#: correlation) is drawn log-uniformly in [low, high], then the flux fraction of the host that gives
+#: it is clipped to the physical range. Labels by eye follow visibility, so the S/N, not the flux
+#: fraction, decides what an inspector calls it; below S/N ≈ 10 a substructure is marginal.
+_STRENGTH: dict[str, tuple[float, float, float, float]] = {
+    "General": (12.0, 150.0, 0.08, 0.6),
+    "Core": (8.0, 120.0, 0.02, 0.8),
+    "Asymmetric": (8.0, 120.0, 0.03, 0.8),
+    "Peculiar": (20.0, 250.0, 0.25, 1.0),
+}
+
+#: Host magnitude range per class (number counts dN/dm ∝ 10^(0.25 m) within it).
+_MAG_RANGE: dict[str, tuple[float, float]] = {
+    "Clean": (20.0, 24.5), "General": (19.8, 23.5), "Core": (19.8, 23.5), "Asymmetric": (20.0, 24.0),
+    "Peculiar": (19.8, 23.5), FIT_QUALITY: (20.0, 24.0),
+}
 
 INSPECTORS = ("sim_inspector_1", "sim_inspector_2", "sim_inspector_3")
 
@@ -255,12 +275,10 @@ def _size_px(rng: np.random.Generator, mag: float, spheroid: bool) -> float:
 
 
 def _draw_host(rng: np.random.Generator, cls: str, size: int) -> dict[str, Any]:
-    if cls in ("General", "Peculiar"):
-        mag = _powerlaw_mag(rng, 19.8, 23.5)
-    elif cls == FIT_QUALITY:
-        mag = _powerlaw_mag(rng, 20.0, 24.0)
-    else:
-        mag = _powerlaw_mag(rng, 20.0, 24.5)
+    # Substructure is seen (and labelled) in brighter hosts: in a faint compact host a central
+    # point source or a spiral pattern is absorbed by the Sérsic fit and the residual looks Clean.
+    lo, hi = _MAG_RANGE.get(cls, (20.0, 24.5))
+    mag = _powerlaw_mag(rng, lo, hi)
     spheroid = bool(rng.random() < _P_SPHEROID[cls])
     if spheroid:
         n = float(np.clip(rng.lognormal(np.log(3.5), 0.25), 2.0, 6.0))
@@ -272,7 +290,8 @@ def _draw_host(rng: np.random.Generator, cls: str, size: int) -> dict[str, Any]:
         ar = float(np.sqrt(cosi**2 * (1.0 - q0**2) + q0**2))
     if cls == "General":
         n = float(np.clip(n, 0.6, 1.6))
-    re = _size_px(rng, mag, spheroid) * (1.3 if cls == "General" else 1.0)
+    # spirals and cores are seen (and labelled) in resolved hosts: a compact host hides them
+    re = _size_px(rng, mag, spheroid) * (1.3 if cls in ("General", "Core") else 1.0)
     c = size // 2 + 1.0
     return {
         "true_xc": c + float(rng.uniform(-0.5, 0.5)),
@@ -311,15 +330,14 @@ def _draw_catalog(rng: np.random.Generator, total_mag: float) -> dict[str, Any]:
 
 # -- substructure per class -------------------------------------------------------------------
 def _substructure(rng: np.random.Generator, cls: str, shape: tuple[int, int],
-                  host: dict[str, Any]) -> tuple[np.ndarray, str, float]:
-    """Extra light of class ``cls`` (unit-flux generators × flux fraction). Returns image, kind, frac."""
+                  host: dict[str, Any]) -> tuple[np.ndarray, str]:
+    """Extra light of class ``cls`` (unit flux, not PSF-convolved) and a name for its kind."""
     xc, yc, re = host["true_xc"], host["true_yc"], host["true_re"]
     ar, pa = host["true_ar"], host["true_pa"]
     ss = substructure
     if cls == "Clean":
-        return np.zeros(shape), "none", 0.0
+        return np.zeros(shape), "none"
     if cls == "General":
-        frac = rng.uniform(0.12, 0.40)
         u = rng.random()
         if u < 0.55:
             img, kind = ss.spiral_arms(shape, xc, yc, re, ar, pa, rng), "spiral"
@@ -329,20 +347,18 @@ def _substructure(rng: np.random.Generator, cls: str, shape: tuple[int, int],
             img = 0.6 * ss.spiral_arms(shape, xc, yc, re, ar, pa, rng) + 0.4 * ss.disk_clumps(
                 shape, xc, yc, re, ar, pa, rng)
             kind = "spiral+clumps"
-        return img, kind, frac
+        return img, kind
     if cls == "Core":
-        frac = float(np.exp(rng.uniform(np.log(0.03), np.log(0.35))))
         if rng.random() < 0.15:
             d = rng.uniform(1.5, 3.0)
             a = rng.uniform(0, 2 * np.pi)
             w = rng.uniform(0.5, 0.8)
             xs = [xc + rng.normal(0, 0.3), xc + d * np.cos(a)]
             ys = [yc + rng.normal(0, 0.3), yc + d * np.sin(a)]
-            return ss.point_sources(shape, xs, ys, [w, 1 - w]), "double_point", frac
+            return ss.point_sources(shape, xs, ys, [w, 1 - w]), "double_point"
         img = ss.point_sources(shape, [xc + rng.normal(0, 0.3)], [yc + rng.normal(0, 0.3)], [1.0])
-        return img, "point", frac
+        return img, "point"
     if cls == "Asymmetric":
-        frac = float(np.exp(rng.uniform(np.log(0.04), np.log(0.30))))
         if rng.random() < 0.45:
             img, kind = ss.offcentre_clump(shape, xc, yc, re, rng), "offcentre_clump"
         else:
@@ -351,9 +367,8 @@ def _substructure(rng: np.random.Generator, cls: str, shape: tuple[int, int],
             w = rng.uniform(0.15, 0.4)
             img = (1 - w) * img + w * ss.point_sources(shape, [xc], [yc], [1.0])
             kind += "+core"
-        return img, kind, frac
+        return img, kind
     if cls == "Peculiar":
-        frac = rng.uniform(0.25, 0.80)
         parts, kinds = [], []
         tails = rng.random() < 0.75
         nuclei = (not tails) or rng.random() < 0.5
@@ -372,7 +387,7 @@ def _substructure(rng: np.random.Generator, cls: str, shape: tuple[int, int],
             parts.append(ss.diffuse_lobe(shape, xc, yc, re, rng))
             kinds.append("lobe")
         w = rng.dirichlet(np.full(len(parts), 2.0))
-        return sum(wi * p for wi, p in zip(w, parts)), "+".join(kinds), frac
+        return sum(wi * p for wi, p in zip(w, parts)), "+".join(kinds)
     raise ValueError(f"no substructure for class {cls!r}")
 
 
@@ -394,12 +409,27 @@ def _render_scene(rng: np.random.Generator, cls: str, size: int, psf: np.ndarray
         w = np.array([TABLE1_FRACTIONS[c] for c in five])
         sub_cls = str(rng.choice(five, p=w / w.sum()))
     row["sub_class"] = sub_cls
+    conv = PSFConvolver(psf, shape)
+    kernel = noise.drizzle_kernel()
+    r_corr = noise.kernel_ratio(kernel)
+    sky_sigma = SKY_SIGMA * float(np.exp(rng.normal(0.0, 0.08)))
     galaxy = sersic_image(shape, host["true_xc"], host["true_yc"], host["true_mag"], host["true_re"],
                           host["true_n"], host["true_ar"], host["true_pa"], ZEROPOINT)
     f_host = _flux(host["true_mag"])
-    sub, kind, frac = _substructure(rng, sub_cls, shape, host)
-    sub = sub * (frac * f_host)
-    row.update(sub_kind=kind, sub_frac=float(frac))
+    galaxy_c = conv(galaxy)
+    sub, kind = _substructure(rng, sub_cls, shape, host)
+    frac = 0.0
+    sub_c = np.zeros(shape)
+    if sub_cls in _STRENGTH:
+        # strength: a target S/N of the substructure over the sky, within physical flux fractions
+        snr_lo, snr_hi, f_lo, f_hi = _STRENGTH[sub_cls]
+        target = float(np.exp(rng.uniform(np.log(snr_lo), np.log(snr_hi))))
+        unit = conv(sub) * f_host  # the substructure at 100 % of the host's flux, convolved
+        rms0 = np.sqrt(sky_sigma**2 + np.clip(galaxy_c, 0.0, None) / EXPTIME)
+        snr_unit = float(np.sqrt(np.sum((unit / rms0) ** 2)) / r_corr)
+        frac = float(np.clip(target / max(snr_unit, 1e-12), f_lo, f_hi))
+        sub_c = unit * frac
+    row.update(sub_kind=kind, sub_frac=frac)
     total = f_host * (1.0 + frac)
     row.update(_draw_catalog(rng, ZEROPOINT - 2.5 * np.log10(total)))
 
@@ -447,16 +477,11 @@ def _render_scene(rng: np.random.Generator, cls: str, size: int, psf: np.ndarray
             n_st += 1
     row.update(n_neighbours=n_nb, n_stars=n_st)
 
-    conv = PSFConvolver(psf, shape)
-    scene = conv(galaxy + others)
-    sub_c = conv(sub) if frac > 0 else np.zeros(shape)
-    scene += sub_c + stars
-    sky_sigma = SKY_SIGMA * float(np.exp(rng.normal(0.0, 0.08)))
+    scene = galaxy_c + conv(others) + sub_c + stars
     rms = np.sqrt(sky_sigma**2 + np.clip(scene, 0.0, None) / EXPTIME)
-    kernel = noise.drizzle_kernel()
     image = scene + noise.correlated_noise(shape, rms, rng, kernel) + rng.normal(0.0, 0.2 * sky_sigma)
     # matched-filter S/N of the substructure, deflated by the noise correlation
-    row["sub_snr"] = float(np.sqrt(np.sum((sub_c / rms) ** 2)) / noise.kernel_ratio(kernel))
+    row["sub_snr"] = float(np.sqrt(np.sum((sub_c / rms) ** 2)) / r_corr)
     row["true_sky_sigma"] = sky_sigma
     if fq_mask is not None:
         image[fq_mask] = 0.0
@@ -645,8 +670,8 @@ def _write_votes(votes: list[dict[str, str]], path: Path) -> None:
 def write_previews(out: str | Path, catalog: Any, per_class: int = 8) -> list[Path]:
     """Contact sheets ``out/preview_<class>.png``: input, model and residual of a few galaxies.
 
-    Input and model share an asinh stretch (from −2σ of the sky to the input's 99.8th
-    percentile); the residual has a symmetric linear stretch of ±max(6σ, 99th percentile of
+    Input and model share an asinh stretch (from −1.5σ of the sky to the 99.9th percentile of the
+    input's central 40×40 px); the residual has a symmetric linear stretch of ±max(6σ, 99th percentile of
     |residual| in the central 40×40 px) on a diverging colour map. Galaxies are the first
     ``per_class`` successful ones of each class, in catalog order.
 
@@ -676,8 +701,8 @@ def write_previews(out: str | Path, catalog: Any, per_class: int = 8) -> list[Pa
             sig = float(r["true_sky_sigma"]) if np.isfinite(r["true_sky_sigma"]) else SKY_SIGMA
             ny, nx = blk.input.shape
             cen = (slice(max(ny // 2 - 20, 0), ny // 2 + 20), slice(max(nx // 2 - 20, 0), nx // 2 + 20))
-            vmax = max(float(np.percentile(blk.input, 99.8)), 10 * sig)
-            norm = ImageNormalize(vmin=-2 * sig, vmax=vmax, stretch=AsinhStretch(0.02))
+            vmax = max(float(np.percentile(blk.input[cen], 99.9)), 10 * sig)
+            norm = ImageNormalize(vmin=-1.5 * sig, vmax=vmax, stretch=AsinhStretch(0.05))
             rmax = max(6 * sig, float(np.percentile(np.abs(blk.residual[cen]), 99)))
             rnorm = ImageNormalize(vmin=-rmax, vmax=rmax, stretch=LinearStretch())
             for j, (img, nm, cmap) in enumerate(((blk.input, norm, "gray"), (blk.model, norm, "gray"),
@@ -762,7 +787,7 @@ def simulate_survey(
     fits.writeto(out / "psf.fits", np.asarray(wfc3_psf(), dtype=np.float32), overwrite=True)
     classes = assign_classes(n, seed, fractions)
     nw = workers or 1
-    chunk = max(1, min(25, math.ceil(n / (4 * max(nw, 2)))))
+    chunk = max(1, min(4, math.ceil(n / (8 * max(nw, 2)))))
     args = [(list(range(i, min(i + chunk, n))), classes[i:i + chunk], int(seed), str(out), int(size))
             for i in range(0, n, chunk)]
     t0 = time.perf_counter()

@@ -172,12 +172,13 @@ def diffuse_lobe(shape: tuple[int, int], xc: float, yc: float, re: float,
                  rng: np.random.Generator) -> np.ndarray:
     """A diffuse elliptical Gaussian lobe offset from the centre, making the galaxy lopsided (unit flux).
 
-    Size σ_major = 0.6–1.5 re (≥ 2 px), axis ratio 0.35–1, offset 0.6–1.6 re in a random direction.
+    Size σ_major = 0.4–1 re (≥ 1.5 px), axis ratio 0.35–1, offset 0.8–2 re (re ≥ 2.5 px) in a random
+    direction.
     """
-    s_major = max(rng.uniform(0.6, 1.5) * re, 2.0)
+    s_major = max(rng.uniform(0.4, 1.0) * re, 1.5)
     q = rng.uniform(0.35, 1.0)
     theta = rng.uniform(0.0, np.pi)
-    d = rng.uniform(0.6, 1.6) * max(re, 2.0)
+    d = rng.uniform(0.8, 2.0) * max(re, 2.5)
     ang = rng.uniform(0.0, 2.0 * np.pi)
     x, y = _grid(shape)
     dx, dy = x - (xc + d * np.cos(ang)), y - (yc + d * np.sin(ang))
@@ -191,7 +192,7 @@ def tidal_tails(shape: tuple[int, int], xc: float, yc: float, re: float,
     """Curved tidal tails leaving the galaxy (unit flux).
 
     Each tail is a chain of Gaussians along a curve that starts at ~0.7 re, reaches 2.5–6 re
-    (8–45 px), curls by 0.5–1.8 rad, widens from σ ≈ 1 to 2.5 px, and fades as ``exp(-2 t)``
+    (8–45 px), curls by 0.5–1.8 rad, widens from σ ≈ 0.8 to 1.8 px, and fades as ``exp(-1.5 t)``
     along its length. A second tail, when present, leaves on the opposite side with the same sense
     of rotation (as in an interacting pair).
     """
@@ -208,8 +209,8 @@ def tidal_tails(shape: tuple[int, int], xc: float, yc: float, re: float,
         phi = phi0 + i * np.pi + rng.normal(0.0, 0.3) * i + curl * t
         xs.append(xc + rho * np.cos(phi))
         ys.append(yc + rho * np.sin(phi))
-        ss.append(1.0 + 1.5 * t * rng.uniform(0.6, 1.0))
-        fs.append(np.exp(-2.0 * t) * (rng.uniform(0.5, 1.0) if i else 1.0))
+        ss.append(0.8 + 1.0 * t * rng.uniform(0.6, 1.0))
+        fs.append(np.exp(-1.5 * t) * (rng.uniform(0.5, 1.0) if i else 1.0))
     return _normalise(gaussian_blobs(shape, np.concatenate(xs), np.concatenate(ys),
                                      np.concatenate(ss), np.concatenate(fs)))
 
