@@ -39,11 +39,11 @@ from typing import Any
 import numpy as np
 import sep
 from astropy.io import fits
-from astropy.stats import mad_std, sigma_clipped_stats
+from astropy.stats import mad_std
 from scipy import ndimage
 from scipy.optimize import least_squares
 from scipy.special import gammaincinv
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from core.sersic import PSFConvolver, SersicRenderer, _normalised_psf, refinement_levels
 
@@ -63,6 +63,17 @@ RE_MIN = 0.25  # px
 FTOL = 1e-5
 XTOL = 1e-5
 AR_MIN = 0.05  # ar is fitted in [AR_MIN, 1/AR_MIN]; ar > 1 is turned into ar < 1 with pa + 90
+
+
+#: Found once (threadpool_limits() would scan the loaded libraries at every fit, ~5 ms).
+_THREADPOOLS: ThreadpoolController | None = None
+
+
+def _one_blas_thread():
+    global _THREADPOOLS
+    if _THREADPOOLS is None:
+        _THREADPOOLS = ThreadpoolController()
+    return _THREADPOOLS.limit(limits=1, user_api="blas")
 
 
 class SersicFitError(ValueError):
@@ -148,9 +159,17 @@ def _n_from_concentration(c: float) -> float:
 
 
 def _sky_stats(image: np.ndarray, bad: np.ndarray) -> tuple[float, float]:
+    # 3σ clipping about the median, 5 iterations, as astropy's sigma_clipped_stats(sigma=3,
+    # maxiters=5) (whose per-call overhead is most of a fit's set-up time on a small stamp).
     good = image[~bad]
-    _, median, std = sigma_clipped_stats(good, sigma=3.0, maxiters=5)
-    return float(median), float(std)
+    for _ in range(5):
+        median = np.median(good)
+        std = good.std()
+        keep = np.abs(good - median) <= 3.0 * std
+        if keep.all() or not keep.any():
+            break
+        good = good[keep]
+    return float(np.median(good)), float(good.std())
 
 
 def _segment(image: np.ndarray, bad: np.ndarray, rms: float, thresh: float, minarea: int,
@@ -516,7 +535,7 @@ def fit_sersic(
     # One BLAS thread: the trust-region SVD of a tall, thin Jacobian is many times slower with
     # threads competing for the cores (and parallelism belongs to the Dask layer, per galaxy).
     with np.errstate(over="ignore", under="ignore", invalid="ignore"), \
-            threadpool_limits(1, user_api="blas"):
+            _one_blas_thread():
         res = least_squares(resid, x_start, jac=jac, bounds=(lo, hi), method="trf", x_scale="jac",
                             ftol=FTOL, xtol=XTOL, gtol=1e-8, max_nfev=max_nfev)
     best = full(res.x)
@@ -564,7 +583,8 @@ def fit_sersic(
     if box == (0, ny, 0, nx):
         gal_full = galaxy(best)
     else:
-        gal_full = _BoxModel(psf, (0, ny, 0, nx), zeropoint).galaxy(*best[:7])
+        gal_full = _BoxModel(psf, (0, ny, 0, nx), zeropoint).galaxy(*best[:7],
+                                                                  levels=levels_at(best))
     full_model = gal_full + values["SKY"]
     log.debug("fit_sersic: %s in %.3f s, %d evaluations, chi2nu %.3f, %s", box,
               time.perf_counter() - t0, res.nfev, chi2nu, res.message)
