@@ -6,7 +6,10 @@
   layout of :func:`core.galfit.write_block`. **The model and residual come from
   :func:`core.sersic_fit.fit_sersic` run on the simulated image, never from the truth**, so the
   residuals carry the real over- and under-fit patterns of a single-Sérsic fit (a central point
-  source leaves a positive core inside a negative ring, spiral arms leave a ±pattern, ...).
+  source leaves a positive core inside a negative ring, spiral arms leave a ±pattern, ...). The
+  fit starts, as GALFIT runs on a SExtractor catalog do, from a rough guess: the truth blurred by
+  typical catalog errors (0.5 px, 0.3 mag, 30 % in Rₑ and n, 0.1 in b/a, 15° in PA); neighbours
+  are masked by the fitter's own segmentation; no-data pixels (a mosaic edge) are masked.
 * ``DIR/catalog.fits`` — one row per galaxy: ``id field ra dec z logmass hmag photflag block
   true_class fit_quality``, the truth (``true_*``, the substructure ``sub_kind``, ``sub_frac``,
   ``sub_snr``), the fitted parameters ``gf_*`` and ``status``/``message``.
@@ -122,7 +125,7 @@ _STRENGTH: dict[str, tuple[float, float, float, float]] = {
 
 #: Host magnitude range per class (number counts dN/dm ∝ 10^(0.25 m) within it).
 _MAG_RANGE: dict[str, tuple[float, float]] = {
-    "Clean": (20.0, 24.5), "General": (19.8, 23.5), "Core": (19.8, 23.5), "Asymmetric": (20.0, 24.0),
+    "Clean": (20.0, 24.8), "General": (19.8, 23.5), "Core": (19.8, 23.5), "Asymmetric": (20.0, 24.0),
     "Peculiar": (19.8, 23.5), FIT_QUALITY: (20.0, 24.0),
 }
 
@@ -305,7 +308,8 @@ def _draw_catalog(rng: np.random.Generator, total_mag: float) -> dict[str, Any]:
     """Field, position, redshift, stellar mass, PhotFlag and catalog H magnitude.
 
     A few per cent fall outside the paper's cuts on purpose (z < 1 or > 3: 3 %, log M* < 9.5: 3 %,
-    PhotFlag = 1: 2 %) so that the cuts have work; H > 24.5 arises from the faintest hosts.
+    PhotFlag = 1: 2 %) so that the cuts have work; H ≥ 24.5 (≈ 3 %) comes from the faintest
+    (Clean) hosts, drawn to H = 24.8.
     """
     field = list(FIELDS)[int(rng.integers(len(FIELDS)))]
     ra0, dec0 = FIELDS[field]

@@ -264,14 +264,21 @@ def test_failed_galaxy_is_recorded_and_survey_goes_on(tmp_path, monkeypatch):
     import core.sersic_fit
 
     real = core.sersic_fit.fit_sersic
-    calls = {"n": 0}
+    real_render = simulate._render_scene
+    bad = {}
+
+    def render(rng, cls, size, psf, row):
+        image, rms, nodata = real_render(rng, cls, size, psf, row)
+        if row["id"] == "SIM00002":
+            bad["image"] = image
+        return image, rms, nodata
 
     def flaky(image, psf, **kw):
-        calls["n"] += 1
-        if calls["n"] == 2:
+        if image is bad.get("image"):
             raise core.sersic_fit.SersicFitError("no galaxy found")
         return real(image, psf, **kw)
 
+    monkeypatch.setattr(simulate, "_render_scene", render)
     monkeypatch.setattr(core.sersic_fit, "fit_sersic", flaky)
     cat = simulate.simulate_survey(3, 1, tmp_path, workers=1, progress=False,
                                    fractions={"Clean": 1.0})
