@@ -79,7 +79,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
         "svc_kernel_cnn": "rbf",
         "svc_kernel_cvae": "linear",
         "svc_target": "labels",  # "labels" (train split's classes) or "gmm" (the GMM clusters, as the paper)
-        "svc_max_train": 20000,  # subsample for the SVC fit beyond this many galaxies
+        "svc_max_train": 5000,  # fit the SVC on a seeded subsample beyond this many galaxies (2-D: plenty)
         "grid": 300,  # SVC decision grid, points per axis
         "batch_size": 256,  # latent inference batch
         "dask_threshold": 50000,  # galaxies: above this, inference runs chunk-wise on Dask

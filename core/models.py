@@ -41,9 +41,12 @@ reloads a saved ``model.keras`` once this module is imported.
 from __future__ import annotations
 
 import math
+import os
 from typing import Any, Sequence
 
-import keras
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
+
+import keras  # noqa: E402
 from keras import layers, ops
 
 from core.labels import CLASSES
