@@ -115,6 +115,8 @@ class KMeansElbow(BaseEstimator):
     max_samples : int
         Fit on a seeded random subset of at most this many points (the inertia is rescaled
         to the full count), so the elbow test stays fast for millions of galaxies.
+    n_threads : int or None
+        OpenMP threads for k-means (1 by default: see :class:`LatentAnalysis`).
     random_state : int or None
         Seed of the k-means initialisations and of the subset.
 
@@ -128,13 +130,20 @@ class KMeansElbow(BaseEstimator):
     """
 
     def __init__(self, k_max: int = 15, n_init: int = 3, max_samples: int = 5000,
-                 random_state: int | None = 0):
+                 n_threads: int | None = 1, random_state: int | None = 0):
         self.k_max = k_max
         self.n_init = n_init
         self.max_samples = max_samples
+        self.n_threads = n_threads
         self.random_state = random_state
 
     def fit(self, X, y=None) -> "KMeansElbow":
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(self.n_threads):
+            return self._fit(X)
+
+    def _fit(self, X) -> "KMeansElbow":
         X = np.asarray(X, dtype=float)
         n = len(X)
         if n > self.max_samples:
