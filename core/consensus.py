@@ -20,8 +20,10 @@ The rule (paper §2.3, configurable in ``config.toml`` section ``[votes]``):
 * ``FitQuality`` is an ordinary label here: it can win the consensus (the galaxy is then
   flagged and excluded from training by the training code).
 
-:func:`consensus_from_votes` works on plain arrays; :func:`count_votes` and :func:`decide`
-are the numpy kernels it is made of (integer codes in, integer codes out).
+:func:`consensus_from_codes` works on integer codes (galaxy positions, label positions): one
+``np.bincount``, an ``argmax`` and the integer 2/3 test, no hashing. :func:`consensus_from_votes`
+takes strings (or any ids) and factorizes them once into codes. :func:`count_votes` and
+:func:`decide` are the numpy kernels (integer codes in, integer codes out).
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ def _as_fraction(fraction: float) -> Fraction:
 
 
 def count_votes(galaxy_codes: np.ndarray, label_codes: np.ndarray, n_galaxies: int, n_labels: int) -> np.ndarray:
-    """Count votes per galaxy and label.
+    """Count votes per galaxy and label (one ``np.bincount`` on ``galaxy * n_labels + label``).
 
     Parameters
     ----------
@@ -59,13 +61,11 @@ def count_votes(galaxy_codes: np.ndarray, label_codes: np.ndarray, n_galaxies: i
     Returns
     -------
     ndarray of int64, shape (n_galaxies, n_labels)
-        ``counts[g, l]`` is the number of votes for label ``l`` on galaxy ``g``. It is a
-        transposed view of a label-major array, so each label's column is contiguous.
+        ``counts[g, l]`` is the number of votes for label ``l`` on galaxy ``g``.
     """
-    galaxy_codes = np.asarray(galaxy_codes, dtype=np.int64)
-    label_codes = np.asarray(label_codes, dtype=np.int64)
-    flat = label_codes * n_galaxies + galaxy_codes
-    return np.bincount(flat, minlength=n_galaxies * n_labels).reshape(n_labels, n_galaxies).T
+    flat = np.asarray(galaxy_codes, dtype=np.int64) * n_labels
+    flat += np.asarray(label_codes, dtype=np.int64)
+    return np.bincount(flat, minlength=n_galaxies * n_labels).reshape(n_galaxies, n_labels)
 
 
 def decide(
@@ -103,20 +103,15 @@ def decide(
     frac = _as_fraction(fraction)
     counts = np.asarray(counts)
     n_galaxies, n_labels = counts.shape
-    # Column-at-a-time elementwise passes over length-n_galaxies vectors: fast for few labels.
-    n_votes = np.zeros(n_galaxies, dtype=np.int64)
-    best = np.full(n_galaxies, -1, dtype=np.int64)
-    best_count = np.zeros(n_galaxies, dtype=np.int64)
-    n_at_best = np.zeros(n_galaxies, dtype=np.int64)
-    for j in range(n_labels):
-        if j == skip_index:
-            continue
-        col = counts[:, j]
-        n_votes += col
-        higher = col > best_count
-        n_at_best = np.where(higher, 1, n_at_best + (col == best_count))
-        best = np.where(higher, j, best)
-        np.maximum(best_count, col, out=best_count)
+    judged = counts
+    if skip_index is not None and 0 <= skip_index < n_labels:
+        judged = counts.copy()
+        judged[:, skip_index] = 0  # Skip never wins and is no vote
+    n_votes = judged.sum(axis=1, dtype=np.int64)
+    best = judged.argmax(axis=1)
+    best_count = np.take_along_axis(judged, best[:, None], axis=1)[:, 0].astype(np.int64)
+    n_at_best = (judged == best_count[:, None]).sum(axis=1)
+    # Exact integer arithmetic: count / n_votes >= p / q  <=>  count * q >= p * n_votes.
     wins = (
         (n_votes >= int(min_votes))
         & (best_count * frac.denominator >= frac.numerator * n_votes)
@@ -149,18 +144,81 @@ def last_expert_label(
 
 
 def _codes(values, categories: pd.Index, what: str) -> np.ndarray:
-    """Index of each value in ``categories`` (fast for a pandas Categorical); unknown raises."""
+    """Index of each value in ``categories``; unknown values raise ``ValueError``.
+
+    The values are factorized once (one hash per value); only the distinct values are then
+    looked up in ``categories``. A pandas Categorical needs no hashing at all.
+    """
     if isinstance(values, pd.Series):
         values = values.array if isinstance(values.dtype, pd.CategoricalDtype) else values.to_numpy()
     if isinstance(values, pd.Categorical):
-        lookup = categories.get_indexer(values.categories)
-        codes = np.append(lookup, -1)[values.codes]  # code -1 (missing) stays -1
+        codes, uniques = values.codes.astype(np.int64), values.categories
     else:
-        codes = categories.get_indexer(values)
-    if (codes < 0).any():
-        bad = pd.unique(np.asarray(values, dtype=object)[codes < 0])[:5]
+        codes, uniques = pd.factorize(np.asarray(values), use_na_sentinel=True)
+    lookup = categories.get_indexer(uniques)
+    if (lookup < 0).any() or (codes < 0).any():
+        bad = [u for u, k in zip(uniques, lookup) if k < 0][:5] or [None]
         raise ValueError(f"unknown {what}: {', '.join(map(repr, bad))}")
-    return codes.astype(np.int64)
+    return lookup.astype(np.int64)[codes]
+
+
+def consensus_from_codes(
+    galaxy_codes: np.ndarray,
+    label_codes: np.ndarray,
+    expert: Sequence[bool] | None = None,
+    *,
+    ids: Sequence,
+    labels: Sequence[str] = VOTE_LABELS,
+    min_votes: int = 3,
+    fraction: float = 2 / 3,
+) -> pd.DataFrame:
+    """Consensus per galaxy from integer-coded current votes (no hashing, no strings per vote).
+
+    Parameters
+    ----------
+    galaxy_codes : ndarray of int, shape (n_votes,)
+        Position in ``ids`` of each vote's galaxy.
+    label_codes : ndarray of int, shape (n_votes,)
+        Position in ``labels`` of each vote's label.
+    expert : array-like of bool, shape (n_votes,), optional
+        True where an expert cast the vote (the last expert vote in input order wins).
+    ids : array-like, shape (n_galaxies,)
+        Galaxy ids, in output order; used once, to label the output rows.
+    labels, min_votes, fraction
+        As :func:`consensus_from_votes`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        As :func:`consensus_from_votes`.
+    """
+    labels = tuple(labels)
+    ids = np.asarray(ids)
+    n_galaxies, n_labels = len(ids), len(labels)
+    g = np.asarray(galaxy_codes, dtype=np.int64)
+    lab = np.asarray(label_codes, dtype=np.int64)
+    if g.shape != lab.shape or g.ndim != 1:
+        raise ValueError(f"galaxy and label codes differ in shape ({g.shape} vs {lab.shape})")
+    if len(g) and (g.min() < 0 or g.max() >= n_galaxies):
+        raise ValueError(f"galaxy codes must lie in [0, {n_galaxies})")
+    if len(lab) and (lab.min() < 0 or lab.max() >= n_labels):
+        raise ValueError(f"label codes must lie in [0, {n_labels})")
+    skip_index = labels.index(SKIP) if SKIP in labels else None
+    counts = count_votes(g, lab, n_galaxies, n_labels)
+    expert_label = None
+    if expert is not None:
+        expert = np.asarray(expert, dtype=bool)
+        if expert.shape != g.shape:
+            raise ValueError("expert must have one flag per vote")
+        expert_label = last_expert_label(g, lab, expert, n_galaxies, skip_index)
+    codes, n_votes = decide(counts, skip_index=skip_index, expert_label=expert_label,
+                            min_votes=min_votes, fraction=fraction)
+    names = np.array(labels + (UNDECIDED,), dtype=object)
+    data: dict[str, object] = {"id": ids, "label": names[codes], "n_votes": n_votes}
+    for j, name in enumerate(labels):
+        data[name] = counts[:, j]
+    data["expert"] = expert_label >= 0 if expert_label is not None else np.zeros(n_galaxies, dtype=bool)
+    return pd.DataFrame(data)
 
 
 def consensus_from_votes(
@@ -222,19 +280,7 @@ def consensus_from_votes(
         ids = np.asarray(ids)
         g_codes = _codes(galaxy, pd.Index(ids), "galaxy id")
     l_codes = _codes(label, pd.Index(labels), "label")
-    skip_index = labels.index(SKIP) if SKIP in labels else None
-    counts = count_votes(g_codes, l_codes, len(ids), len(labels))
-    expert_label = None
-    if expert is not None:
-        expert = np.asarray(expert, dtype=bool)
-        if len(expert) != len(galaxy):
-            raise ValueError("expert must have one flag per vote")
-        expert_label = last_expert_label(g_codes, l_codes, expert, len(ids), skip_index)
-    codes, n_votes = decide(counts, skip_index=skip_index, expert_label=expert_label,
-                            min_votes=min_votes, fraction=fraction)
-    names = np.array(labels + (UNDECIDED,), dtype=object)
-    data: dict[str, object] = {"id": ids, "label": names[codes], "n_votes": n_votes}
-    for j, name in enumerate(labels):
-        data[name] = counts[:, j]
-    data["expert"] = expert_label >= 0 if expert_label is not None else np.zeros(len(ids), dtype=bool)
-    return pd.DataFrame(data)
+    if expert is not None and len(expert) != len(galaxy):
+        raise ValueError("expert must have one flag per vote")
+    return consensus_from_codes(g_codes, l_codes, expert, ids=ids, labels=labels,
+                                min_votes=min_votes, fraction=fraction)

@@ -45,7 +45,7 @@ from sqlalchemy import event
 
 from core.agreement import Agreement, compute_agreement
 from core.config import DEFAULT_CONFIG
-from core.consensus import UNDECIDED, consensus_from_votes
+from core.consensus import UNDECIDED, consensus_from_codes
 from core.labels import FIT_QUALITY, SKIP, VOTE_LABELS
 
 log = logging.getLogger(__name__)
@@ -97,6 +97,7 @@ schema_version = sa.Table(
 labels_table = sa.Table(
     "labels", metadata,
     sa.Column("name", sa.String(32), primary_key=True),
+    sa.Column("code", sa.Integer, nullable=True, unique=True),  # schema 3: integer label code
 )
 inspectors = sa.Table(
     "inspectors", metadata,
@@ -133,12 +134,30 @@ votes_table = sa.Table(
     sa.Column("comment", sa.Text, nullable=False),
     sa.Column("source", sa.String(16), nullable=False),
     sa.Column("created_at", _Time, nullable=False),
+    # Schema 3: integer codes of the galaxy (galaxies.pk) and label (labels.code), written
+    # with every vote so consensus reads integers only (nullable: added by ALTER TABLE).
+    sa.Column("galaxy_pk", _BigId, sa.ForeignKey("galaxies.pk"), nullable=True),
+    sa.Column("label_code", sa.Integer, sa.ForeignKey("labels.code"), nullable=True),
     sa.CheckConstraint("source IN ('ui', 'import', 'simulated')", name="ck_votes_source"),
 )
 
+#: Columns added by migration 3 (left out of the tables migration 1 creates).
+_ADDED_IN_3 = {"labels": ("code",), "votes": ("galaxy_pk", "label_code")}
+
 
 def _migrate_1(conn: sa.Connection) -> None:
-    metadata.create_all(conn, tables=[labels_table, inspectors, galaxies, actions, votes_table])
+    # The tables as they were at version 1: the declarations above less later columns.
+    v1 = sa.MetaData()
+    for table in (labels_table, inspectors, galaxies, actions, votes_table):
+        later = _ADDED_IN_3.get(table.name, ())
+        columns = [c._copy() for c in table.columns if c.name not in later]
+        checks = [sa.CheckConstraint(c.sqltext, name=c.name) for c in table.constraints
+                  if isinstance(c, sa.CheckConstraint)]
+        foreign = [sa.ForeignKeyConstraint([c.name for c in fk.columns], [e.target_fullname for e in fk.elements],
+                                           name=fk.name)
+                   for fk in table.foreign_key_constraints if not {c.name for c in fk.columns} & set(later)]
+        sa.Table(table.name, v1, *columns, *checks, *foreign)
+    v1.create_all(conn)
 
 
 def _migrate_2(conn: sa.Connection) -> None:
@@ -153,10 +172,29 @@ def _migrate_2(conn: sa.Connection) -> None:
         conn.exec_driver_sql(ddl)
 
 
+def _migrate_3(conn: sa.Connection) -> None:
+    # Integer label codes (the vocabulary's order) and integer galaxy keys on every vote.
+    conn.exec_driver_sql("ALTER TABLE labels ADD COLUMN code INTEGER")
+    for code, name in enumerate(VOTE_LABELS):
+        conn.execute(labels_table.update().where(labels_table.c.name == name).values(code=code))
+    others = conn.execute(sa.select(labels_table.c.name).where(labels_table.c.code.is_(None))
+                          .order_by(labels_table.c.name)).scalars().all()
+    for code, name in enumerate(others, start=len(VOTE_LABELS)):
+        conn.execute(labels_table.update().where(labels_table.c.name == name).values(code=code))
+    conn.exec_driver_sql("CREATE UNIQUE INDEX ux_labels_code ON labels (code)")
+    big = "INTEGER" if conn.dialect.name == "sqlite" else "BIGINT"
+    conn.exec_driver_sql(f"ALTER TABLE votes ADD COLUMN galaxy_pk {big} REFERENCES galaxies (pk)")
+    conn.exec_driver_sql("ALTER TABLE votes ADD COLUMN label_code INTEGER REFERENCES labels (code)")
+    conn.exec_driver_sql(
+        "UPDATE votes SET galaxy_pk = (SELECT pk FROM galaxies WHERE galaxies.id = votes.galaxy_id), "
+        "label_code = (SELECT code FROM labels WHERE labels.name = votes.label)")
+
+
 #: Ordered schema migrations: (version, description, function applied in one transaction).
 MIGRATIONS: list[tuple[int, str, Callable[[sa.Connection], None]]] = [
     (1, "tables: labels, inspectors, galaxies, actions, votes", _migrate_1),
     (2, "indexes for current votes and undo", _migrate_2),
+    (3, "integer galaxy keys and label codes on votes", _migrate_3),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 _PG_MIGRATION_LOCK = 0x72657378  # "resx": advisory lock key serialising migrations
@@ -242,8 +280,14 @@ def migrate(engine: sa.Engine, target: int | None = None) -> int:
         if current >= 1:
             known = set(conn.execute(sa.select(labels_table.c.name)).scalars())
             missing = [lab for lab in VOTE_LABELS if lab not in known]
-            if missing:
-                conn.execute(labels_table.insert(), [{"name": lab} for lab in missing])
+            if missing and current >= 3:
+                start = conn.execute(sa.select(sa.func.max(labels_table.c.code))).scalar()
+                start = -1 if start is None else start
+                conn.execute(labels_table.insert(), [{"name": lab, "code": start + 1 + k}
+                                                     for k, lab in enumerate(missing)])
+            elif missing:
+                conn.execute(sa.insert(labels_table).values(name=sa.bindparam("name")),
+                             [{"name": lab} for lab in missing])
     return current
 
 
@@ -424,14 +468,15 @@ class VoteStore:
         return np.array(ids, dtype=object)
 
     @staticmethod
-    def _known(conn: sa.Connection, ids: list[str]) -> set[str]:
-        known: set[str] = set()
+    def _known(conn: sa.Connection, ids: list[str]) -> dict[str, int]:
+        """The registered ones of ``ids``, with their integer keys (``galaxies.pk``)."""
+        known: dict[str, int] = {}
         for start in range(0, len(ids), _CHUNK):
             chunk = ids[start:start + _CHUNK]
-            known.update(conn.execute(sa.select(galaxies.c.id).where(galaxies.c.id.in_(chunk))).scalars())
+            known.update(conn.execute(sa.select(galaxies.c.id, galaxies.c.pk).where(galaxies.c.id.in_(chunk))).all())
         return known
 
-    def _check_galaxies(self, conn: sa.Connection, ids: list[str]) -> None:
+    def _check_galaxies(self, conn: sa.Connection, ids: list[str]) -> dict[str, int]:
         known = self._known(conn, ids)
         unknown = [g for g in ids if g not in known]
         if unknown:
@@ -439,6 +484,7 @@ class VoteStore:
             more = f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
             raise VoteStoreError(
                 f"{len(unknown)} unknown galaxy id(s), not in this workspace: {shown}{more}; nothing was written")
+        return known
 
     # -- voting ------------------------------------------------------------------------------
     def cast(self, ids: Iterable[Any] | str, inspector: str, label: str, comment: str = "",
@@ -478,20 +524,21 @@ class VoteStore:
             return 0
         with self._write() as conn:
             inspector_id, _ = self._inspector(conn, inspector)
-            self._check_galaxies(conn, ids)
-            self._insert_action(conn, inspector_id, ids, [label] * len(ids), [comment] * len(ids), source)
+            pks = self._check_galaxies(conn, ids)
+            self._insert_action(conn, inspector_id, ids, [label] * len(ids), [comment] * len(ids), source, pks)
         return len(ids)
 
     @staticmethod
     def _insert_action(conn: sa.Connection, inspector_id: int, ids: list[str], labels: list[str],
-                       comments: list[str], source: str) -> int:
+                       comments: list[str], source: str, pks: dict[str, int]) -> int:
         now = _now()
+        codes = dict(conn.execute(sa.select(labels_table.c.name, labels_table.c.code)).all())
         action_id = conn.execute(actions.insert().values(
             inspector_id=inspector_id, kind="cast", undoes=None, source=source, n_votes=len(ids),
             created_at=now)).inserted_primary_key[0]
         conn.execute(votes_table.insert(), [
             {"action_id": action_id, "galaxy_id": g, "inspector_id": inspector_id, "label": lab,
-             "comment": com, "source": source, "created_at": now}
+             "comment": com, "source": source, "created_at": now, "galaxy_pk": pks[g], "label_code": codes[lab]}
             for g, lab, com in zip(ids, labels, comments)
         ])
         return action_id
@@ -510,6 +557,10 @@ class VoteStore:
         undo = actions.alias("undo")
         with self._write() as conn:
             inspector_id, _ = self._inspector(conn, inspector)
+            if conn.dialect.name == "postgresql":
+                # Serialise undos of one inspector (SQLite's BEGIN IMMEDIATE already does): a
+                # concurrent undo waits here, then sees this one's row and steps further back.
+                conn.execute(sa.select(inspectors.c.id).where(inspectors.c.id == inspector_id).with_for_update())
             last = conn.execute(
                 sa.select(actions.c.id, actions.c.n_votes, actions.c.source)
                 .where(actions.c.inspector_id == inspector_id, actions.c.kind == "cast",
@@ -611,15 +662,129 @@ class VoteStore:
             ``id``, ``label`` (class, FitQuality or ``"undecided"``), ``n_votes`` (non-skip),
             one count column per label of :data:`core.labels.VOTE_LABELS`, ``expert``.
         """
-        votes = self.current_votes()
+        min_votes = int(self.config["min_votes"] if min_votes is None else min_votes)
+        fraction = float(self.config["fraction"] if fraction is None else fraction)
+        with self.engine.connect() as conn:
+            # Votes first: every galaxy they name is then in the galaxies read next (append-only).
+            galaxy_pk, label_code, inspector_id = self._current_codes(conn)
+            pks, ids = self._galaxy_table(conn)
+            label_lut = self._label_lut(conn)
+            expert_lut = self._expert_lut(conn)
+        # Map codes to positions once: galaxy keys -> rows of the galaxies table (a search in
+        # the sorted keys, or a subtraction when they are contiguous), label codes -> vocabulary.
+        if len(pks) and pks[-1] - pks[0] + 1 == len(pks):
+            position = galaxy_pk - pks[0]
+        else:
+            position = np.searchsorted(pks, galaxy_pk)
+        return consensus_from_codes(
+            position, label_lut[label_code], expert_lut[inspector_id], ids=ids, labels=VOTE_LABELS,
+            min_votes=min_votes, fraction=fraction)
+
+    # Rows per chunk of the integer export of the votes table.
+    _CODES_CHUNK = 1_000_000
+
+    def _galaxy_table(self, conn: sa.Connection) -> tuple[np.ndarray, np.ndarray]:
+        """Galaxy keys (sorted) and ids, in registration order; cached between calls.
+
+        The galaxies table is append-only, so only rows with a key above the cached ones are
+        fetched; a count that does not match (a concurrent insert committed a lower key late)
+        re-reads the table.
+        """
+        count, top = conn.execute(sa.select(sa.func.count(), sa.func.max(galaxies.c.pk))).one()
+        cached_pks, cached_ids = getattr(self, "_galaxy_cache", (np.zeros(0, np.int64), np.zeros(0, object)))
+        if len(cached_pks) == count and (count == 0 or cached_pks[-1] == top):
+            return cached_pks, cached_ids
+        after = int(cached_pks[-1]) if len(cached_pks) else None
+        query = sa.select(galaxies.c.pk, galaxies.c.id).order_by(galaxies.c.pk)
+        if after is not None:
+            query = query.where(galaxies.c.pk > after)
+        rows = conn.execute(query).all()
+        new_pks = np.fromiter((r[0] for r in rows), np.int64, len(rows))
+        new_ids = np.empty(len(rows), dtype=object)
+        new_ids[:] = [r[1] for r in rows]
+        pks, ids = np.concatenate([cached_pks, new_pks]), np.concatenate([cached_ids, new_ids])
+        if len(pks) != count:  # a key below the cached ones appeared: read everything again
+            self._galaxy_cache = (np.zeros(0, np.int64), np.zeros(0, object))
+            return self._galaxy_table(conn)
+        self._galaxy_cache = (pks, ids)
+        return pks, ids
+
+    def _label_lut(self, conn: sa.Connection) -> np.ndarray:
+        """Stored label code -> position in :data:`core.labels.VOTE_LABELS`."""
+        rows = conn.execute(sa.select(labels_table.c.code, labels_table.c.name)
+                            .where(labels_table.c.code.is_not(None))).all()
+        lut = np.full(max((r[0] for r in rows), default=0) + 1, -1, dtype=np.int64)
+        for code, name in rows:
+            if name in VOTE_LABELS:
+                lut[code] = VOTE_LABELS.index(name)
+        return lut
+
+    def _expert_lut(self, conn: sa.Connection) -> np.ndarray:
+        """Inspector id -> expert (role expert, or named in the ``votes.experts`` setting)."""
         experts = set(self.config.get("experts") or [])
-        is_expert = (votes["role"] == "expert") | votes["inspector"].isin(experts)
-        return consensus_from_votes(
-            votes["id"].to_numpy(object), votes["label"].to_numpy(object), is_expert.to_numpy(bool),
-            ids=self.galaxy_ids(),
-            min_votes=int(self.config["min_votes"] if min_votes is None else min_votes),
-            fraction=float(self.config["fraction"] if fraction is None else fraction),
-        )
+        rows = conn.execute(sa.select(inspectors.c.id, inspectors.c.name, inspectors.c.role)).all()
+        lut = np.zeros(max((r[0] for r in rows), default=0) + 1, dtype=bool)
+        for i, name, role in rows:
+            lut[i] = role == "expert" or name in experts
+        return lut
+
+    def _current_codes(self, conn: sa.Connection) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Galaxy key, label code and inspector id of every current vote, oldest first.
+
+        Reads integers only. Fetching millions of rows one Python tuple at a time costs ~1 us a
+        row, so the database concatenates each chunk of ``(vote id, packed codes)`` into one
+        text (``group_concat`` / ``string_agg``) that numpy parses in C. The packed code is
+        ``(galaxy_pk * n_label_codes + label_code) * n_inspector_ids + inspector_id`` when that
+        fits in 62 bits, else the three numbers are sent apart. Votes of undone actions are
+        left out in SQL; the latest vote per galaxy and inspector is kept in numpy.
+        """
+        lo, hi, n_lab, n_insp, top_pk = conn.execute(sa.select(
+            sa.func.min(votes_table.c.id), sa.func.max(votes_table.c.id),
+            sa.select(sa.func.max(labels_table.c.code)).scalar_subquery(),
+            sa.select(sa.func.max(inspectors.c.id)).scalar_subquery(),
+            sa.select(sa.func.max(galaxies.c.pk)).scalar_subquery())).one()
+        empty = np.zeros(0, np.int64)
+        if lo is None:
+            return empty, empty, empty
+        n_lab, n_insp = int(n_lab or 0) + 1, int(n_insp or 0) + 1
+        packed = (int(top_pk or 0) + 1) * n_lab * n_insp < 2**62
+        cols = ["v.id", f"(v.galaxy_pk * {n_lab} + v.label_code) * {n_insp} + v.inspector_id"] if packed \
+            else ["v.id", "v.galaxy_pk", "v.label_code", "v.inspector_id"]
+        if conn.dialect.name == "postgresql":
+            row = " || ',' || ".join(f"({c})::text" for c in cols)
+            agg = f"string_agg({row}, ',' ORDER BY v.id)"
+        else:
+            row = " || ',' || ".join(f"({c})" for c in cols)
+            agg = f"group_concat({row})"
+        sql = (f"SELECT {agg} FROM votes v WHERE v.id BETWEEN :lo AND :hi "
+               "AND v.galaxy_pk IS NOT NULL AND v.label_code IS NOT NULL "
+               "AND v.action_id NOT IN (SELECT a.undoes FROM actions a WHERE a.undoes IS NOT NULL)")
+        parts = []
+        for start in range(int(lo), int(hi) + 1, self._CODES_CHUNK):
+            text = conn.execute(sa.text(sql), {"lo": start, "hi": start + self._CODES_CHUNK - 1}).scalar()
+            if text:
+                parts.append(np.fromstring(text, dtype=np.int64, sep=","))
+        flat = np.concatenate(parts) if parts else empty
+        table = flat.reshape(-1, len(cols))
+        vote_id = table[:, 0]
+        if len(vote_id) > 1 and not (np.diff(vote_id) > 0).all():  # order is not promised
+            table = table[np.argsort(vote_id, kind="stable")]
+        if packed:
+            code = table[:, 1]
+            inspector_id, rest = code % n_insp, code // n_insp
+            galaxy_pk, label_code = rest // n_lab, rest % n_lab
+        else:
+            galaxy_pk, label_code, inspector_id = table[:, 1], table[:, 2], table[:, 3]
+        # The latest vote per (galaxy, inspector): the last of each run of a stable sort.
+        key = galaxy_pk * n_insp + inspector_id
+        order = np.argsort(key, kind="stable")
+        sorted_key = key[order]
+        last = np.ones(len(key), dtype=bool)
+        last[:-1] = sorted_key[1:] != sorted_key[:-1]
+        if not last.all():
+            keep = np.sort(order[last])
+            galaxy_pk, label_code, inspector_id = galaxy_pk[keep], label_code[keep], inspector_id[keep]
+        return galaxy_pk, label_code, inspector_id
 
     def agreement(self) -> Agreement:
         """Fleiss' kappa, per-inspector agreement and confusion matrices (:mod:`core.agreement`)."""
@@ -687,10 +852,13 @@ class VoteStore:
                 conn.execute(_insert_ignore(conn, inspectors, "name").values(
                     name=n, role="inspector", created_at=_now()))
             existing = dict(conn.execute(sa.select(inspectors.c.name, inspectors.c.id)).all())
+            by_inspector: dict[str, list[tuple[str, str, str, str]]] = {n: [] for n in names}
+            for r in rows:
+                by_inspector[r[1]].append(r)
             for n in names:
-                mine = [r for r in rows if r[1] == n]
+                mine = by_inspector[n]
                 self._insert_action(conn, existing[n], [r[0] for r in mine], [r[2] for r in mine],
-                                    [r[3] for r in mine], source)
+                                    [r[3] for r in mine], source, known)
         return ImportReport(n_rows=len(table), n_votes=len(rows), inspectors=names, new_inspectors=new)
 
     # -- maintenance -------------------------------------------------------------------------

@@ -127,19 +127,19 @@ def store(url):
 # ---------------------------------------------------------------------------------------------
 def test_new_store_has_latest_schema_and_connection_settings(url):
     s = open_store(url)
-    assert s.schema_version == V.SCHEMA_VERSION == 2
+    assert s.schema_version == V.SCHEMA_VERSION == 3
     with s.engine.connect() as conn:
         versions = conn.execute(sa.select(V.schema_version.c.version).order_by(V.schema_version.c.version))
-        assert list(versions.scalars()) == [1, 2]
-        labels = set(conn.execute(sa.select(V.labels_table.c.name)).scalars())
-        assert labels == set(VOTE_LABELS)
+        assert list(versions.scalars()) == [1, 2, 3]
+        labels = dict(conn.execute(sa.select(V.labels_table.c.name, V.labels_table.c.code)).all())
+        assert labels == {name: code for code, name in enumerate(VOTE_LABELS)}
         if conn.dialect.name == "sqlite":
             assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
             assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
             assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == V.BUSY_TIMEOUT_S * 1000
             assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
     # Reopening changes nothing.
-    assert open_store(url).schema_version == 2
+    assert open_store(url).schema_version == 3
     s.close()
 
 
@@ -150,13 +150,46 @@ def test_migrates_an_old_schema_and_refuses_a_newer_one(url):
     assert "ix_votes_galaxy_inspector" not in {ix["name"] for ix in insp.get_indexes("votes")}
     engine.dispose()
     s = open_store(url)
-    assert s.schema_version == 2
+    assert s.schema_version == 3
     assert "ix_votes_galaxy_inspector" in {ix["name"] for ix in sa.inspect(s.engine).get_indexes("votes")}
     with s.engine.begin() as conn:
         conn.execute(V.schema_version.insert().values(version=99, applied_at=V._now(), description="future"))
     s.close()
     with pytest.raises(VoteStoreError, match="newer"):
         open_store(url)
+
+
+def test_migration_3_fills_integer_codes_of_existing_votes(url):
+    # A version-2 store (no integer columns) with votes written the version-2 way.
+    engine = V.make_engine(url)
+    assert migrate(engine, target=2) == 2
+    assert "galaxy_pk" not in {c["name"] for c in sa.inspect(engine).get_columns("votes")}
+    now = V._now()
+    with engine.begin() as conn:
+        conn.execute(V.galaxies.insert(), [{"id": g} for g in ("a", "b", "c")])
+        conn.execute(sa.insert(V.inspectors).values(name="ann", role="inspector", created_at=now))
+        conn.execute(sa.insert(V.inspectors).values(name="bob", role="inspector", created_at=now))
+        conn.execute(sa.insert(V.inspectors).values(name="cyd", role="expert", created_at=now))
+        conn.execute(sa.insert(V.actions).values(inspector_id=1, kind="cast", source="ui", n_votes=3, created_at=now))
+        rows = [("b", 1, "Core"), ("b", 2, "Core"), ("b", 3, "Clean"), ("a", 1, "Peculiar"), ("a", 2, "Skip")]
+        conn.execute(sa.insert(V.votes_table).values(
+            action_id=1, galaxy_id=sa.bindparam("g"), inspector_id=sa.bindparam("i"), label=sa.bindparam("lab"),
+            comment="", source="ui", created_at=now), [{"g": g, "i": i, "lab": lab} for g, i, lab in rows])
+    engine.dispose()
+    s = open_store(url)
+    assert s.schema_version == 3
+    with s.engine.connect() as conn:
+        codes = conn.execute(sa.select(V.votes_table.c.galaxy_id, V.votes_table.c.galaxy_pk, V.votes_table.c.label,
+                                       V.votes_table.c.label_code).order_by(V.votes_table.c.id)).all()
+    pk = {"a": 1, "b": 2, "c": 3}
+    assert [(r[1], r[3]) for r in codes] == [(pk[g], VOTE_LABELS.index(lab)) for g, _, lab in rows]
+    cons = s.consensus().set_index("id")
+    assert list(cons.index) == ["a", "b", "c"]
+    assert cons.loc["b", "label"] == "Clean" and cons.loc["b", "expert"]  # cyd is an expert
+    assert (cons.loc["b", "Core"], cons.loc["a", "Skip"], cons.loc["a", "n_votes"]) == (2, 1, 1)
+    s.cast("c", "ann", "General")  # new votes get their codes from the store
+    assert s.consensus().set_index("id").loc["c", "General"] == 1
+    s.close()
 
 
 def test_foreign_keys_are_enforced_by_the_database(store):
@@ -395,7 +428,7 @@ def test_eight_processes_vote_at_once(url, tmp_path):
     assert list(c.loc[[f"g{i:03d}" for i in g], "label"]) == list(expected)
     assert (c["n_votes"] == N_PROC).all()
     with s.engine.connect() as conn:
-        assert list(conn.execute(sa.select(V.schema_version.c.version)).scalars()) == [1, 2]
+        assert list(conn.execute(sa.select(V.schema_version.c.version)).scalars()) == [1, 2, 3]
     assert s.integrity_check() == "ok"
     s.close()
 
