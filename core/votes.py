@@ -680,8 +680,9 @@ class VoteStore:
             position, label_lut[label_code], expert_lut[inspector_id], ids=ids, labels=VOTE_LABELS,
             min_votes=min_votes, fraction=fraction)
 
-    # Rows per chunk of the integer export of the votes table.
+    # Votes per chunk of the integer export of the votes table; packing bound (62 bits).
     _CODES_CHUNK = 1_000_000
+    _PACK_LIMIT = 2**62
 
     def _galaxy_table(self, conn: sa.Connection) -> tuple[np.ndarray, np.ndarray]:
         """Galaxy keys (sorted) and ids, in registration order; cached between calls.
@@ -747,7 +748,7 @@ class VoteStore:
         if lo is None:
             return empty, empty, empty
         n_lab, n_insp = int(n_lab or 0) + 1, int(n_insp or 0) + 1
-        packed = (int(top_pk or 0) + 1) * n_lab * n_insp < 2**62
+        packed = (int(top_pk or 0) + 1) * n_lab * n_insp < self._PACK_LIMIT
         cols = ["v.id", f"(v.galaxy_pk * {n_lab} + v.label_code) * {n_insp} + v.inspector_id"] if packed \
             else ["v.id", "v.galaxy_pk", "v.label_code", "v.inspector_id"]
         if conn.dialect.name == "postgresql":

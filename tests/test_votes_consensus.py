@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from core.agreement import compute_agreement, confusion_matrices, fleiss_kappa, inspector_agreement
-from core.consensus import consensus_from_votes, count_votes, decide
+from core.consensus import consensus_from_codes, consensus_from_votes, count_votes, decide
 from core.labels import VOTE_LABELS
 
 
@@ -100,6 +100,31 @@ def test_vectorised_matches_a_plain_loop():
         ok = n >= 3 and 3 * mine.count(best) >= 2 * n
         assert df.loc[i, "label"] == (best if ok else "undecided")
         assert df.loc[i, "n_votes"] == n
+
+
+def test_integer_codes_give_the_string_result():
+    rng = np.random.default_rng(11)
+    n_gal, n_votes = 500, 2500
+    ids = np.array([f"J{i:05d}+{i % 13}" for i in range(n_gal)], dtype=object)
+    g = rng.integers(0, n_gal - 20, n_votes)  # the last 20 galaxies have no votes
+    lab = rng.choice(len(VOTE_LABELS), n_votes, p=[.35, .15, .2, .1, .05, .05, .1])
+    ex = rng.random(n_votes) < 0.03
+    names = np.array(VOTE_LABELS, dtype=object)
+    for kw in ({}, {"min_votes": 2, "fraction": 0.5}, {"min_votes": 4, "fraction": 0.75}):
+        by_code = consensus_from_codes(g, lab, ex, ids=ids, **kw)
+        by_string = consensus_from_votes(ids[g], names[lab], ex, ids=ids, **kw)
+        pd.testing.assert_frame_equal(by_code, by_string)
+        # Order of the vocabulary does not matter (codes follow the given labels).
+        rev = consensus_from_codes(g, len(VOTE_LABELS) - 1 - lab, ex, ids=ids, labels=VOTE_LABELS[::-1], **kw)
+        pd.testing.assert_frame_equal(rev[by_code.columns], by_code)
+    assert set(by_string["label"]) > {"undecided"} and by_string["expert"].any()
+    assert (by_code["n_votes"].iloc[-20:] == 0).all()
+    with pytest.raises(ValueError, match="galaxy codes"):
+        consensus_from_codes([0, 3], [0, 0], ids=["a", "b"])
+    with pytest.raises(ValueError, match="label codes"):
+        consensus_from_codes([0], [len(VOTE_LABELS)], ids=["a"])
+    with pytest.raises(ValueError, match="unknown galaxy"):
+        consensus_from_votes(["a", None], ["Core", "Core"], ids=["a"])
 
 
 def test_kernels():

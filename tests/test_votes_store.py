@@ -24,6 +24,7 @@ import uuid
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 
@@ -290,6 +291,70 @@ def test_store_consensus_two_thirds_rule_and_expert(store):
     assert ag.n_galaxies == 3  # g0, g1, g2 have >= 2 non-skip votes
     row = ag.per_inspector.set_index("inspector").loc["cyd"]
     assert (row["n_compared"], row["n_agree"], row["n_skip"]) == (2, 0, 1)
+
+
+@pytest.mark.parametrize("packed, chunk", [(True, 1_000_000), (False, 7)])
+def test_store_consensus_from_integer_codes_equals_the_string_rule(url, packed, chunk, monkeypatch):
+    """Random votes with re-votes, undos, experts, awkward ids and a gap in the galaxy keys:
+    the integer path of VoteStore.consensus equals the string rule on current_votes()."""
+    from core.consensus import consensus_from_votes
+
+    if not packed:
+        monkeypatch.setattr(V.VoteStore, "_PACK_LIMIT", 0)  # three numbers per vote
+    monkeypatch.setattr(V.VoteStore, "_CODES_CHUNK", chunk)  # many chunks
+    rng = np.random.default_rng(3)
+    s = open_store(url, config={"experts": ["zed"]})
+    ids = [f"g,{i}'\"" if i % 7 == 0 else f"g{i}" for i in range(40)]
+    s.add_galaxies(ids[:30])
+    with s.engine.begin() as conn:  # a gap in the keys (e.g. a PostgreSQL sequence skipped values)
+        conn.execute(V.galaxies.insert().values(pk=1000, id="gap"))
+    names = ["ann", "bob", "cyd", "dee", "eve"]
+    for n in names:
+        s.add_inspector(n)
+    s.add_inspector("ola", "expert")
+    s.add_inspector("zed")  # expert by configuration
+    first = s.consensus()  # fills the galaxy cache; later galaxies must still appear
+    assert list(first["id"]) == ids[:30] + ["gap"]
+    s.add_galaxies(ids[30:])
+    everyone = names + ["ola", "zed"]
+    for step in range(60):
+        who = everyone[rng.integers(len(everyone))] if step % 5 else names[step % 5]
+        chosen = rng.choice(ids + ["gap"], rng.integers(1, 12), replace=False).tolist()
+        s.cast(chosen, who, VOTE_LABELS[rng.choice(len(VOTE_LABELS), p=[.4, .2, .15, .1, .05, .05, .05])])
+        if step % 9 == 8:
+            s.undo_last(who)
+    votes = s.current_votes()
+    expected = consensus_from_votes(
+        votes["id"], votes["label"], (votes["role"] == "expert") | (votes["inspector"] == "zed"),
+        ids=s.galaxy_ids(), min_votes=2)
+    got = s.consensus(min_votes=2)
+    assert sorted(got["id"]) == sorted(ids + ["gap"])
+    pd.testing.assert_frame_equal(got, expected)
+    assert got["expert"].any() and (got["label"] != "undecided").any() and (got["n_votes"] > 3).any()
+    s.close()
+
+
+def test_concurrent_undos_by_one_inspector_each_undo_a_different_action(store):
+    import threading
+
+    for i in range(6):
+        store.cast([f"g{i}"], "ann", "Core")
+    barrier, results, errors = threading.Barrier(6), [], []
+
+    def undo():
+        barrier.wait()
+        try:
+            results.append(store.undo_last("ann"))
+        except Exception as exc:  # pragma: no cover - the failure this test guards against
+            errors.append(exc)
+
+    threads = [threading.Thread(target=undo) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert errors == [] and results == [1] * 6
+    assert len(store.current_votes()) == 0 and store.history()["undone"].all()
 
 
 def test_config_experts_are_registered_as_experts(url):
