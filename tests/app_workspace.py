@@ -115,13 +115,21 @@ def write_run(ws: Workspace, run_id: str, model: str, classes: np.ndarray, ids: 
 
 
 def make_workspace(root: str | Path, n: int = 300, seed: int = 0, size: int = 24, runs: bool = True,
-                   stamps: bool = True) -> Workspace:
-    """A workspace with ``n`` galaxies, stamps, and (``runs``) one CNN and one CvAE run, active."""
+                   stamps: bool | str = True) -> Workspace:
+    """A workspace with ``n`` galaxies, stamps, and (``runs``) one CNN and one CvAE run, active.
+
+    ``stamps="empty"`` creates the stamp store without writing it (every stamp reads as zeros):
+    what the benchmarks at 10⁶ galaxies use to stay small on disk.
+    """
     ws = Workspace.create(root, exist_ok=True)
     cat = make_catalog(n, seed)
     ws.write_catalog(cat)
     classes = np.array([CLASSES.index(c) for c in cat["catalog_class"]])
-    if stamps:
+    if stamps == "empty":
+        from core.stamps import StampStore
+
+        StampStore.create(ws.stamps_path, n=n, size=size, chunk=4096)
+    elif stamps:
         write_stamps(ws, classes, size=size, seed=seed)
     if runs:
         write_run(ws, "cnn-a", "cnn", classes, cat["id"], seed=seed)

@@ -201,6 +201,7 @@ class GalleryGrid(JSComponent):
         else if (keys.has(e.key.toLowerCase())) {
           e.preventDefault();
           model.send_msg({type: 'key', key: e.key.toLowerCase(), row: model.tiles[Math.min(f, n - 1)].row});
+          model.focus = Math.min(f + 1, n - 1);  // the browser owns the focus while typing votes
           return;
         } else return;
         e.preventDefault();
@@ -246,6 +247,8 @@ class GalleryView(param.Parameterized):
         self.template = template
         self._order = np.empty(0, dtype=int)
         self.page_rows = np.empty(0, dtype=int)
+        self._uris_key: tuple | None = None
+        self._uris: dict[str, list[str]] = {}
         self.on_vote_key = None  # set by the voting view: (label, row) -> None
         self.grid = GalleryGrid(on_open=self.open_detail, on_key=self._key, sizing_mode="stretch_width")
         self.info = pn.pane.Markdown("", margin=(0, 10))
@@ -344,9 +347,14 @@ class GalleryView(param.Parameterized):
         if rows.size == 0:
             self.grid.tiles = []
             return
+        key = (tuple(rows.tolist()), tuple(self.kinds), self.stretch, self.shared_scale, self.invert,
+               str(self.state.ws.root))
         try:
-            stamps = self.read_stamps(rows, self.kinds)
-            uris = render_stamps(stamps, self.stretch, self.shared_scale, self.invert)
+            if self._uris_key != key:  # votes change only the captions: keep the drawn stamps
+                stamps = self.read_stamps(rows, self.kinds)
+                self._uris = render_stamps(stamps, self.stretch, self.shared_scale, self.invert)
+                self._uris_key = key
+            uris = self._uris
         except Exception as exc:
             log.exception("cannot read stamps")
             self.info.object += f"\n\n⚠ cannot read the stamps: {exc}"
@@ -363,8 +371,7 @@ class GalleryView(param.Parameterized):
     def _key(self, key: str, row: int) -> None:
         label = KEYS.get(key)
         if label and self.on_vote_key:
-            self.on_vote_key(label, row)
-            self.grid.focus = min(self.grid.focus + 1, max(len(self.grid.tiles) - 1, 0))
+            self.on_vote_key(label, row)  # the component has already moved its focus on
 
     def ticked_rows(self) -> np.ndarray:
         return np.asarray(self.grid.ticked, dtype=int)

@@ -41,11 +41,32 @@ class MapView:
         self.fixed_model = model
         self.height = height
         self.streams: list = []
-        deps = [state.param.model, state.param.run_cnn, state.param.run_cvae, state.param.pc_x, state.param.pc_y,
-                state.param.color_by, state.param.show_svc, state.param.show_gmm, state.param.class_filter,
-                state.param.consensus_filter, state.param.votes_version]
-        self.pane = pn.pane.HoloViews(pn.bind(self.plot, *deps), sizing_mode="stretch_width",
-                                      min_height=height, linked_axes=False)
+        self.shown = True
+        self._stale = False
+        self.pane = pn.pane.HoloViews(self.plot(), sizing_mode="stretch_width", min_height=height,
+                                      linked_axes=False)
+        self.legend = pn.pane.HTML(self.legend_html(), margin=(0, 10))
+        state.param.watch(self._redraw, ["model", "run_cnn", "run_cvae", "pc_x", "pc_y", "color_by", "show_svc",
+                                         "show_gmm", "class_filter", "consensus_filter"])
+        state.param.watch(self._votes_changed, ["votes_version"])
+
+    def _redraw(self, *_) -> None:
+        if not self.shown:  # drawn when shown again
+            self._stale = True
+            return
+        self._stale = False
+        self.pane.object = self.plot()
+        self.legend.object = self.legend_html()
+
+    def show(self, shown: bool) -> None:
+        self.shown = shown
+        if shown and self._stale:
+            self._redraw()
+
+    def _votes_changed(self, *_) -> None:
+        """New votes change the map only when it is coloured or filtered by votes."""
+        if COLOR_BY[self.state.color_by][0] in ("consensus", "disagreement") or self.state.consensus_filter:
+            self._redraw()
 
     @property
     def model(self) -> str:
@@ -80,8 +101,8 @@ class MapView:
                 pts = hv.Points(data, ["x", "y"], vdims)
                 base = dynspread(datashade(pts, aggregator=ds.count_cat("color"), color_key=key,
                                            min_alpha=80), threshold=0.6, max_px=3)
-                legend = hv.NdOverlay({k: hv.Points([(np.nan, np.nan)], label=str(k)).opts(color=c, size=8)
-                                       for k, c in key.items()})
+                # the legend of a datashaded map is drawn beside it (self.legend): a Bokeh legend
+                # inside a dynamic overlay gains duplicate entries on every re-render
             else:
                 pts = hv.Points(data, ["x", "y"], vdims)
                 base = dynspread(rasterize(pts, aggregator=ds.mean("color")), threshold=0.6, max_px=3).opts(
@@ -111,6 +132,21 @@ class MapView:
             overlay = overlay * layer
         return overlay.opts(legend_position="right", responsive=True, height=self.height)
 
+    def legend_html(self, *_) -> str:
+        """Colour key of a datashaded categorical map ('' otherwise: Bokeh draws the legend)."""
+        st = self.state
+        column, kind = COLOR_BY[st.color_by]
+        if kind != "categorical" or st.embedding_error(st.run_of(self.model)):
+            return ""
+        frame = st.map_frame(self.model)
+        if len(frame) <= RASTER_N:
+            return ""
+        key = color_key(column, frame[column].astype(str).unique())
+        items = "".join(f'<span style="margin-right:12px;white-space:nowrap"><span style="display:inline-block;'
+                        f'width:10px;height:10px;border-radius:5px;background:{c};margin-right:4px"></span>{k}</span>'
+                        for k, c in key.items())
+        return f'<div class="resx-legend">{st.color_by}: {items}</div>'
+
     def _attach_streams(self, source, model: str) -> None:
         st = self.state
         lasso = hv.streams.Lasso(source=source)
@@ -139,12 +175,14 @@ class MapView:
             frame = st.map_frame(model)
             rows = np.asarray(selected, dtype=int)
             sub = frame.reindex(rows).dropna(subset=["x"]) if rows.size else frame.iloc[:0]
+            if len(sub) > MAX_HIGHLIGHT:  # drawing only: the selection itself keeps every galaxy
+                sub = sub.iloc[:: -(-len(sub) // MAX_HIGHLIGHT)]
             return hv.Points(sub[["x", "y"]], ["x", "y"])
 
         dmap = hv.DynamicMap(pn.bind(points, st.param.selected, st.param.pc_x, st.param.pc_y, st.param.run_cnn,
                                      st.param.run_cvae, st.param.class_filter, st.param.consensus_filter))
-        if st.n > MAX_HIGHLIGHT:
-            return dynspread(datashade(dmap, cmap=[SELECTED_COLOR], min_alpha=200), threshold=0.8, max_px=2)
+        if st.n > RASTER_N:
+            return dmap.opts(color=SELECTED_COLOR, size=2, alpha=0.5, tools=[])
         return dmap.opts(fill_alpha=0, line_color=SELECTED_COLOR, size=7, line_width=1.2, tools=[])
 
     def svc_overlay(self, model: str) -> list:
@@ -180,7 +218,7 @@ class MapView:
         return out
 
     def panel(self):
-        return self.pane
+        return pn.Column(self.legend, self.pane, sizing_mode="stretch_width")
 
 
 def elbow_plot(state: AppState, model: str | None = None, *_):
@@ -218,15 +256,24 @@ def elbow_plot(state: AppState, model: str | None = None, *_):
 def map_area(state: AppState) -> pn.viewable.Viewable:
     """One map (the model chosen in the sidebar) or the CNN and CvAE maps side by side."""
     single = MapView(state)
-    pair = [MapView(state, "cnn", height=460), MapView(state, "cvae", height=460)]
-    side = pn.bind(lambda model, *a: elbow_plot(state, model), state.param.model, state.param.run_cnn,
-                   state.param.run_cvae)
+    side = pn.Column(pn.bind(lambda model, *a: elbow_plot(state, model), state.param.model, state.param.run_cnn,
+                             state.param.run_cvae), width=300)
+    holder = pn.Row(single.panel(), side, sizing_mode="stretch_width")
+    pair: list[MapView] = []
 
-    def layout(side_by_side):
-        if side_by_side:
-            return pn.Row(pair[0].panel(), pair[1].panel(), sizing_mode="stretch_width")
-        return pn.Row(single.panel(), pn.Column(side, width=300), sizing_mode="stretch_width")
+    def switch(event=None) -> None:
+        if state.side_by_side:
+            if not pair:  # built on first use
+                pair.extend([MapView(state, "cnn", height=460), MapView(state, "cvae", height=460)])
+            single.show(False)
+            for view in pair:
+                view.show(True)
+            holder[:] = [pair[0].panel(), pair[1].panel()]
+        else:
+            for view in pair:
+                view.show(False)
+            single.show(True)
+            holder[:] = [single.panel(), side]
 
-    area = pn.panel(pn.bind(layout, state.param.side_by_side), sizing_mode="stretch_width")
-    area.map_views = [single, *pair]
-    return area
+    state.param.watch(switch, "side_by_side")
+    return holder
