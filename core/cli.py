@@ -133,7 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
             "core.demo", "run_demo")
     p.add_argument("workspace", nargs="?", default=None, metavar="WORKSPACE",
                    help="folder (default data/demo in the project)")
-    p.add_argument("--n", type=int, default=2000, help="galaxies to simulate (default 2000)")
+    p.add_argument("--n", type=int, default=1000,
+                   help="galaxies to simulate (default 1000, the most that fits the ~3 min goal on 2 CPU cores; >= 1000)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--force", action="store_true", help="rebuild even if the workspace is complete")
 

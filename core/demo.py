@@ -3,8 +3,8 @@
 Stages (each printed with its time, each skipped when already done, so an interrupted demo
 resumes and a complete one is left as it is unless ``force``):
 
-1. ``simulate`` — :func:`core.simulate.simulate_survey` of ``n`` galaxies (2,000 by default,
-   never fewer than 1,000) into ``WORKSPACE/simulation/`` (blocks, catalog, votes.csv), so the
+1. ``simulate`` — :func:`core.simulate.simulate_survey` of ``n`` galaxies
+   (:data:`DEFAULT_N` = 1,000 by default for the time goal, never fewer than 1,000) into ``WORKSPACE/simulation/`` (blocks, catalog, votes.csv), so the
    workspace is self-contained and can be copied;
 2. ``ingest`` — :func:`core.ingest.ingest` with the sample cuts;
 3. ``prep`` — :func:`core.prep.prep_workspace` (object-only stamps, metrics, split);
@@ -33,10 +33,17 @@ MIN_GALAXIES = 1000
 SIMULATION = "simulation"
 DEMO_JSON = "demo.json"
 
-#: Short training schedules of the demo (train section overrides per model).
+#: Galaxies the demo simulates by default. The issue asks for 2,000 unless the 180 s goal
+#: demands fewer: simulating + fitting 1,000 galaxies alone took ~75 s on the shared 2-core
+#: machine, so 2,000 cannot fit; `resx demo --n 2000` builds the larger survey.
+DEFAULT_N = 1000
+
+#: Short training schedules of the demo (train section overrides per model): the paper's
+#: architecture and learning rate (1e-4 — higher rates learn faster in training mode but the
+#: CNN's three 50 % dropouts then shift its inference-mode outputs onto one class), fewer images.
 DEMO_SCHEDULE: dict[str, dict[str, Any]] = {
-    "cnn": {"epochs": 8, "per_class": 300},
-    "cvae": {"epochs": 3, "per_class": 200},
+    "cnn": {"epochs": 6, "per_class": 250},
+    "cvae": {"epochs": 3, "per_class": 150},
 }
 
 
@@ -63,7 +70,7 @@ def _complete(root: Path) -> bool:
 
 def build_demo(
     root: str | Path | None = None,
-    n: int = 2000,
+    n: int = DEFAULT_N,
     seed: int = 0,
     force: bool = False,
     progress: bool = True,
