@@ -14,7 +14,11 @@ Schema (versioned; :data:`MIGRATIONS` are applied in order and recorded in ``sch
 ``inspector`` | ``expert``), ``galaxies`` (the workspace's ids: a vote on any other id is
 rejected), ``actions`` (one row per cast — a bulk vote on thousands of galaxies is one action —
 or per undo) and ``votes`` (galaxy, inspector, label, comment, created_at, source
-``ui`` | ``import`` | ``simulated``).
+``ui`` | ``import`` | ``simulated``). Since schema 3 every vote also carries integer codes,
+``galaxy_pk`` (``galaxies.pk``) and ``label_code`` (``labels.code``, the order of
+:data:`core.labels.VOTE_LABELS`), so :meth:`VoteStore.consensus` reads integers only and maps
+them to the galaxy ids once, with one array take (about 4 s for 10^6 galaxies x 4 votes on a
+loaded 2-core machine, against ~140 s for reading the votes as strings; ``bench_votes.py``).
 
 History is append-only: nothing is ever updated or deleted. An inspector's *current* vote on a
 galaxy is their latest vote whose action has not been undone. :meth:`VoteStore.undo_last`
@@ -661,6 +665,12 @@ class VoteStore:
         pandas.DataFrame
             ``id``, ``label`` (class, FitQuality or ``"undecided"``), ``n_votes`` (non-skip),
             one count column per label of :data:`core.labels.VOTE_LABELS`, ``expert``.
+
+        Notes
+        -----
+        Reads only integer codes of the current votes (:meth:`_current_codes`), maps galaxy
+        keys to rows of the galaxies table (whose ids are cached between calls: the table is
+        append-only) and applies :func:`core.consensus.consensus_from_codes`.
         """
         min_votes = int(self.config["min_votes"] if min_votes is None else min_votes)
         fraction = float(self.config["fraction"] if fraction is None else fraction)
@@ -681,7 +691,7 @@ class VoteStore:
             min_votes=min_votes, fraction=fraction)
 
     # Votes per chunk of the integer export of the votes table; packing bound (62 bits).
-    _CODES_CHUNK = 1_000_000
+    _CODES_CHUNK = 2_000_000
     _PACK_LIMIT = 2**62
 
     def _galaxy_table(self, conn: sa.Connection) -> tuple[np.ndarray, np.ndarray]:
@@ -696,10 +706,16 @@ class VoteStore:
         if len(cached_pks) == count and (count == 0 or cached_pks[-1] == top):
             return cached_pks, cached_ids
         after = int(cached_pks[-1]) if len(cached_pks) else None
-        query = sa.select(galaxies.c.pk, galaxies.c.id).order_by(galaxies.c.pk)
-        if after is not None:
-            query = query.where(galaxies.c.pk > after)
-        rows = conn.execute(query).all()
+        # The driver's own cursor: ~2.5x faster than SQLAlchemy rows for 10^6 ids.
+        cursor = conn.connection.cursor()
+        try:
+            if after is None:
+                cursor.execute("SELECT pk, id FROM galaxies ORDER BY pk")
+            else:
+                cursor.execute("SELECT pk, id FROM galaxies WHERE pk > %d ORDER BY pk" % after)
+            rows = cursor.fetchall()
+        finally:
+            cursor.close()
         new_pks = np.fromiter((r[0] for r in rows), np.int64, len(rows))
         new_ids = np.empty(len(rows), dtype=object)
         new_ids[:] = [r[1] for r in rows]
@@ -751,22 +767,24 @@ class VoteStore:
         packed = (int(top_pk or 0) + 1) * n_lab * n_insp < self._PACK_LIMIT
         cols = ["v.id", f"(v.galaxy_pk * {n_lab} + v.label_code) * {n_insp} + v.inspector_id"] if packed \
             else ["v.id", "v.galaxy_pk", "v.label_code", "v.inspector_id"]
+        # One aggregate per column: every aggregate of a query steps through the same rows in
+        # the same order, so the texts line up (one long text per row would cost twice as much).
         if conn.dialect.name == "postgresql":
-            row = " || ',' || ".join(f"({c})::text" for c in cols)
-            agg = f"string_agg({row}, ',' ORDER BY v.id)"
+            aggs = ", ".join(f"string_agg(({c})::text, ',' ORDER BY v.id)" for c in cols)
         else:
-            row = " || ',' || ".join(f"({c})" for c in cols)
-            agg = f"group_concat({row})"
-        sql = (f"SELECT {agg} FROM votes v WHERE v.id BETWEEN :lo AND :hi "
+            aggs = ", ".join(f"group_concat({c})" for c in cols)
+        sql = (f"SELECT {aggs} FROM votes v WHERE v.id BETWEEN :lo AND :hi "
                "AND v.galaxy_pk IS NOT NULL AND v.label_code IS NOT NULL "
                "AND v.action_id NOT IN (SELECT a.undoes FROM actions a WHERE a.undoes IS NOT NULL)")
         parts = []
         for start in range(int(lo), int(hi) + 1, self._CODES_CHUNK):
-            text = conn.execute(sa.text(sql), {"lo": start, "hi": start + self._CODES_CHUNK - 1}).scalar()
-            if text:
-                parts.append(np.fromstring(text, dtype=np.int64, sep=","))
-        flat = np.concatenate(parts) if parts else empty
-        table = flat.reshape(-1, len(cols))
+            texts = conn.execute(sa.text(sql), {"lo": start, "hi": start + self._CODES_CHUNK - 1}).one()
+            if texts[0]:
+                columns = [np.fromstring(t, dtype=np.int64, sep=",") for t in texts]
+                if len({len(c) for c in columns}) != 1:
+                    raise VoteStoreError(f"{self.url}: the vote export of votes {start}.. is inconsistent")
+                parts.append(np.stack(columns, axis=1))
+        table = np.concatenate(parts) if parts else np.zeros((0, len(cols)), np.int64)
         vote_id = table[:, 0]
         if len(vote_id) > 1 and not (np.diff(vote_id) > 0).all():  # order is not promised
             table = table[np.argsort(vote_id, kind="stable")]
