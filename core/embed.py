@@ -43,6 +43,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -570,8 +571,25 @@ def _cached_inference_model(path: str):
     return _MODEL_CACHE[path]
 
 
+@contextmanager
+def quiet_tensorflow():
+    """Silence TensorFlow's Python warnings for a block.
+
+    Every run's model traces its own predict function, and TensorFlow then warns about
+    "retracing" — expected here and not actionable for the user.
+    """
+    tf_log = logging.getLogger("tensorflow")
+    level = tf_log.level
+    tf_log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        tf_log.setLevel(level)
+
+
 def _predict(infer, x: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray | None]:
-    out = infer.predict(x, batch_size=batch_size, verbose=0)
+    with quiet_tensorflow():
+        out = infer.predict(x, batch_size=batch_size, verbose=0)
     if isinstance(out, (list, tuple)):
         return np.asarray(out[0], np.float32), np.asarray(out[1], np.float32)
     return np.asarray(out, np.float32), None

@@ -54,6 +54,7 @@ import numpy as np
 from keras import ops
 
 from core.config import write_config
+from core.embed import quiet_tensorflow
 from core.labels import CLASSES, FIT_QUALITY
 from core.runs import RunInfo, new_run_id, read_run, write_run_json
 from core.workspace import Workspace, WorkspaceError
@@ -605,11 +606,19 @@ def _train_in(ws: Workspace, run_dir: Path, cfg: dict[str, Any], kind: str, labe
 
     net.save(run_dir / "model.keras")
     x_test, y_test = data.part("test")
-    result: dict[str, Any] = {"train_seconds": round(train_s, 1),
-                              "images_per_second": round(steps * batch * epochs / max(train_s, 1e-9), 1)}
+    with quiet_tensorflow():
+        result = _evaluate(net, kind, run_dir, x_test, y_test, seed, monitor.history)
+    result.update(train_seconds=round(train_s, 1),
+                  images_per_second=round(steps * batch * epochs / max(train_s, 1e-9), 1))
+    return result
+
+
+def _evaluate(net, kind: str, run_dir: Path, x_test: np.ndarray, y_test: np.ndarray, seed: int,
+              history: dict[str, list[float]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
     if kind == "cnn":
         ev = evaluate_cnn(net, x_test, y_test)
-        ev["train_accuracy_last_epoch"] = monitor.history.get("accuracy", [None])[-1]
+        ev["train_accuracy_last_epoch"] = history.get("accuracy", [None])[-1]
         plot_confusion(np.array(ev["confusion"]), run_dir / "confusion.png",
                        f"{run_dir.name}: test accuracy {ev['accuracy']:.1%}" if ev["accuracy"] is not None else run_dir.name)
         result["accuracy"] = ev["accuracy"]

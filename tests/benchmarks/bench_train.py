@@ -65,10 +65,11 @@ def main() -> int:
     cfg = default_config()
     cfg["models"]["input_size"] = args.size
 
+    schedule = make_schedule(1e-4, 10 * steps)
+
     def compiled():
         m = build_model("cnn", cfg)
-        m.compile(optimizer=keras.optimizers.Adam(make_schedule(1e-4, 10 * steps)),
-                  loss="categorical_crossentropy", metrics=["accuracy"])
+        m.compile(optimizer=keras.optimizers.Adam(schedule), loss="categorical_crossentropy", metrics=["accuracy"])
         return m
 
     # -- baseline: bare model.fit on in-memory tensors -------------------------------------
@@ -83,8 +84,8 @@ def main() -> int:
     ds = ds.apply(tf.data.experimental.assert_cardinality(steps))
     piped = compiled()
     stop = _StopFlag(tmp, handle_signals=False)
-    monitor = _callbacks(tmp, 1, steps, piped.optimizer.learning_rate, stop, progress=False)
-    piped.fit(ds, epochs=1, verbose=0, callbacks=[monitor])  # warm-up
+    monitor = _callbacks(tmp, 1, steps, schedule, stop, progress=False)
+    piped.fit(ds, epochs=1, verbose=0, callbacks=[monitor], shuffle=False)  # warm-up
 
     t_bare, t_pipe = [], []
     for _ in range(args.repeat):  # interleaved, so machine load affects both alike
