@@ -577,8 +577,10 @@ def _train_in(ws: Workspace, run_dir: Path, cfg: dict[str, Any], kind: str, labe
                          rotation_step_deg=ac.get("rotation_step_deg", 45), flip=ac.get("flip", True))
     n_present = len(set(y_train.tolist()))
     steps = math.ceil(per_class * n_present / batch)
-    # The pipeline's length is not known to tf.data; state it so Keras neither warns nor guesses.
-    ds = ds.apply(tf.data.experimental.assert_cardinality(steps))
+    # One iterator for the whole run: re-creating the pipeline's iterator every epoch costs
+    # seconds (its plan and captured stamps); each repetition still draws new images and
+    # transforms (tf.data.Dataset.random re-randomises every iteration).
+    ds = ds.apply(tf.data.experimental.assert_cardinality(steps)).repeat()
     epochs = int(tc["epochs"])
     schedule = make_schedule(float(tc.get("learning_rate", 1e-4)), steps * epochs,
                              float(tc.get("lr_drop_every", 1 / 3)), float(tc.get("lr_factor", 0.5)))
@@ -599,7 +601,7 @@ def _train_in(ws: Workspace, run_dir: Path, cfg: dict[str, Any], kind: str, labe
 
     monitor = _callbacks(run_dir, epochs, steps, schedule, stop, progress)
     t0 = time.perf_counter()
-    net.fit(ds, epochs=epochs, verbose=0, callbacks=[monitor], shuffle=False)
+    net.fit(ds, epochs=epochs, steps_per_epoch=steps, verbose=0, callbacks=[monitor], shuffle=False)
     train_s = time.perf_counter() - t0
     if monitor.cancelled or stop():
         raise Cancelled()

@@ -81,11 +81,11 @@ def main() -> int:
     # -- the project's pipeline: augmentation + the run's callbacks --------------------------
     tmp = Path(tempfile.mkdtemp(prefix="bench_train_"))
     ds = augment_dataset(x, labels, per_class=per_class, batch_size=32, seed=0)
-    ds = ds.apply(tf.data.experimental.assert_cardinality(steps))
+    ds = ds.apply(tf.data.experimental.assert_cardinality(steps)).repeat()  # as core.train does
     piped = compiled()
     stop = _StopFlag(tmp, handle_signals=False)
     monitor = _callbacks(tmp, 1, steps, schedule, stop, progress=False)
-    piped.fit(ds, epochs=1, verbose=0, callbacks=[monitor], shuffle=False)  # warm-up
+    piped.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0, callbacks=[monitor], shuffle=False)  # warm-up
 
     t_bare, t_pipe = [], []
     for _ in range(args.repeat):  # interleaved, so machine load affects both alike
@@ -93,7 +93,7 @@ def main() -> int:
         bare.fit(xb, yb, batch_size=32, epochs=1, verbose=0, shuffle=True)
         t_bare.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        piped.fit(ds, epochs=1, verbose=0, callbacks=[monitor], shuffle=False)
+        piped.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0, callbacks=[monitor], shuffle=False)
         t_pipe.append(time.perf_counter() - t0)
     ips_bare = n_img / min(t_bare)
     ips_pipe = n_img / min(t_pipe)
