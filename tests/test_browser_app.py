@@ -69,6 +69,7 @@ def build_workspace(root: Path) -> Path:
 
         ws = make_workspace(root, n=300, size=24)
     ws = Workspace.open(root)
+    ws.config.setdefault("augment", {})["per_class"] = 16  # a retrain from the UI takes seconds
     ws.config["votes"]["min_votes"] = 1
     ws.config["votes"]["blind"] = False
     write_config(ws.config, ws.root / Workspace.CONFIG)
@@ -219,7 +220,17 @@ def test_lasso_selects_points_and_gallery_shows_stamps(page1):
     # every tile shows its stamps as images that decoded
     widths = page1.locator(".resx-tile img").evaluate_all("els => els.map(e => e.naturalWidth)")
     assert widths and min(widths) > 0
-    shot(page1, "02_lasso_gallery", scroll_to=".resx-vote-row")
+    # a click on a tile's stamps opens the detail view: every stamp kind, metrics, votes
+    gid = tiles.first.get_attribute("data-id")
+    tiles.first.locator(".resx-imgs").click()
+    page1.locator(".resx-detail").first.wait_for(timeout=30_000)
+    assert page1.locator(".resx-big").count() == 5
+    shot(page1, "02c_detail")
+    page1.keyboard.press("Escape")
+    page1.locator(".resx-detail").first.wait_for(state="hidden", timeout=10_000)
+    assert gid
+    shot(page1, "02_lasso_map")
+    shot(page1, "02b_lasso_gallery", scroll_to=".resx-grid")
 
 
 def test_vote_persists_and_recolours_the_map(page1, workspace):
@@ -252,7 +263,7 @@ def test_vote_persists_and_recolours_the_map(page1, workspace):
     changed = wait_for(lambda: int((map_pixels(page1) != before).any(axis=-1).sum()), 20)
     assert changed > 0, "the map did not change after the vote"
     shot(page1, "03_vote_recoloured")
-    shot(page1, "03b_vote_tiles", scroll_to=".resx-vote-row")
+    shot(page1, "03b_vote_tiles", scroll_to=".resx-grid")
 
 
 def test_second_browser_context_sees_the_vote(browser, server, page1, workspace):
@@ -265,7 +276,7 @@ def test_second_browser_context_sees_the_vote(browser, server, page1, workspace)
     tile = page2.locator(f".resx-tile[data-id='{gid}']")
     tile.wait_for(timeout=30_000)
     assert "2 votes" in tile.inner_text()
-    shot(page2, "04_second_context", scroll_to=".resx-vote-row")
+    shot(page2, "04_second_context", scroll_to=".resx-grid")
     # bob votes in the second session; alice's page shows it within a few seconds (periodic refresh)
     page2.get_by_placeholder("enter your name once").fill("bob")
     page2.get_by_placeholder("enter your name once").press("Enter")
@@ -273,7 +284,7 @@ def test_second_browser_context_sees_the_vote(browser, server, page1, workspace)
     page2.locator(".resx-hint").click()
     page2.keyboard.press("5")
     assert wait_for(lambda: "3 votes" in page1.locator(f".resx-tile[data-id='{gid}']").inner_text(), 15)
-    shot(page1, "05_first_context_sees_second", scroll_to=".resx-vote-row")
+    shot(page1, "05_first_context_sees_second", scroll_to=".resx-grid")
     page2.context.close()
 
 
@@ -282,17 +293,30 @@ def test_retrain_finishes_and_the_map_shows_the_new_run(page1, workspace):
         pytest.skip("core.train / core.runs are not in the tree yet: no retrain subprocess to drive")
     page1.get_by_text("Run & retrain").click()
     page1.get_by_role("button", name="scratch").click()
-    epochs = page1.locator("input[type='number']").first
+    epochs = page1.locator(".resx-epochs input").first
     epochs.fill("1")
     epochs.press("Enter")
     page1.get_by_role("button", name="Retrain on the consensus labels").click()
-    status = page1.locator(".resx-retrain-status")
-    assert wait_for(lambda: "Training" in status.inner_text() or "epoch" in status.inner_text(), 30)
-    shot(page1, "06_retrain_running")
-    done = wait_for(lambda: any(w in status.inner_text() for w in ("finished", "failed", "cancelled")), 600, 2)
-    text = status.inner_text()
+    box = page1.locator(".resx-retrain-status").first
+
+    def status_text() -> str:  # the Markdown pane renders inside its shadow root
+        return box.evaluate("e => (e.shadowRoot || e).textContent")
+
+    started = wait_for(lambda: "Training" in status_text() or "epoch" in status_text(), 30)
+    shot(page1, "06_retrain_running", scroll_to=".resx-retrain")
+    assert started, status_text()
+    done = wait_for(lambda: any(w in status_text() for w in ("finished", "failed", "cancelled")), 600, 2)
+    text = status_text().strip()
     assert done and "finished" in text, text
-    run_id = text.split()[1].strip("*") if text.startswith("✔") else None
-    assert run_id and page1.locator("select option", has_text=run_id).count() >= 1
+    run_id = text.split()[1]
+    # the new run is the shown one in the run selector, and the workspace's active CNN run
+    sel = page1.locator("select").filter(has=page1.locator("option", has_text=run_id)).first
+    assert wait_for(lambda: run_id in sel.evaluate("e => e.options[e.selectedIndex].text"), 20)
+    from core.workspace import Workspace
+
+    assert Workspace.open(workspace).active_run("cnn") == run_id
     time.sleep(3)
-    shot(page1, "07_retrain_new_run")
+    shot(page1, "07_retrain_done", scroll_to=".resx-retrain")
+    page1.get_by_text("Gallery").first.click()
+    page1.locator(".resx-hint").scroll_into_view_if_needed()
+    shot(page1, "08_map_new_run", scroll_to="canvas")

@@ -32,7 +32,7 @@ class RunsView:
         self.r_model = pn.widgets.RadioButtonGroup(label="model", options=list(MODELS), value=state.model,
                                                    color="light")
         self.r_epochs = pn.widgets.IntInput(label="epochs", value=int(state.acfg.get("retrain_epochs", 10)),
-                                            start=1, end=1000, width=100)
+                                            start=1, end=1000, width=100, css_classes=["resx-epochs"])
         self.r_mode = pn.widgets.RadioButtonGroup(label="start from", options=["fine-tune", "scratch"],
                                                   value="fine-tune", color="light")
         self.r_start = pn.widgets.Button(label="Retrain on the consensus labels", color="primary",
@@ -95,6 +95,10 @@ class RunsView:
         mse = ev.get("recon_mse", info.get("recon_mse"))
         if isinstance(mse, (int, float)):
             lines.append(f"reconstruction MSE: {mse:.4g}")
+        per = ev.get("per_class")
+        if isinstance(per, dict) and per:
+            lines.append("recall: " + ", ".join(f"{c} {100 * v['recall']:.0f} %" for c, v in per.items()
+                                                if isinstance(v, dict) and isinstance(v.get("recall"), (int, float))))
         ch = st.predictions_changed(st.model)
         if ch:
             lines.append(f"predictions changed vs {ch[2]}: **{ch[0]}** of {ch[1]}")
