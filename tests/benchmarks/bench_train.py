@@ -10,8 +10,8 @@ Measures, in the same process and on the same model (the paper's CNN at 50 x 50,
 * images/s of latent inference (``core.embed``'s model: Dense-512 + softmax outputs), batch 256;
 * with ``--demo``: the stage times of ``resx demo`` in a temporary folder.
 
-Each training measurement is the best of ``--repeat`` timed epochs after a warm-up epoch (the
-first epoch traces the graph). Run:
+Each training measurement is the best of ``--repeat`` epochs of one ``fit`` after a first epoch
+that traces the graph (the pipeline's epochs include its checkpoint, history and progress files). Run:
 
     .venv/bin/python tests/benchmarks/bench_train.py [--size 50] [--images 3200] [--repeat 3] [--demo]
 """
@@ -72,31 +72,35 @@ def main() -> int:
         m.compile(optimizer=keras.optimizers.Adam(schedule), loss="categorical_crossentropy", metrics=["accuracy"])
         return m
 
+    class EpochTimer(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.times = []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.t0 = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.times.append(time.perf_counter() - self.t0)
+
     # -- baseline: bare model.fit on in-memory tensors -------------------------------------
     xb = np.concatenate([x] * math.ceil(n_img / n))[:n_img, ..., None]
     yb = np.concatenate([y] * math.ceil(n_img / n))[:n_img]
-    bare = compiled()
-    bare.fit(xb, yb, batch_size=32, epochs=1, verbose=0)  # warm-up (tracing)
+    bare, t_bare = compiled(), EpochTimer()
+    bare.fit(xb, yb, batch_size=32, epochs=1 + args.repeat, verbose=0, shuffle=True, callbacks=[t_bare])
 
-    # -- the project's pipeline: augmentation + the run's callbacks --------------------------
+    # -- the project's pipeline: augmentation + the run's callbacks, as core.train runs them --
     tmp = Path(tempfile.mkdtemp(prefix="bench_train_"))
     ds = augment_dataset(x, labels, per_class=per_class, batch_size=32, seed=0)
-    ds = ds.apply(tf.data.experimental.assert_cardinality(steps)).repeat()  # as core.train does
-    piped = compiled()
+    ds = ds.apply(tf.data.experimental.assert_cardinality(steps)).repeat()
+    piped, t_pipe = compiled(), EpochTimer()
     stop = _StopFlag(tmp, handle_signals=False)
-    monitor = _callbacks(tmp, 1, steps, schedule, stop, progress=False)
-    piped.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0, callbacks=[monitor], shuffle=False)  # warm-up
-
-    t_bare, t_pipe = [], []
-    for _ in range(args.repeat):  # interleaved, so machine load affects both alike
-        t0 = time.perf_counter()
-        bare.fit(xb, yb, batch_size=32, epochs=1, verbose=0, shuffle=True)
-        t_bare.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        piped.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0, callbacks=[monitor], shuffle=False)
-        t_pipe.append(time.perf_counter() - t0)
-    ips_bare = n_img / min(t_bare)
-    ips_pipe = n_img / min(t_pipe)
+    monitor = _callbacks(tmp, 1 + args.repeat, steps, schedule, stop, progress=False)
+    piped.fit(ds, epochs=1 + args.repeat, steps_per_epoch=steps, verbose=0, shuffle=False,
+              callbacks=[t_pipe, monitor])
+    # the first epoch of each traces the graph: compare the best of the others
+    ips_bare = n_img / min(t_bare.times[1:])
+    ips_pipe = n_img / min(t_pipe.times[1:])
 
     # -- inference ---------------------------------------------------------------------------
     infer = _inference_model(piped)
