@@ -318,6 +318,12 @@ def test_render_stamps_gives_pngs_of_the_stamp_size():
     assert {k: len(v) for k, v in uris.items()} == {"residual": 3, "goi_mask": 3, "original": 3}
     img = Image.open(io.BytesIO(base64.b64decode(uris["residual"][0].split(",", 1)[1])))
     assert img.size == (16, 16)
+    mask = np.zeros((1, 4, 4), np.uint8)
+    mask[0, :2] = 1
+    png = render_stamps({"goi_mask": mask})["goi_mask"][0]
+    pix = np.asarray(Image.open(io.BytesIO(base64.b64decode(png.split(",", 1)[1]))).convert("L"))
+    # GOI pixels white, the rest black; row 0 is drawn at the bottom
+    assert (pix[2:] == 255).all() and (pix[:2] == 0).all()
 
 
 def test_gallery_pages_and_keys(state):
@@ -353,7 +359,7 @@ def test_gallery_pages_and_keys(state):
     cur = state.store.current_votes()
     assert set(cur.loc[cur["label"] == "Skip", "id"]) == set(state.ids[rows])
     detail = gallery.detail_view(rows[0])
-    assert state.ids[rows[0]] in str(detail[0].object)
+    assert state.ids[rows[0]] in str(detail[0][0].object)
 
 
 def test_serve_command(tmp_path):

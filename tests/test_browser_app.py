@@ -226,8 +226,8 @@ def test_lasso_selects_points_and_gallery_shows_stamps(page1):
     page1.locator(".resx-detail").first.wait_for(timeout=30_000)
     assert page1.locator(".resx-big").count() == 5
     shot(page1, "02c_detail")
-    page1.keyboard.press("Escape")
-    page1.locator(".resx-detail").first.wait_for(state="hidden", timeout=10_000)
+    page1.get_by_role("button", name="Close").click()
+    page1.locator(".resx-big").first.wait_for(state="hidden", timeout=10_000)
     assert gid
     shot(page1, "02_lasso_map")
     shot(page1, "02b_lasso_gallery", scroll_to=".resx-grid")

@@ -97,7 +97,8 @@ def render_stamps(stamps: dict[str, np.ndarray], method: str = "asinh", shared: 
             out[kind] = [to_png_uri(stretch_residual(im, shared_lim or residual_limit(im, method), method), div)
                          for im in imgs]
         elif kind == "goi_mask":
-            out[kind] = [to_png_uri(np.asarray(im, dtype=float) > 0, "gray_r" if invert else "gray") for im in imgs]
+            grey = "gray_r" if invert else "gray"
+            out[kind] = [to_png_uri((np.asarray(im) > 0).astype(float), grey) for im in imgs]
         else:
             out[kind] = [to_png_uri(stretch_positive(im), "gray_r" if invert else "gray") for im in imgs]
     return out
@@ -415,8 +416,10 @@ class GalleryView(param.Parameterized):
                 "| " + " | ".join(_fmt(v) for v in rec) + " |" for rec in votes[cols].itertuples(index=False))
         else:
             vote_md = "No votes yet."
+        close = pn.widgets.Button(label="Close", width=80, align="end")
+        close.on_click(lambda e: self.close_detail())
         return pn.Column(
-            pn.pane.Markdown(f"## {gid}\nconsensus **{label[row]}** · {nvotes[row]} vote(s)"),
+            pn.Row(pn.pane.Markdown(f"## {gid}\nconsensus **{label[row]}** · {nvotes[row]} vote(s)"), close),
             imgs,
             pn.Row(pn.pane.Markdown("| metric | value |\n|---|---|\n" + metrics, width=380),
                    pn.pane.Markdown("### Votes\n" + vote_md, width=420)),
@@ -427,6 +430,10 @@ class GalleryView(param.Parameterized):
         self.detail[:] = [self.detail_view(row)]
         if self.template is not None and hasattr(self.template, "open_modal"):
             self.template.open_modal()
+
+    def close_detail(self) -> None:
+        if self.template is not None and hasattr(self.template, "close_modal"):
+            self.template.close_modal()
 
     # -- layout -------------------------------------------------------------------------------------
     def controls(self) -> pn.viewable.Viewable:
