@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 import re
+import threading
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -534,41 +535,91 @@ def write_block(
         raise ValueError(f"{path}: missing parameters {missing}")
     ny, nx = input.shape
 
-    h_in = fits.Header()
-    h_in["OBJECT"] = (f"{input_name}[1:{nx},1:{ny}]", "Component type")
-
-    h = fits.Header()
-    h["OBJECT"] = ("model", "Component type")
-    h.add_comment("========== GALFIT Input Parameters ==========")
-    h["FITSECT"] = (f"[1:{nx},1:{ny}]", "Image section fitted")
+    model_cards: list[tuple[str, Any, Any]] = [
+        ("OBJECT", "model", "Component type"),
+        ("COMMENT", "========== GALFIT Input Parameters ==========", None),
+        ("FITSECT", f"[1:{nx},1:{ny}]", "Image section fitted")]
     if zeropoint is not None:
-        h["MAGZPT"] = (float(zeropoint), "Magnitude zeropoint")
-    h.add_comment("========== GALFIT Final Parameters ==========")
-    h["COMP_1"] = ("sersic", "Component type")
+        model_cards.append(("MAGZPT", float(zeropoint), "Magnitude zeropoint"))
+    model_cards.append(("COMMENT", "========== GALFIT Final Parameters ==========", None))
+    model_cards.append(("COMP_1", "sersic", "Component type"))
     for name in PARAM_NAMES:
-        h[f"1_{name}"] = (format_parameter(params[name]), _HEADER_COMMENTS[name])
+        model_cards.append((f"1_{name}", format_parameter(params[name]), _HEADER_COMMENTS[name]))
     if "SKY" in params:
-        h.add_comment("-" * 72)
-        h["COMP_2"] = ("sky", "Component type")
-        h["2_XC"] = (format_parameter(GalfitParameter((nx + 1) / 2, flag="fixed")), "X center [pixel]")
-        h["2_YC"] = (format_parameter(GalfitParameter((ny + 1) / 2, flag="fixed")), "Y center [pixel]")
-        h["2_SKY"] = (format_parameter(params["SKY"]), _HEADER_COMMENTS["SKY"])
-        h["2_DSDX"] = ("[0.000e+00]", "x sky gradient [ADUs]")
-        h["2_DSDY"] = ("[0.000e+00]", "y sky gradient [ADUs]")
-    h.add_comment("-" * 72)
+        model_cards += [
+            ("COMMENT", "-" * 72, None),
+            ("COMP_2", "sky", "Component type"),
+            ("2_XC", format_parameter(GalfitParameter((nx + 1) / 2, flag="fixed")), "X center [pixel]"),
+            ("2_YC", format_parameter(GalfitParameter((ny + 1) / 2, flag="fixed")), "Y center [pixel]"),
+            ("2_SKY", format_parameter(params["SKY"]), _HEADER_COMMENTS["SKY"]),
+            ("2_DSDX", "[0.000e+00]", "x sky gradient [ADUs]"),
+            ("2_DSDY", "[0.000e+00]", "y sky gradient [ADUs]")]
+    model_cards.append(("COMMENT", "-" * 72, None))
     for key, value in (extra_header or {}).items():
-        h[key] = value
+        if isinstance(value, tuple):
+            model_cards.append((key, value[0], value[1] if len(value) > 1 else None))
+        else:
+            model_cards.append((key, value, None))
     if chi2nu is not None:
-        h["CHI2NU"] = (float(chi2nu), "Reduced Chi^2")
+        model_cards.append(("CHI2NU", float(chi2nu), "Reduced Chi^2"))
+    cards = ([("OBJECT", f"{input_name}[1:{nx},1:{ny}]", "Component type")], model_cards,
+             [("OBJECT", "residual map", "Component type")])
 
-    h_res = fits.Header()
-    h_res["OBJECT"] = ("residual map", "Component type")
-
-    hdul = fits.HDUList([
-        fits.PrimaryHDU(),
-        fits.ImageHDU(input, header=h_in),
-        fits.ImageHDU(model, header=h),
-        fits.ImageHDU(residual, header=h_res),
-    ])
-    hdul.writeto(path, overwrite=overwrite)
+    # Building the HDUs is most of the cost of a small block (astropy formats and verifies every
+    # card): a template HDU list per layout is built once per thread, then its pixels and card
+    # values are replaced. The bytes written are those of a freshly built HDU list.
+    hdul = _block_template(input.shape, tuple(tuple(k for k, _, _ in c) for c in cards))
+    for hdu, data, hdu_cards in zip(hdul[1:], (input, model, residual), cards):
+        hdu.data = data
+        header = hdu.header
+        comments = iter(i for i, c in enumerate(header.cards) if c.keyword == "COMMENT")
+        for key, value, comm in hdu_cards:
+            if key == "COMMENT":
+                header[next(comments)] = value
+            else:
+                header[key] = (value, _fit_comment(key, value, comm))
+    hdul.writeto(path, overwrite=overwrite, output_verify="ignore")
+    for hdu in hdul[1:]:
+        hdu.data = None  # no reference to the caller's arrays is kept
     return path
+
+
+_TEMPLATES = threading.local()
+
+
+def _block_template(shape: tuple[int, int], layout: tuple[tuple[str, ...], ...]) -> fits.HDUList:
+    """An HDU list of the block layout ``layout`` (keywords per image HDU), cached per thread."""
+    cache = getattr(_TEMPLATES, "cache", None)
+    if cache is None:
+        cache = _TEMPLATES.cache = {}
+    key = (shape, layout)
+    hdul = cache.get(key)
+    if hdul is None:
+        if len(cache) > 16:
+            cache.clear()
+        empty = np.zeros(shape, dtype=np.float32)
+        hdus = [fits.PrimaryHDU()]
+        for keys in layout:
+            h = fits.Header()
+            for k in keys:
+                if k == "COMMENT":
+                    h.add_comment("")
+                else:
+                    h[k] = ""
+            hdus.append(fits.ImageHDU(empty, header=h))
+        hdul = cache[key] = fits.HDUList(hdus)
+    return hdul
+
+
+def _fit_comment(key: str, value: Any, comment: str | None) -> str | None:
+    """``comment`` cut to what fits in an 80-character card (as astropy would, without its
+    "Card is too long, comment will be truncated" warning)."""
+    if not comment:
+        return comment
+    if isinstance(value, str):
+        quoted = "'" + value.replace("'", "''").ljust(8) + "'"
+        width = max(len(quoted), 20)
+    else:
+        width = 20
+    avail = 80 - max(len(key), 8) - 2 - width - 3
+    return comment if len(comment) <= avail else comment[: max(avail, 0)]

@@ -120,6 +120,36 @@ def test_written_block_has_classic_galfit_layout(tmp_path):
         assert hdul[1].data.dtype == np.dtype(">f4")
 
 
+def test_write_long_problem_card_without_warning_and_repeated_writes(tmp_path):
+    # '*...* +/- *...*' with the PA comment is 81 characters: the comment is cut, silently.
+    import warnings
+
+    params = _params()
+    params["PA"] = GalfitParameter(-33.1234, 1.25, "problem")
+    inp, model = _images((10, 12))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        write_block(tmp_path / "a.fits", inp, model, params=params, zeropoint=26.0,
+                    extra_header={"SIMSEED": (1, "seed")})
+    with fits.open(tmp_path / "a.fits") as hdul:
+        card = hdul[2].header.cards["1_PA"]
+        assert card.value == "*-33.1234* +/- *1.2500*"
+        assert len(card.image) == 80 and card.comment.startswith("Position Angle (PA)")
+    # A second block of the same layout, then another layout: nothing leaks between writes.
+    other = {k: v for k, v in _params().items() if k != "SKY"}
+    write_block(tmp_path / "b.fits", model, inp, params=_params(), zeropoint=26.0,
+                extra_header={"SIMSEED": (2, "seed")}, input_name="b.fits")
+    write_block(tmp_path / "c.fits", inp, model, params=other)
+    a, b, c = (read_block(tmp_path / f"{k}.fits") for k in "abc")
+    np.testing.assert_array_equal(b.input, model.astype(np.float32))
+    np.testing.assert_array_equal(a.input, inp.astype(np.float32))
+    assert a.params["PA"].flag == "problem" and b.params["PA"] == _params()["PA"]
+    assert a.headers["model"]["SIMSEED"] == 1 and b.headers["model"]["SIMSEED"] == 2
+    assert b.headers["input"]["OBJECT"] == "b.fits[1:12,1:10]"
+    assert "SKY" not in c.params and "SIMSEED" not in c.headers["model"]
+    assert c.zeropoint is None
+
+
 def test_write_without_sky_or_residual(tmp_path):
     inp, model = _images((8, 8))
     params = {k: float(v.value) for k, v in _params().items() if k != "SKY"}
