@@ -202,26 +202,11 @@ class RunRow:
 
 def list_run_rows(ws: Workspace) -> list[RunRow]:
     """Every run of the workspace (``core.runs.list_runs``), oldest first."""
-    try:
-        from core.runs import list_runs
+    from core.runs import list_runs
 
-        infos = list_runs(ws)
-    except ImportError:  # core.runs not installed yet: read the run.json files (same contract)
-        infos = []
-        for p in sorted(ws.runs_dir.glob("*/run.json")):
-            try:
-                infos.append(json.loads(p.read_text()))
-            except ValueError:
-                infos.append({"id": p.parent.name, "model": "?", "status": "corrupt"})
-        infos.sort(key=lambda d: str(d.get("created", "")))
-    rows = []
-    for info in infos:
-        get = (lambda k, d=None: info.get(k, d)) if isinstance(info, dict) else (lambda k, d=None: getattr(info, k, d))
-        rows.append(RunRow(id=str(get("id")), model=str(get("model")), status=str(get("status", "")),
-                           created=str(get("created", "") or ""), accuracy=get("accuracy"),
-                           init=get("init"), error=get("error"),
-                           info=dict(info) if isinstance(info, dict) else dict(getattr(info, "__dict__", {}))))
-    return rows
+    return [RunRow(id=info.id, model=info.model, status=info.status, created=str(info.created or ""),
+                   accuracy=info.accuracy, init=info.init, error=info.error, info=info.to_dict())
+            for info in list_runs(ws)]
 
 
 def _log10(values: np.ndarray) -> np.ndarray:

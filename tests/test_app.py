@@ -369,3 +369,23 @@ def test_serve_command(tmp_path):
     assert cmd[1:4] == ["-m", "panel", "serve"] and cmd[4].endswith("app")
     assert cmd[cmd.index("--port") + 1] == "5123"
     assert cmd[-3:] == ["--args", "--workspace", str(tmp_path.resolve())]
+
+
+def test_cancel_writes_stop_and_keeps_the_active_run(state):
+    """Cancel = a STOP file in the run folder; a cancelled run is not made active (trainer faked)."""
+    from app.state import RetrainJob
+
+    job = RetrainJob(state.ws, "cnn", 5, "cnn-a", run_id="cnn-cancel")
+    run_dir = job.run_dir
+    fake = (f"import json, pathlib, time\nd = pathlib.Path({str(run_dir)!r}); d.mkdir(parents=True, exist_ok=True)\n"
+            "while not (d / 'STOP').exists(): time.sleep(0.05)\n"
+            "(d / 'run.json').write_text(json.dumps({'id': 'cnn-cancel', 'model': 'cnn', 'status': 'cancelled'}))\n")
+    job.cmd = [sys.executable, "-c", fake]
+    job.start()
+    state.job = job
+    assert job.running
+    job.cancel()
+    assert (run_dir / "STOP").exists()
+    job.proc.wait(timeout=60)
+    assert state.finish_retrain()[0] == "cancelled"
+    assert state.run_cnn == "cnn-a"
