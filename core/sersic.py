@@ -92,12 +92,12 @@ def _profile(x: np.ndarray, y: np.ndarray, xc: float, yc: float, ie: float, re: 
 
 
 def _render_box(x0: int, x1: int, y0: int, y1: int, factor: int, params: tuple,
-                func=_profile) -> np.ndarray:
+                func=_profile, dtype=np.float64) -> np.ndarray:
     """Mean surface brightness of pixels ``[y0:y1, x0:x1]`` (numpy indices) from factor² samples
-    (of every leading channel ``func`` returns)."""
+    (of every leading channel ``func`` returns), computed in ``dtype``."""
     offs = (np.arange(factor) + 0.5) / factor - 0.5
-    xs = (np.arange(x0, x1)[:, None] + 1.0 + offs[None, :]).ravel()
-    ys = (np.arange(y0, y1)[:, None] + 1.0 + offs[None, :]).ravel()
+    xs = (np.arange(x0, x1)[:, None] + 1.0 + offs[None, :]).ravel().astype(dtype, copy=False)
+    ys = (np.arange(y0, y1)[:, None] + 1.0 + offs[None, :]).ravel().astype(dtype, copy=False)
     vals = func(xs[None, :], ys[:, None], *params)
     lead = vals.shape[:-2]
     return vals.reshape(lead + (y1 - y0, factor, x1 - x0, factor)).mean(axis=(-3, -1))
@@ -113,7 +113,7 @@ def _log_ie_dn(n: float, h: float = 1e-5) -> tuple[float, float]:
         return b + np.log(m) - 2.0 * m * np.log(b) + float(gammaln(2.0 * m))
     h = min(h, 0.5 * n)
     dbn = (sersic_bn(n + h) - sersic_bn(n - h)) / (2.0 * h)
-    return dbn, -(log_norm(n + h) - log_norm(n - h)) / (2.0 * h)
+    return float(dbn), float(-(log_norm(n + h) - log_norm(n - h)) / (2.0 * h))
 
 
 def _profile_grad(x: np.ndarray, y: np.ndarray, xc: float, yc: float, ie: float, re: float,
@@ -132,7 +132,7 @@ def _profile_grad(x: np.ndarray, y: np.ndarray, xc: float, yc: float, ie: float,
     np.maximum(q, 1e-300, out=q)
     lq = np.log(q)
     t = np.exp(lq * (0.5 / n))  # (r/re)^(1/n)
-    out = np.empty((8,) + q.shape)
+    out = np.empty((8,) + q.shape, dtype=q.dtype)
     img = out[0]
     np.multiply(t, -bn, out=img)
     img += bn + np.log(ie)
@@ -165,15 +165,22 @@ class SersicRenderer:
         Magnitude zero point.
     levels : sequence of (half_width, factor), optional
         Central sub-sampling hierarchy (default :data:`DEFAULT_LEVELS`).
+    dtype : numpy float dtype
+        Precision of the rendered images (default float64). float32 is about twice as fast and
+        good to ~1e-6 of the peak: enough for the iterations of a fit, not for its final model.
     """
 
     def __init__(self, shape: tuple[int, int], zeropoint: float,
-                 levels: Sequence[tuple[int, int]] | None = DEFAULT_LEVELS):
+                 levels: Sequence[tuple[int, int]] | None = DEFAULT_LEVELS,
+                 dtype: np.dtype | type = np.float64):
         self.shape = (int(shape[0]), int(shape[1]))
         self.zeropoint = float(zeropoint)
         self.levels = tuple(levels or ())
-        self._x = (np.arange(self.shape[1], dtype=np.float64) + 1.0)[None, :]
-        self._y = (np.arange(self.shape[0], dtype=np.float64) + 1.0)[:, None]
+        self.dtype = np.dtype(dtype)
+        if self.dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
+            raise ValueError(f"dtype must be float32 or float64, got {self.dtype}")
+        self._x = (np.arange(self.shape[1], dtype=np.float64) + 1.0).astype(self.dtype)[None, :]
+        self._y = (np.arange(self.shape[0], dtype=np.float64) + 1.0).astype(self.dtype)[:, None]
 
     def render(self, xc: float, yc: float, mag: float, re: float, n: float, ar: float, pa: float,
                grad: bool = False, levels: Sequence[tuple[int, int]] | None = None) -> np.ndarray:
@@ -187,7 +194,7 @@ class SersicRenderer:
         ny, nx = self.shape
         n = float(n)
         bn = sersic_bn(n)
-        ie = sersic_ie(mag, re, n, ar, self.zeropoint)
+        ie = float(sersic_ie(mag, re, n, ar, self.zeropoint))
         t = np.deg2rad(pa)
         params = (float(xc), float(yc), ie, float(re), n, float(ar), float(np.cos(t)),
                   float(np.sin(t)), bn)
@@ -206,7 +213,7 @@ class SersicRenderer:
             y0, y1 = max(jc - half, 0), min(jc + half + 1, ny)
             if x0 >= x1 or y0 >= y1:
                 continue
-            img[..., y0:y1, x0:x1] = _render_box(x0, x1, y0, y1, factor, params, func)
+            img[..., y0:y1, x0:x1] = _render_box(x0, x1, y0, y1, factor, params, func, self.dtype)
         return img
 
 
@@ -368,13 +375,25 @@ class PSFConvolver:
         return out[: self.shape[0], : self.shape[1]]
 
     def convolve_stack(self, images: np.ndarray) -> np.ndarray:
-        """Convolve every image of a ``(..., ny, nx)`` stack (one FFT call)."""
-        images = np.asarray(images, dtype=np.float64)
+        """Convolve every image of a ``(..., ny, nx)`` stack (one FFT call).
+
+        A float32 stack is convolved in single precision (about 2.5× faster) and returned as
+        float32; anything else as float64.
+        """
+        images = np.asarray(images)
+        single = images.dtype == np.float32
+        if not single:
+            images = images.astype(np.float64, copy=False)
         if images.shape[-2:] != self.shape:
             raise ValueError(f"image shape {images.shape[-2:]} differs from the convolver's "
                              f"{self.shape}")
         spec = scipy.fft.rfft2(images, s=self.padded_shape, axes=(-2, -1), workers=1)
-        spec *= self.psf_fft_
+        if single:
+            if getattr(self, "_psf_fft64", None) is None:
+                self._psf_fft64 = self.psf_fft_.astype(np.complex64)
+            spec *= self._psf_fft64
+        else:
+            spec *= self.psf_fft_
         out = scipy.fft.irfft2(spec, s=self.padded_shape, axes=(-2, -1), workers=1)
         return out[..., : self.shape[0], : self.shape[1]]
 

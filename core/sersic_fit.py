@@ -15,8 +15,10 @@ The fit is a bounded trust-region least-squares fit (:func:`scipy.optimize.least
 4. The fit runs in a box around the galaxy (the whole stamp for a typical 100×100 stamp of a
    resolved galaxy); the model is rendered on the box plus a margin, convolved by FFT with the
    PSF's transform computed once, and compared with the data weighted by the noise map (the
-   sky rms where none is given). Derivatives of magnitude and sky are analytic, the others
-   forward differences.
+   sky rms where none is given). Derivatives are analytic (rendered with the model and
+   convolved in the same FFT call). The optimiser's models and derivatives are computed in
+   float32 (about twice as fast; ~1e-6 of the peak), the returned model in float64. When ``init``
+   gives all seven Sérsic parameters, the moment-based guess (3.) is skipped.
 5. Errors are the square roots of the diagonal of the covariance ``(JᵀJ)⁻¹ × χ²_ν``. A parameter
    at one of its bounds, or every free parameter of a fit that did not converge, is flagged
    ``"problem"`` (GALFIT's ``*value*``); a parameter held with ``fixed=`` is ``"fixed"``.
@@ -270,18 +272,20 @@ class _BoxModel:
         psf = psf[cy - hy: cy + min(ky - cy, py), cx - hx: cx + min(kx - cx, px)]
         self.convolver = PSFConvolver(psf, (py, px), normalize=False, margin=self.pad)
         self.renderer = SersicRenderer((py, px), zeropoint)
+        self.renderer32 = SersicRenderer((py, px), zeropoint, dtype=np.float32)
         self.shape = (py, px)
         self.origin = (y0 - self.pad, x0 - self.pad)  # numpy index of the padded box's first pixel
         self.box = box
         self.zeropoint = zeropoint
 
     def galaxy(self, xc, yc, mag, re, n, ar, pa, grad: bool = False,
-               levels=None) -> np.ndarray:
+               levels=None, single: bool = False) -> np.ndarray:
         """The convolved model on the box; with ``grad`` an (8, by, bx) stack: the model and its
-        derivatives with respect to XC, YC, MAG, RE, N, AR, PA."""
+        derivatives with respect to XC, YC, MAG, RE, N, AR, PA. ``single``: rendered and
+        convolved in float32 (the optimiser's iterations), else float64 (the final model)."""
         oy, ox = self.origin
-        img = self.renderer.render(xc - ox, yc - oy, mag, re, n, ar, pa, grad=grad,
-                                   levels=levels)
+        renderer = self.renderer32 if single else self.renderer
+        img = renderer.render(xc - ox, yc - oy, mag, re, n, ar, pa, grad=grad, levels=levels)
         conv = self.convolver.convolve_stack(img)
         p = self.pad
         return conv[..., p: conv.shape[-2] - p, p: conv.shape[-1] - p]
@@ -454,7 +458,10 @@ def fit_sersic(
         neighbours = ndimage.binary_dilation(neighbours, iterations=mask_grow) & ~goi
     fitmask = bad | neighbours
 
-    guess = _initial_guess(data - sky0, goi, fitmask, cx, cy, zeropoint, rms)
+    if all(p in init for p in FIT_PARAMS[:7]):  # nothing left to estimate from the image
+        guess = {}
+    else:
+        guess = _initial_guess(data - sky0, goi, fitmask, cx, cy, zeropoint, rms)
     guess["SKY"] = sky0
     guess.update({k: float(v) for k, v in init.items()})
     if sigma_map is None:
@@ -508,8 +515,10 @@ def fit_sersic(
     def levels_at(v: np.ndarray):
         return refinement_levels(v[3], v[4]) if adaptive else None
 
-    def galaxy(v: np.ndarray, grad: bool = False) -> np.ndarray:
-        return model.galaxy(*v[:7], grad=grad, levels=levels_at(v))
+    def galaxy(v: np.ndarray, grad: bool = False, single: bool = True) -> np.ndarray:
+        # The optimiser's models and derivatives in float32 (2x cheaper, ~1e-6 of the peak);
+        # the returned model in float64.
+        return model.galaxy(*v[:7], grad=grad, levels=levels_at(v), single=single)
 
     def gal_at(x: np.ndarray) -> np.ndarray:
         if cache["x"] is None or not np.array_equal(cache["x"], x):
@@ -581,7 +590,7 @@ def fit_sersic(
 
     # The model of the whole image (GALFIT's model HDU includes the sky).
     if box == (0, ny, 0, nx):
-        gal_full = galaxy(best)
+        gal_full = galaxy(best, single=False)
     else:
         gal_full = _BoxModel(psf, (0, ny, 0, nx), zeropoint).galaxy(*best[:7],
                                                                   levels=levels_at(best))

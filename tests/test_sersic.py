@@ -192,3 +192,23 @@ def test_convolver_margin_and_stack():
         ref = full(img[k])
         assert_allclose(stack[k, 10:-10, 10:-10], ref[10:-10, 10:-10], atol=1e-12)
         assert_allclose(ref, convolve_psf(img[k], psf), atol=1e-12)
+
+
+def test_single_precision_renderer_and_convolver_match_double():
+    # The fitter iterates in float32: images and derivatives within ~1e-5 of the peak of float64.
+    from core.sersic import PSFConvolver, SersicRenderer
+
+    args = (40.3, 38.7, 21.0, 4.0, 3.5, 0.6, 25.0)
+    r64 = SersicRenderer((80, 80), 25.0).render(*args, grad=True)
+    r32 = SersicRenderer((80, 80), 25.0, dtype=np.float32).render(*args, grad=True)
+    assert r32.dtype == np.float32 and r64.dtype == np.float64
+    for k in range(8):
+        scale = np.abs(r64[k]).max()
+        np.testing.assert_allclose(r32[k], r64[k], rtol=0, atol=2e-5 * scale, err_msg=str(k))
+    y, x = np.mgrid[:15, :15]
+    conv = PSFConvolver(np.exp(-((x - 7) ** 2 + (y - 7) ** 2) / 4.0), (80, 80))
+    c64, c32 = conv.convolve_stack(r64), conv.convolve_stack(r32)
+    assert c32.dtype == np.float32 and c64.dtype == np.float64
+    np.testing.assert_allclose(c32[0], c64[0], rtol=0, atol=2e-6 * c64[0].max())
+    with pytest.raises(ValueError, match="float32 or float64"):
+        SersicRenderer((8, 8), 25.0, dtype=np.int32)
