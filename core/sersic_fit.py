@@ -529,16 +529,19 @@ def fit_sersic(
         v = full(x)
         return (dbox - gal_at(x)[use] - v[7]) * wbox
 
+    shape_cols = [k for k, p in enumerate(free) if p != "SKY"]
+    shape_channels = [1 + idx[p] for p in free if p != "SKY"]
+    sky_col = free.index("SKY") if "SKY" in free else None
+    minus_wbox = -wbox
+
     def jac(x: np.ndarray) -> np.ndarray:
         # Analytic derivatives of the profile (sampled as the model), convolved with the PSF.
         stack = galaxy(full(x), grad=True)
         cache["x"], cache["gal"] = x.copy(), stack[0]
         J = np.empty((dbox.size, len(free)))
-        for k, p in enumerate(free):
-            if p == "SKY":
-                J[:, k] = -wbox
-            else:
-                J[:, k] = -stack[1 + idx[p]][use] * wbox
+        J[:, shape_cols] = (stack[:, use][shape_channels] * minus_wbox).T
+        if sky_col is not None:
+            J[:, sky_col] = minus_wbox
         return J
 
     # One BLAS thread: the trust-region SVD of a tall, thin Jacobian is many times slower with
