@@ -2,7 +2,8 @@
 
 Run: ``.venv/bin/python tests/benchmarks/bench_simulate.py [--n 24] [--workers 2]``
 
-Reports, for one core (the synchronous scheduler, in this process):
+Reports, for one core (the synchronous scheduler, in this process; CPU time of this process, so
+that other users of a shared machine disturb the numbers less):
 
 * galaxies per second per core for the whole per-galaxy job (render + fit + write the block),
   and the split between rendering the scene, fitting and writing;
@@ -10,8 +11,8 @@ Reports, for one core (the synchronous scheduler, in this process):
   PSF-convolved Sérsic model on the same 100×100 stamp (``sersic_image`` + ``PSFConvolver``);
 
 and, with ``--workers W`` (W > 1), the throughput of ``simulate_survey`` on W local processes
-(including process start-up), with the speed-up over one core. The demo's budget is about 40 ms
-per galaxy per core (2,000 galaxies in ≈ 40 s on 2 cores).
+(wall time, including process start-up), with the speed-up over one core. The demo's budget is
+1,000 galaxies in ≤ 40 s on 2 cores: 80 ms per galaxy per core, start-up included.
 """
 
 from __future__ import annotations
@@ -35,9 +36,9 @@ from core.sersic_fit import fit_sersic  # noqa: E402
 def _best(f, repeat: int = 50) -> float:
     ts = []
     for _ in range(repeat):
-        t = time.perf_counter()
+        t = time.process_time()
         f()
-        ts.append(time.perf_counter() - t)
+        ts.append(time.process_time() - t)
     return float(np.median(ts))
 
 
@@ -61,14 +62,14 @@ def main() -> None:
         for i, cls in enumerate(classes):
             row = dict(simulate._CATALOG_COLUMNS)
             rng = simulate.galaxy_rng(args.seed, i)
-            t0 = time.perf_counter()
+            t0 = time.process_time()
             image, rms, nodata = simulate._render_scene(rng, cls, size, psf, row)
             init = simulate._fit_init(rng, row, size)
-            t1 = time.perf_counter()
+            t1 = time.process_time()
             fit = fit_sersic(image, psf, mask=nodata, sigma=rms, zeropoint=simulate.ZEROPOINT, init=init)
-            t2 = time.perf_counter()
+            t2 = time.process_time()
             write_block(Path(tmp) / f"{i}.fits", image, fit.model, None, fit.params, simulate.ZEROPOINT)
-            t3 = time.perf_counter()
+            t3 = time.process_time()
             t_render += t1 - t0
             t_fit += t2 - t1
             t_write += t3 - t2
@@ -82,14 +83,14 @@ def main() -> None:
           f"  (median nfev {np.median(nfev):.0f})")
     print(f"  write block    {t_write / n * 1e3:8.1f} ms/galaxy  = {t_write / n / t_model:6.1f} x baseline")
     print(f"  total          {per * 1e3:8.1f} ms/galaxy  -> {1.0 / per:.2f} galaxies/s per core")
-    print(f"  demo budget 40 ms/galaxy/core: {per / 0.040:.1f} x over" if per > 0.040 else
-          "  within the demo budget of 40 ms/galaxy/core")
+    print(f"  demo budget 80 ms/galaxy/core: {per / 0.080:.1f} x over" if per > 0.080 else
+          f"  within the demo budget of 80 ms/galaxy/core ({per / 0.080:.2f} of it)")
     if args.workers > 1:
         with tempfile.TemporaryDirectory() as tmp:
             t0 = time.perf_counter()
             simulate.simulate_survey(n, args.seed, tmp, workers=args.workers, progress=False)
             dt = time.perf_counter() - t0
-        print(f"simulate_survey, {args.workers} processes: {n / dt:.2f} galaxies/s "
+        print(f"simulate_survey, {args.workers} processes: {dt:.1f} s wall, {n / dt:.2f} galaxies/s "
               f"({n / dt / args.workers:.2f} per core; speed-up {per * n / dt:.2f} x over one core, "
               f"incl. process start-up and catalog/votes)")
 
