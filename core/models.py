@@ -64,6 +64,7 @@ DEFAULTS: dict[str, Any] = {
     "dropout": 0.5,
     "kl_weight": 1.0,
     "kl_reduction": "mean",
+    "recon_reduction": "mean",
 }
 
 
@@ -228,8 +229,11 @@ class CVAE(keras.Model):
     """
 
     def __init__(self, encoder: keras.Model, decoder: keras.Model, kl_weight: float = 1.0,
-                 kl_reduction: str = "mean", **kwargs):
+                 kl_reduction: str = "mean", recon_reduction: str = "mean", **kwargs):
         super().__init__(**kwargs)
+        if recon_reduction not in ("mean", "sum"):
+            raise ValueError(f"recon_reduction must be 'mean' or 'sum', not {recon_reduction!r}")
+        self.recon_reduction = recon_reduction
         self.encoder = encoder
         self.decoder = decoder
         self.kl_weight = float(kl_weight)
@@ -250,7 +254,11 @@ class CVAE(keras.Model):
         """``(reconstruction MSE, KL, total)`` for a batch of images ``x``."""
         z_mean, z_log_var, z = self.encoder(x, training=training)
         reconstruction = self.decoder(z, training=training)
-        recon = ops.mean(ops.square(ops.cast(x, reconstruction.dtype) - reconstruction))
+        sq = ops.square(ops.reshape(ops.cast(x, reconstruction.dtype), ops.shape(reconstruction)) - reconstruction)
+        if self.recon_reduction == "sum":  # summed over the pixels, averaged over the batch
+            recon = ops.mean(ops.sum(ops.reshape(sq, (ops.shape(sq)[0], -1)), axis=-1))
+        else:  # eq. 5: the mean over pixels (and batch)
+            recon = ops.mean(sq)
         kl = kl_divergence(z_mean, z_log_var, self.kl_reduction)
         return recon, kl, recon + self.kl_weight * kl
 
@@ -281,6 +289,7 @@ class CVAE(keras.Model):
             "decoder": keras.saving.serialize_keras_object(self.decoder),
             "kl_weight": self.kl_weight,
             "kl_reduction": self.kl_reduction,
+            "recon_reduction": self.recon_reduction,
         }
 
     @classmethod
@@ -299,12 +308,14 @@ def build_cvae(
     noise_stddev: float = 0.02,
     kl_weight: float = 1.0,
     kl_reduction: str = "mean",
+    recon_reduction: str = "mean",
 ) -> CVAE:
     """The CvAE of §4.2 (uncompiled, built). Parameters as :func:`build_cnn`, plus the loss's
     ``kl_weight`` and ``kl_reduction``."""
     encoder = build_encoder(input_size, filters, kernel_size, latent_dim, noise_stddev)
     decoder = build_decoder(input_size, filters, kernel_size, latent_dim)
-    model = CVAE(encoder, decoder, kl_weight=kl_weight, kl_reduction=kl_reduction, name="cvae")
+    model = CVAE(encoder, decoder, kl_weight=kl_weight, kl_reduction=kl_reduction,
+                 recon_reduction=recon_reduction, name="cvae")
     model.build((None, input_size, input_size, 1))
     return model
 
@@ -334,7 +345,8 @@ def build_model(kind: str, config: dict[str, Any]) -> keras.Model:
     if kind == "cnn":
         return build_cnn(dropout=float(p["dropout"]), **common)
     if kind == "cvae":
-        return build_cvae(kl_weight=float(p["kl_weight"]), kl_reduction=p["kl_reduction"], **common)
+        return build_cvae(kl_weight=float(p["kl_weight"]), kl_reduction=p["kl_reduction"],
+                          recon_reduction=p["recon_reduction"], **common)
     raise ValueError(f"model must be 'cnn' or 'cvae', not {kind!r}")
 
 

@@ -126,6 +126,25 @@ def test_cvae_loss_is_mse_plus_kl_and_trains():
     np.testing.assert_allclose(h.history["loss"], np.add(h.history["recon_loss"], h.history["kl_loss"]), rtol=1e-4)
 
 
+def test_cvae_reconstruction_summed_over_pixels_is_pixel_count_times_the_mean():
+    keras.utils.set_random_seed(0)
+    kw = dict(input_size=16, filters=(4, 8, 8), latent_dim=8, kl_weight=0.0)
+    mean = build_cvae(**kw)
+    summed = build_cvae(recon_reduction="sum", **kw)
+    lv = mean.encoder.get_layer("z_log_var")  # sigma ~ 2e-9: z = z_mean, both decode the same z
+    lv.set_weights([np.zeros_like(lv.get_weights()[0]), np.full_like(lv.get_weights()[1], -40.0)])
+    summed.set_weights(mean.get_weights())
+    x = np.random.default_rng(0).uniform(-0.5, 0.5, (8, 16, 16, 1)).astype(np.float32)
+    r_mean = float(mean.compute_losses(x)[0])
+    r_sum = float(summed.compute_losses(x)[0])
+    assert r_sum == pytest.approx(16 * 16 * r_mean, rel=1e-5)
+    # by hand: the decoder of the encoder mean, squared error summed per stamp, batch mean
+    rec = np.asarray(mean(x))
+    assert r_sum == pytest.approx(float(((rec - x) ** 2).sum(axis=(1, 2, 3)).mean()), rel=1e-5)
+    with pytest.raises(ValueError, match="recon_reduction"):
+        build_cvae(recon_reduction="max", **kw)
+
+
 def test_models_save_and_reload(tmp_path):
     for model in (build_cnn(input_size=16, filters=(4, 8, 8), latent_dim=8),
                   build_cvae(input_size=16, filters=(4, 8, 8), latent_dim=8)):
