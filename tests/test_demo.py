@@ -55,3 +55,27 @@ def test_an_interrupted_demo_resumes_after_the_last_finished_stage(tmp_path, mon
     assert calls == ["prep"]  # simulate and ingest were not redone
     info = json.loads((root / demo.DEMO_JSON).read_text())
     assert set(info["done"]) == {"simulate", "ingest"} and not info.get("complete")
+
+
+def test_demo_schedule_learning_rate_reaches_the_run_config(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    root = tmp_path / "ws"
+    root.mkdir()
+    (root / demo.DEMO_JSON).write_text(json.dumps({"n": 1000, "seed": 0, "stages": {}, "runs": {},
+                                                   "done": ["simulate", "ingest", "prep", "votes"]}))
+    seen = {}
+
+    def fake_train(ws, model, labels, **kw):
+        seen[model] = kw
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr("core.train.train", fake_train)
+    monkeypatch.setattr("core.workspace.Workspace.open", classmethod(lambda cls, r: SimpleNamespace()))
+    with pytest.raises(RuntimeError, match="stop here"):
+        demo.build_demo(root, n=1000, echo=lambda *a: None,
+                        schedule={"cnn": {"learning_rate": 2e-3, "epochs": 1}})
+    kw = seen["cnn"]
+    assert kw["config"] == {"train": {"learning_rate": 2e-3}}
+    assert kw["epochs"] == 1 and kw["per_class"] == demo.DEMO_SCHEDULE["cnn"]["per_class"]
+    assert "learning_rate" not in kw
