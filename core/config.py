@@ -57,6 +57,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
         "dropout": 0.5,  # after each Conv+MaxPool block (CNN only)
         "kl_weight": 1.0,  # CvAE: total loss = MSE + kl_weight * KL
         "kl_reduction": "mean",  # CvAE: KL averaged ("mean") or summed ("sum") over latent dims
+        "recon_reduction": "mean",  # CvAE: squared error averaged over pixels (eq. 5) or summed ("sum")
     },
     # Training schedule (paper §4.1; core.train).
     "train": {
