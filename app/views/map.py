@@ -43,9 +43,9 @@ class MapView:
         self.streams: list = []
         self.shown = True
         self._stale = False
-        self.pane = pn.pane.HoloViews(self.plot(), sizing_mode="stretch_width", min_height=height,
-                                      linked_axes=False)
         self.legend = pn.pane.HTML(self.legend_html(), margin=(0, 10))
+        self.pane = self._pane()
+        self.container = pn.Column(self.legend, self.pane, sizing_mode="stretch_width")
         state.param.watch(self._redraw, ["model", "run_cnn", "run_cvae", "pc_x", "pc_y", "color_by", "show_svc",
                                          "show_gmm", "class_filter", "consensus_filter"])
         state.param.watch(self._votes_changed, ["votes_version"])
@@ -55,8 +55,13 @@ class MapView:
             self._stale = True
             return
         self._stale = False
-        self.pane.object = self.plot()
+        # a fresh pane: updating a HoloViews pane in place loses overlay layers that come and go
+        self.pane = self._pane()
         self.legend.object = self.legend_html()
+        self.container[:] = [self.legend, self.pane]
+
+    def _pane(self) -> pn.pane.HoloViews:
+        return pn.pane.HoloViews(self.plot(), sizing_mode="stretch_width", min_height=self.height, linked_axes=False)
 
     def show(self, shown: bool) -> None:
         self.shown = shown
@@ -218,7 +223,7 @@ class MapView:
         return out
 
     def panel(self):
-        return pn.Column(self.legend, self.pane, sizing_mode="stretch_width")
+        return self.container
 
 
 def elbow_plot(state: AppState, model: str | None = None, *_):
