@@ -9,9 +9,9 @@ which also reports clicks, ticks and the keyboard shortcuts (1–5, f, s, arrows
 from __future__ import annotations
 
 import base64
-from pathlib import Path
 import io
 import logging
+from pathlib import Path
 from typing import Any, Sequence
 
 import matplotlib
@@ -23,7 +23,7 @@ from astropy.visualization import AsinhStretch, ZScaleInterval
 from panel.custom import JSComponent
 from PIL import Image
 
-from app.state import (CLASS_COLORS, NO_LABEL, PER_PAGE, SORT_BY, AppState, n_pages, page_of, sort_rows)
+from app.state import CLASS_COLORS, NO_LABEL, SORT_BY, AppState, n_pages, page_of, sort_rows
 from core.labels import CLASSES, FIT_QUALITY, SKIP
 
 log = logging.getLogger(__name__)

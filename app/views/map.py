@@ -17,7 +17,7 @@ import pandas as pd
 import panel as pn
 from holoviews.operation.datashader import datashade, dynspread, rasterize
 
-from app.state import COLOR_BY, NO_LABEL, AppState, color_key
+from app.state import COLOR_BY, AppState, color_key
 
 log = logging.getLogger(__name__)
 

@@ -56,7 +56,7 @@ def ms(t0: float) -> float:
 
 
 def bench_in_process(root: Path, n: int) -> float:
-    from app.state import AppState, points_in_bounds
+    from app.state import AppState
     from app.views.gallery import GalleryView
 
     t = time.perf_counter()
