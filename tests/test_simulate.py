@@ -264,11 +264,11 @@ def test_failed_galaxy_is_recorded_and_survey_goes_on(tmp_path, monkeypatch):
     import core.sersic_fit
 
     real = core.sersic_fit.fit_sersic
-    real_render = simulate._render_scene
+    real_compose = simulate._compose
     bad = {}
 
-    def render(rng, cls, size, psf, row):
-        image, rms, nodata = real_render(rng, cls, size, psf, row)
+    def compose(parts, row, boost=1.0):
+        image, rms, nodata = real_compose(parts, row, boost)
         if row["id"] == "SIM00002":
             bad["image"] = image
         return image, rms, nodata
@@ -278,7 +278,7 @@ def test_failed_galaxy_is_recorded_and_survey_goes_on(tmp_path, monkeypatch):
             raise core.sersic_fit.SersicFitError("no galaxy found")
         return real(image, psf, **kw)
 
-    monkeypatch.setattr(simulate, "_render_scene", render)
+    monkeypatch.setattr(simulate, "_compose", compose)
     monkeypatch.setattr(core.sersic_fit, "fit_sersic", flaky)
     cat = simulate.simulate_survey(3, 1, tmp_path, workers=1, progress=False,
                                    fractions={"Clean": 1.0})
@@ -345,3 +345,32 @@ def test_cli_bad_input_is_a_readable_error(tmp_path, capsys):
     assert main(["simulate", "--n", "0", "--out", str(tmp_path / "x")]) == 1
     assert "n must be at least 1" in capsys.readouterr().err
     assert main(["simulate", "--n", "2", "--agreement", "1.5", "--out", str(tmp_path / "x")]) == 1
+
+
+def test_residual_snr_hand_value_box_and_mask():
+    shape = (60, 60)
+    parts = {"galaxy": np.zeros(shape), "sub": np.zeros(shape), "r_corr": 2.0, "mask": None}
+    parts["sub"][30, 30] = 3.0   # inside the central 50x50
+    parts["sub"][30, 31] = 4.0
+    parts["sub"][1, 1] = 100.0   # outside it: not seen by the inspector
+    rms = np.full(shape, 0.5)
+    # boost 2: (6, 8) / 0.5 -> (12, 16) -> 20, / r_corr 2 -> 10
+    assert simulate._residual_snr(parts, 2.0, np.zeros(shape), rms) == pytest.approx(10.0)
+    parts["mask"] = np.zeros(shape, bool)
+    parts["mask"][30, 31] = True
+    assert simulate._residual_snr(parts, 2.0, np.zeros(shape), rms) == pytest.approx(6.0)
+    # what the fit absorbs is not visible
+    assert simulate._residual_snr(parts, 2.0, 2.0 * parts["sub"], rms) == pytest.approx(0.0)
+
+
+def test_substructure_visible_in_residual_floor(tmp_path):
+    cat = simulate.simulate_survey(6, 3, tmp_path, workers=1, progress=False,
+                                   fractions={"General": 0.5, "Clean": 0.5})
+    gen = cat[cat["true_class"] == "General"]
+    clean = cat[cat["true_class"] == "Clean"]
+    floor = simulate._VISIBLE_SNR["General"]
+    for r in gen:  # visible, or as bright as physical
+        assert (r["sub_snr_res"] >= floor
+                or r["sub_frac"] >= simulate._MAX_FRAC["General"] - 1e-9), dict(zip(r.colnames, r))
+        assert r["sub_frac"] <= simulate._MAX_FRAC["General"] + 1e-9
+    assert np.all(clean["sub_snr_res"] < 8.0)  # a Sérsic host alone is fitted to the noise
