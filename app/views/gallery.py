@@ -317,20 +317,25 @@ class GalleryView(param.Parameterized):
         return {k: np.asarray(store.read(k, rows[order]))[inv] for k in kinds}
 
     def tile_lines(self, rows: np.ndarray) -> list[tuple[list[str], str]]:
+        """Caption lines and border colour of each tile (vectorised over the page)."""
         st = self.state
         label, nvotes, _ = st.consensus_columns()
+        cats = st.catalog["catalog_class"].to_numpy()[rows]
         frame = self._frame()
+        if frame is not None:
+            sub = frame.reindex(rows)
+            preds = sub["predicted"].fillna(NO_LABEL).to_numpy()
+            confs = sub["confidence"].to_numpy(dtype=float)
+        else:
+            preds, confs = np.full(len(rows), NO_LABEL, dtype=object), np.full(len(rows), np.nan)
         out = []
-        for r in rows:
-            cat = st.catalog["catalog_class"].iat[r]
+        for r, cat, pred, conf in zip(rows, cats, preds, confs):
             lines = [f"catalog: {cat}"]
-            if frame is not None and r in frame.index:
-                pred, conf = frame.at[r, "predicted"], frame.at[r, "confidence"]
-                if pred != NO_LABEL:
-                    lines.append(f"predicted: {pred} ({conf:.2f})" if np.isfinite(conf) else f"predicted: {pred}")
-            cons = label[r]
-            lines.append(f"consensus: {cons} · {nvotes[r]} vote{'s' if nvotes[r] != 1 else ''}")
-            out.append((lines, CLASS_COLORS.get(cons, CLASS_COLORS.get(cat, "#dddddd"))))
+            if pred != NO_LABEL:
+                lines.append(f"predicted: {pred} ({conf:.2f})" if np.isfinite(conf) else f"predicted: {pred}")
+            n = nvotes[r]
+            lines.append(f"consensus: {label[r]} · {n} vote{'s' if n != 1 else ''}")
+            out.append((lines, CLASS_COLORS.get(label[r], CLASS_COLORS.get(cat, "#dddddd"))))
         return out
 
     def refresh(self) -> None:
@@ -339,6 +344,8 @@ class GalleryView(param.Parameterized):
         pages = n_pages(n)
         page = min(self.page, pages - 1)
         rows = page_of(self._order, page)
+        if not np.array_equal(rows, self.page_rows):
+            self.grid.focus = 0  # a new page starts at its first tile
         self.page_rows = rows
         self.prev.disabled = page <= 0
         self.next.disabled = page >= pages - 1
