@@ -625,6 +625,8 @@ def simulate_galaxy(index: int, seed: int, cls: str, out: str | Path, size: int 
                 if boost == prev_boost:  # the fit in hand is already at the cap
                     break
             prev_boost = boost
+            # the refit starts from this fit: the host is the same, only the substructure grew
+            init = {k: float(fit.params[k].value) for k in ("XC", "YC", "MAG", "RE", "N", "AR", "PA")}
         if boost != 1.0:
             old_total = 1.0 + float(row["sub_frac"])
             row["sub_frac"] = float(row["sub_frac"]) * boost
