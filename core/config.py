@@ -58,6 +58,12 @@ DEFAULT_CONFIG: dict[str, Any] = {
         "kl_weight": 1.0,  # CvAE: total loss = MSE + kl_weight * KL
         "kl_reduction": "mean",  # CvAE: KL averaged ("mean") or summed ("sum") over latent dims
         "recon_reduction": "mean",  # CvAE: squared error averaged over pixels (eq. 5) or summed ("sum")
+        # CvAE initialisation and KL warm-up (not in the paper; see core.models): without them the
+        # CvAE stays at the trivial solution (reconstructions ~ 0) on noise-dominated stamps.
+        "kernel_initializer": "he_normal",  # CvAE ReLU layers
+        "log_var_bias": -6.0,  # CvAE: initial ln sigma^2 of the encoder (sigma ~ 0.05)
+        "output_init": "zeros",  # CvAE: kernel of the decoder's tanh output layer (first reconstructions 0)
+        "kl_warmup": 0.3333333333333333,  # CvAE: KL weight rises 0 -> kl_weight over this fraction of the steps (0 = paper)
     },
     # Training schedule (paper §4.1; core.train).
     "train": {

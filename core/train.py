@@ -593,6 +593,8 @@ def _train_in(ws: Workspace, run_dir: Path, cfg: dict[str, Any], kind: str, labe
                 raise TrainingError(f"--init {init} expects {shape} stamps, the workspace has {size} x {size}")
         else:
             net = build_model(kind, cfg)
+        if kind == "cvae":  # KL warm-up over the first models.kl_warmup of the steps; none when fine-tuning
+            net.kl_warmup_steps = 0 if init else int(round(float(params.get("kl_warmup") or 0.0) * steps * epochs))
         optimizer = keras.optimizers.Adam(learning_rate=schedule)
         if kind == "cnn":
             net.compile(optimizer=optimizer, loss="categorical_crossentropy", metrics=["accuracy"])

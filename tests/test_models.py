@@ -169,3 +169,45 @@ def test_step_halving_schedule():
     np.testing.assert_allclose(got, [1e-4, 1e-4, 5e-5, 5e-5, 2.5e-5, 2.5e-5], rtol=1e-6)
     again = type(s).from_config(s.get_config())
     assert float(again(250)) == pytest.approx(2.5e-5)
+
+
+def test_cvae_initialisation_starts_from_zero_reconstructions_and_small_sigma():
+    keras.utils.set_random_seed(0)
+    v = build_cvae(input_size=16, filters=(4, 8, 8), latent_dim=8)
+    enc = v.encoder
+    np.testing.assert_array_equal(enc.get_layer("z_log_var").get_weights()[1], np.full(8, -6.0, np.float32))
+    np.testing.assert_array_equal(v.decoder.get_layer("output").get_weights()[0], 0.0)
+    x = np.random.default_rng(1).uniform(-1, 1, (4, 16, 16, 1)).astype(np.float32)
+    # zero output kernel and bias: tanh(0) = 0 whatever z is
+    np.testing.assert_array_equal(np.asarray(v(x, training=True)), 0.0)
+    _, z_log_var, _ = enc.predict(x, verbose=0)
+    sigma = np.exp(0.5 * z_log_var)  # ln sigma^2 = -6 + (kernel . activations): ~0.05
+    assert np.median(sigma) == pytest.approx(math.exp(-3.0), rel=0.5)
+    for name in ("conv1", "conv2", "conv3", "dense"):
+        assert type(enc.get_layer(name).kernel_initializer).__name__ == "HeNormal"
+    p = build_cvae(input_size=16, filters=(4, 8, 8), latent_dim=8, log_var_bias=0.0, output_init="glorot_uniform")
+    assert np.all(p.encoder.get_layer("z_log_var").get_weights()[1] == 0.0)
+    assert np.abs(p.decoder.get_layer("output").get_weights()[0]).max() > 0
+
+
+def test_kl_warmup_rises_linearly_to_the_kl_weight_and_reloads(tmp_path):
+    v = build_cvae(input_size=16, filters=(4, 8, 8), latent_dim=8, kl_weight=0.5, kl_warmup_steps=10)
+    betas = [float(v.kl_beta(s)) for s in (0, 5, 10, 20)]
+    assert betas == pytest.approx([0.0, 0.25, 0.5, 0.5])
+    assert float(build_cvae(input_size=16, filters=(4, 8, 8), latent_dim=8, kl_weight=0.5).kl_beta(0)) == 0.5
+    x = np.random.default_rng(0).uniform(-0.5, 0.5, (8, 16, 16, 1)).astype(np.float32)
+    recon, kl, total = (float(t) for t in v.compute_losses(x, kl_weight=0.0))
+    assert total == pytest.approx(recon)
+    v.compile(optimizer=keras.optimizers.Adam(1e-3))
+    v.fit(x, epochs=3, batch_size=4, verbose=0)  # 6 steps: beta is now 0.3 in training
+    assert float(v.kl_beta(v.optimizer.iterations)) == pytest.approx(0.3)
+    v.save(tmp_path / "v.keras")
+    assert keras.models.load_model(tmp_path / "v.keras", compile=False).kl_warmup_steps == 10
+
+
+def test_cvae_config_carries_the_initialisation():
+    cfg = default_config()
+    cfg["models"].update(input_size=16, filters=[4, 8, 8], latent_dim=8, log_var_bias=-2.0, output_init="zeros")
+    v = build_model("cvae", cfg)
+    np.testing.assert_array_equal(v.encoder.get_layer("z_log_var").get_weights()[1], -2.0)
+    assert model_params(default_config())["kl_warmup"] == pytest.approx(1 / 3)

@@ -224,6 +224,10 @@ def test_cvae_run_and_resx_runs(ws, first, capsys):
     assert (v.path / "reconstructions.png").is_file() and not (v.path / "confusion.png").exists()
     assert ev["recon_mse"] > 0 and v.recon_mse == pytest.approx(ev["recon_mse"]) and v.accuracy is None
     assert {"loss", "recon_loss", "kl_loss"} <= set(json.loads((v.path / "progress.json").read_text())["history"])
+    # KL warm-up: models.kl_warmup (1/3) of the run's steps; 240 galaxies, 80 % train, 20 per class, batch 32
+    steps = -(-20 * len(set(np.loadtxt(v.path / "labels.csv", dtype=str, delimiter=",", skiprows=1)[:, 1])) // 32)
+    saved = keras.models.load_model(v.path / "model.keras", compile=False)
+    assert saved.kl_warmup_steps == round(steps / 3) and saved.kl_warmup_steps >= 1
     capsys.readouterr()
     assert main(["runs", str(ws.root), "--json"]) == 0
     listed = {r["id"]: r for r in json.loads(capsys.readouterr().out)}
