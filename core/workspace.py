@@ -9,6 +9,8 @@ Layout::
       votes.sqlite       the vote store (unless config votes.database_url names another)
       runs/<run-id>/     one folder per training run (see core.runs)
       active.json        the active run per model: {"cnn": "...", "cvae": "..."}
+      selections/        selections saved by name in the dashboard (one id per line)
+      prep/              prep's journal while a run is in progress (deleted when it completes)
 
 Catalog columns (standard names; ``core.catalog`` maps a user's names onto these):
 ``id`` (str, unique), ``field``, ``ra``, ``dec``, ``z``, ``logmass``, ``hmag``, ``photflag``,
