@@ -23,7 +23,7 @@ from astropy.visualization import AsinhStretch, ZScaleInterval
 from panel.custom import JSComponent
 from PIL import Image
 
-from app.state import CLASS_COLORS, NO_LABEL, SORT_BY, AppState, n_pages, page_of, sort_rows
+from app.state import CLASS_COLORS, NO_LABEL, PER_PAGE, SORT_BY, AppState, n_pages, page_of, sort_rows
 from core.labels import CLASSES, FIT_QUALITY, SKIP
 
 log = logging.getLogger(__name__)
@@ -108,22 +108,61 @@ def render_stamps(stamps: dict[str, np.ndarray], method: str = "asinh", shared: 
 # The JavaScript tile grid
 # --------------------------------------------------------------------------------------------
 class GalleryGrid(JSComponent):
-    """Tiles of stamps; reports clicks ('open'), ticks (``ticked``), focus and voting keys."""
+    """Tiles of stamps with their page buttons; reports clicks ('open'), ticks, focus, page turns and voting keys.
 
-    tiles = param.List(default=[], doc="[{row, id, imgs: [uri], lines: [str], color}]")
+    The browser owns the page turns and the keyboard focus: "next ▶" (or an arrow key past the
+    page's last tile) sets ``page`` at once, and every key typed before the server has sent that
+    page's tiles is held back and replayed on them (otherwise it would label a tile of the old
+    page: the server answers the turn only after the votes queued before it). Each tile carries
+    the page it belongs to, so the browser knows which page it shows.
+    """
+
+    tiles = param.List(default=[], doc="[{row, id, page, imgs: [uri], lines: [str], color}]")
     ticked = param.List(default=[], doc="catalog rows whose tick box is on")
     focus = param.Integer(default=0, doc="index of the focused tile on the page")
+    page = param.Integer(default=0, doc="the page asked for (0-based); set by the browser's buttons and arrows")
+    pages = param.Integer(default=1, doc="number of pages")
+    per_page = param.Integer(default=PER_PAGE)
     tile_px = param.Integer(default=104)
 
     _stylesheets = [(Path(__file__).resolve().parents[2] / "assets" / "gallery.css").read_text()]
 
     _esm = """
     export function render({ model, el }) {
+      const root = document.createElement('div');
+      const nav = document.createElement('div');
+      nav.className = 'resx-nav';
+      nav.style.cssText = 'display: flex; gap: 6px; padding: 4px;';
+      const prev = document.createElement('button');
+      prev.textContent = '◀ previous';
+      const next = document.createElement('button');
+      next.textContent = 'next ▶';
+      for (const b of [prev, next]) {
+        b.type = 'button';
+        b.style.cssText = 'width: 100px; padding: 4px; border: 1px solid #ccc; border-radius: 4px; background: #fff; cursor: pointer;';
+      }
+      nav.append(prev, next);
       const grid = document.createElement('div');
       grid.className = 'resx-grid';
+      root.append(nav, grid);
+
+      let want = model.page;  // the page the browser asked for; the tiles follow from the server
+      const queue = [];       // keys typed while the tiles of `want` are not here yet
+      const shown = () => (model.tiles.length ? model.tiles[0].page : want);
+      const pending = () => model.tiles.length > 0 && shown() !== want;
+
+      function navState() {
+        prev.disabled = want <= 0;
+        next.disabled = want >= model.pages - 1;
+        for (const b of [prev, next]) { b.style.opacity = b.disabled ? '0.4' : '1'; }
+      }
+      function showFocus() {
+        grid.querySelectorAll('.resx-tile').forEach((t, i) => t.classList.toggle('focus', i === model.focus));
+      }
       function draw() {
         grid.innerHTML = '';
         const ticked = new Set(model.ticked);
+        navState();
         if (!model.tiles.length) {
           const p = document.createElement('div');
           p.className = 'resx-empty';
@@ -136,6 +175,7 @@ class GalleryGrid(JSComponent):
           tile.className = 'resx-tile' + (i === model.focus ? ' focus' : '') + (ticked.has(t.row) ? ' ticked' : '');
           tile.dataset.row = t.row;
           tile.dataset.id = t.id;
+          tile.dataset.page = t.page;
           tile.style.borderColor = t.color;
           const imgs = document.createElement('div');
           imgs.className = 'resx-imgs';
@@ -148,6 +188,7 @@ class GalleryGrid(JSComponent):
           }
           imgs.title = 'click for every stamp, the metrics and the votes';
           imgs.addEventListener('click', () => {
+            if (pending()) return;
             model.focus = i;
             model.send_msg({type: 'open', row: t.row});
           });
@@ -185,32 +226,68 @@ class GalleryGrid(JSComponent):
         for (const t of tiles) { if (t.offsetTop !== top) break; n++; }
         return Math.max(n, 1);
       }
-      draw();
-      model.on(['tiles', 'ticked', 'focus', 'tile_px'], draw);
+      // turn to page p with the focus on tile f (the server sends the page's tiles)
+      function turn(p, f) {
+        p = Math.min(Math.max(p, 0), Math.max(model.pages - 1, 0));
+        if (p === want) return false;
+        want = p;
+        model.focus = f;
+        model.page = p;
+        navState();
+        return true;
+      }
+      prev.addEventListener('click', () => turn(want - 1, 0));
+      next.addEventListener('click', () => turn(want + 1, 0));
+
       const keys = new Set(['1', '2', '3', '4', '5', 'f', 's']);
+      const arrows = new Set(['ArrowRight', 'ArrowLeft', 'ArrowDown', 'ArrowUp']);
+      // one key on the page shown (the tiles of `want`)
+      function apply(key) {
+        const n = model.tiles.length;
+        let f = Math.min(model.focus, n - 1);
+        if (keys.has(key)) {
+          model.send_msg({type: 'key', key: key, row: model.tiles[f].row});
+          model.focus = Math.min(f + 1, n - 1);  // the browser owns the focus while typing votes
+          return;
+        }
+        if (key === 'ArrowRight') {
+          if (f === n - 1 && turn(want + 1, 0)) return;  // past the last tile: the next page
+          f = Math.min(f + 1, n - 1);
+        } else if (key === 'ArrowLeft') {
+          if (f === 0 && turn(want - 1, model.per_page - 1)) return;  // before the first: the previous page
+          f = Math.max(f - 1, 0);
+        } else if (key === 'ArrowDown') f = Math.min(f + columns(), n - 1);
+        else if (key === 'ArrowUp') f = Math.max(f - columns(), 0);
+        model.focus = f;
+      }
+      function flush() {
+        while (queue.length && !pending()) apply(queue.shift());
+      }
       const onkey = (e) => {
         if (!model.tiles.length || e.ctrlKey || e.metaKey || e.altKey) return;
         const tgt = e.composedPath()[0];
         if (tgt && (tgt.isContentEditable || ['TEXTAREA', 'SELECT'].includes(tgt.tagName) ||
             (tgt.tagName === 'INPUT' && tgt.type !== 'checkbox'))) return;
-        const n = model.tiles.length;
-        let f = model.focus;
-        if (e.key === 'ArrowRight') f = Math.min(f + 1, n - 1);
-        else if (e.key === 'ArrowLeft') f = Math.max(f - 1, 0);
-        else if (e.key === 'ArrowDown') f = Math.min(f + columns(), n - 1);
-        else if (e.key === 'ArrowUp') f = Math.max(f - columns(), 0);
-        else if (keys.has(e.key.toLowerCase())) {
-          e.preventDefault();
-          model.send_msg({type: 'key', key: e.key.toLowerCase(), row: model.tiles[Math.min(f, n - 1)].row});
-          model.focus = Math.min(f + 1, n - 1);  // the browser owns the focus while typing votes
-          return;
-        } else return;
+        const key = keys.has(e.key.toLowerCase()) ? e.key.toLowerCase() : e.key;
+        if (!keys.has(key) && !arrows.has(key)) return;
         e.preventDefault();
-        model.focus = f;
+        if (pending() || queue.length) { queue.push(key); return; }  // keep the order of the keys
+        apply(key);
       };
+      draw();
+      model.on(['tiles', 'ticked', 'tile_px'], () => { draw(); flush(); });
+      model.on('focus', showFocus);
+      model.on('pages', navState);
+      model.on('page', () => {
+        if (model.page !== want) {  // the server turned the page (a new selection or sort): drop held keys
+          want = model.page;
+          queue.length = 0;
+          navState();
+        }
+      });
       document.addEventListener('keydown', onkey);
       model.on('remove', () => document.removeEventListener('keydown', onkey));
-      return grid;
+      return root;
     }
     """
 
@@ -254,14 +331,13 @@ class GalleryView(param.Parameterized):
         self.grid = GalleryGrid(on_open=self.open_detail, on_key=self._key, sizing_mode="stretch_width")
         self.info = pn.pane.Markdown("", margin=(0, 10))
         self.detail = pn.Column(sizing_mode="stretch_width")
-        self.prev = pn.widgets.Button(label="◀ previous", width=100)
-        self.next = pn.widgets.Button(label="next ▶", width=100)
-        self.prev.on_click(lambda e: self._turn(-1))
-        self.next.on_click(lambda e: self._turn(+1))
+        # the page buttons live in the grid (the browser turns the page and holds back the keys typed meanwhile)
+        self.grid.param.watch(self._on_grid_page, ["page"])
         state.param.watch(self._on_selection, ["selected"])
         state.param.watch(lambda e: self.refresh(), ["votes_version", "run_cnn", "run_cvae", "model", "inspector"])
         self.param.watch(lambda e: self.refresh(), ["stretch", "invert", "shared_scale", "show_triplet",
-                                                    "show_mask", "page"])
+                                                    "show_mask"])
+        self.param.watch(self._on_page, ["page"])
         self.param.watch(lambda e: self._reorder(), ["sort_by"])
         self._reorder()
 
@@ -295,6 +371,20 @@ class GalleryView(param.Parameterized):
 
     def _turn(self, step: int) -> None:
         self.page = int(min(max(self.page + step, 0), n_pages(len(self._order)) - 1))
+
+    def _on_page(self, event=None) -> None:
+        if self.grid.page != self.page:  # turned here, not in the browser: start at the first tile
+            self.grid.focus = 0
+            self.grid.page = self.page
+        self.refresh()
+
+    def _on_grid_page(self, event) -> None:
+        """The browser turned the page (it has set the focus it wants on the new page)."""
+        page = int(min(max(event.new, 0), n_pages(len(self._order)) - 1))
+        if page != self.page:
+            self.page = page
+        elif page != event.new:
+            self.grid.page = page
 
     @property
     def kinds(self) -> list[str]:
@@ -344,11 +434,8 @@ class GalleryView(param.Parameterized):
         pages = n_pages(n)
         page = min(self.page, pages - 1)
         rows = page_of(self._order, page)
-        if not np.array_equal(rows, self.page_rows):
-            self.grid.focus = 0  # a new page starts at its first tile
         self.page_rows = rows
-        self.prev.disabled = page <= 0
-        self.next.disabled = page >= pages - 1
+        self.grid.pages = pages
         src = self.state.selection_source
         self.info.object = (f"**{n}** selected{f' ({src})' if src else ''} · page {page + 1} / {pages}"
                             if n else "No selection.")
@@ -370,7 +457,7 @@ class GalleryView(param.Parameterized):
         lines = self.tile_lines(rows)
         tiles = []
         for i, r in enumerate(rows):
-            tiles.append({"row": int(r), "id": str(self.state.ids[r]),
+            tiles.append({"row": int(r), "id": str(self.state.ids[r]), "page": int(page),
                           "imgs": [uris[k][i] for k in self.kinds], "lines": lines[i][0], "color": lines[i][1]})
         self.grid.focus = min(self.grid.focus, len(tiles) - 1)
         self.grid.tiles = tiles
@@ -454,7 +541,7 @@ class GalleryView(param.Parameterized):
     def panel(self) -> pn.viewable.Viewable:
         return pn.Column(
             self.controls(),
-            pn.Row(self.prev, self.next, self.info, align="center"),
+            self.info,
             self.grid,
             sizing_mode="stretch_width",
             name="Gallery",
