@@ -287,6 +287,53 @@ def test_second_browser_context_sees_the_vote(browser, server, page1, workspace)
     page2.context.close()
 
 
+def test_keyboard_votes_on_the_second_page(browser, server, workspace):
+    """Keys typed right after "next ▶" vote on page 2 (not on page 1's last tile); arrows cross pages."""
+    from core.workspace import Workspace
+
+    ids = [str(i) for i in Workspace.open(workspace).read_catalog()["id"]]
+    assert len(ids) > 48, "the test workspace needs more than one gallery page"
+    page = open_page(browser, server)
+    page.get_by_placeholder("one id per line, or comma-separated").fill("\n".join(ids))
+    page.get_by_role("button", name="Select ids").click()
+    page.locator(".resx-tile").first.wait_for(timeout=30_000)
+    page.get_by_placeholder("enter your name once").fill("carol")
+    page.get_by_placeholder("enter your name once").press("Enter")
+    time.sleep(1)
+    page.locator(".resx-hint").click()
+    page1_ids = page.locator(".resx-tile").evaluate_all("els => els.map(e => e.dataset.id)")
+    page.keyboard.press("1")  # a vote on page 1, then the page turn and keys at once (no wait)
+    page.get_by_role("button", name="next ▶").click()
+    for key in ("2", "3", "4"):
+        page.keyboard.press(key)
+    page.locator(".resx-tile[data-page='1']").first.wait_for(timeout=30_000)
+    page2_ids = page.locator(".resx-tile").evaluate_all("els => els.map(e => e.dataset.id)")
+    assert page2_ids[0] not in page1_ids
+
+    def carol():
+        v = current_votes(workspace)
+        v = v[v["inspector"] == "carol"]
+        return v if len(v) >= 4 else None
+
+    votes = wait_for(carol, 30)
+    assert votes is not None, "the keys typed after 'next' did not all reach the store"
+    got = dict(zip(votes["id"], votes["label"]))
+    assert got == {page1_ids[0]: "Clean", page2_ids[0]: "General", page2_ids[1]: "Core",
+                   page2_ids[2]: "Asymmetric"}
+    focused = "els => els.findIndex(e => e.classList.contains('focus'))"
+    assert wait_for(lambda: page.locator(".resx-tile").evaluate_all(focused) == 3, 10)
+    # arrows: back to the first tile, past it to page 1's last tile, and forward again to page 2
+    for key in ("ArrowLeft", "ArrowLeft", "ArrowLeft", "ArrowLeft"):
+        page.keyboard.press(key)
+    page.locator(".resx-tile[data-page='0']").first.wait_for(timeout=30_000)
+    assert wait_for(lambda: page.locator(".resx-tile").evaluate_all(focused) == 47, 10)
+    page.keyboard.press("ArrowRight")
+    page.locator(".resx-tile[data-page='1']").first.wait_for(timeout=30_000)
+    assert wait_for(lambda: page.locator(".resx-tile").evaluate_all(focused) == 0, 10)
+    shot(page, "06_votes_on_page_2", scroll_to=".resx-grid")
+    page.context.close()
+
+
 def test_retrain_finishes_and_the_map_shows_the_new_run(page1, workspace):
     if not engine_can_train():
         pytest.skip("core.train / core.runs are not in the tree yet: no retrain subprocess to drive")
