@@ -14,13 +14,39 @@ Schedulers
     That local scheduler explicitly.
 ``scheduler="tcp://host:8786"`` (any address), or a ``distributed.Client``
     A running ``dask.distributed`` cluster; tasks are submitted and gathered as they complete.
+
+The local process pool
+----------------------
+Dask's own process pool is a poor fit for a few long tasks, such as prep's one task per stamp
+chunk: it batches ready tasks six at a time (``chunksize``), so 6 to 8 chunks land on one
+worker while the others idle, and it *spawns* its workers, each of which then imports numpy,
+scipy, astropy, sep and zarr again (seconds per worker on a busy machine). :func:`run_tasks`
+hands Dask its own pool instead (:func:`local_pool`):
+
+* tasks are dispatched one at a time (``chunksize=1``), so workers stay busy until the end;
+* workers are *forked* from the driver, where ``func``'s module is already imported, so they
+  start at once. Forking is used only where it is safe: a POSIX system other than macOS, and no
+  driver thread alive other than ones known to survive a fork (:data:`FORK_SAFE_THREADS`: zarr's
+  I/O loop, which resets itself in the child). Otherwise a ``forkserver`` (a clean server process that imports ``func``'s
+  module once, then forks the workers) is used, and ``spawn`` where neither exists. A
+  ``multiprocessing.context`` set in Dask's configuration always wins;
+* each worker runs one BLAS/OpenMP thread (``threadpoolctl``, ``OMP_NUM_THREADS=1``): the
+  parallelism is across workers, and per-worker thread pools would oversubscribe the cores.
+
+The threads scheduler is no faster for prep: its per-galaxy work is mostly Python and numpy on
+small arrays and holds the GIL.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import multiprocessing
 import os
-from collections.abc import Callable, Iterable, Sequence
+import sys
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import dask
@@ -50,22 +76,112 @@ def describe_scheduler(scheduler: Any = None, workers: int | None = None) -> str
     return f"dask.distributed client {scheduler!r}"
 
 
+#: Name prefixes of driver threads that do not rule out forking workers: zarr's I/O event loop
+#: (``zarr_io``) and its executors' workers (``zarr_pool``, asyncio's default ``asyncio_``). They
+#: sit idle while the driver waits, and zarr resets its loop in a forked child
+#: (``os.register_at_fork``).
+FORK_SAFE_THREADS = ("zarr_io", "zarr_pool", "asyncio_")
+
+#: Environment variables that cap the thread pools of BLAS / OpenMP libraries in workers.
+_THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
+
+
+def _init_worker() -> None:
+    """Initializer of a local worker process: one BLAS/OpenMP thread, Dask's own set-up."""
+    for var in _THREAD_ENV:
+        os.environ[var] = "1"
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)
+    except Exception:  # noqa: BLE001 — threadpoolctl absent or a library it cannot control
+        pass
+    from dask.multiprocessing import initialize_worker_process
+
+    initialize_worker_process()
+
+
+def start_method(preload: Sequence[str] = ()) -> str:
+    """The ``multiprocessing`` start method :func:`local_pool` uses now (see the module docstring).
+
+    Parameters
+    ----------
+    preload : sequence of str
+        Modules the workers need (only used to explain the choice in the log).
+    """
+    configured = dask.config.get("multiprocessing.context", None)
+    if configured:
+        return str(configured)
+    methods = multiprocessing.get_all_start_methods()
+    others = [t for t in threading.enumerate() if t is not threading.current_thread()
+              and not t.name.startswith(FORK_SAFE_THREADS)]
+    if "fork" in methods and sys.platform != "darwin" and not others:
+        return "fork"
+    if "forkserver" in methods:
+        if others:
+            log.debug("not forking workers: driver threads %s are alive", [t.name for t in others])
+        return "forkserver"
+    return "spawn"
+
+
+@contextlib.contextmanager
+def local_pool(workers: int, preload: Sequence[str] = ()) -> Iterator[ProcessPoolExecutor]:
+    """A process pool for Dask's local ``processes`` scheduler, shut down on exit.
+
+    Parameters
+    ----------
+    workers : int
+        Worker processes.
+    preload : sequence of str
+        Modules imported before the workers start (in the driver for ``fork``, in the
+        server for ``forkserver``), so that workers do not import them again.
+
+    Yields
+    ------
+    concurrent.futures.ProcessPoolExecutor
+    """
+    import importlib
+
+    method = start_method(preload)
+    ctx = multiprocessing.get_context(method)
+    if method == "forkserver" and preload:
+        ctx.set_forkserver_preload(list(preload))
+    elif method == "fork":
+        for name in preload:
+            importlib.import_module(name)
+    # Dask's own pool sets this for consistent hashing of task keys across workers.
+    if os.environ.get("PYTHONHASHSEED") in (None, "0"):
+        os.environ["PYTHONHASHSEED"] = "6640"
+    log.debug("local process pool: %d workers, started by %s", workers, method)
+    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker)
+    try:
+        if method == "fork":
+            # Fork every worker now, before this call starts threads of its own (the progress bar's).
+            for f in [pool.submit(os.getpid) for _ in range(workers)]:
+                f.result()
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+class _Bar(tqdm):
+    """The progress bar, without tqdm's monitor thread (a thread in the driver rules out forking)."""
+
+    monitor_interval = 0
+
+
 class _OnResult(Callback):
     """Local-scheduler callback: hands each finished task's result to the driver."""
 
-    def __init__(self, keys: dict, on_result, bar):
+    def __init__(self, keys: dict, on_result):
         super().__init__()
         self._keys = keys
         self._on_result = on_result
-        self._bar = bar
 
     def _posttask(self, key, result, dsk, state, worker_id):
         i = self._keys.get(key)
-        if i is None:
-            return
-        if self._on_result is not None:
+        if i is not None:
             self._on_result(i, result)
-        self._bar.update(1)
 
 
 def run_tasks(
@@ -109,37 +225,40 @@ def run_tasks(
     """
     args = list(args)
     results: list[Any] = [None] * len(args)
+    if not args:
+        return results
     w = list(weights) if weights is not None else [1] * len(args)
-    bar = tqdm(total=sum(w), desc=desc, unit=unit, disable=not progress)
 
     def done(i: int, result: Any) -> None:
         results[i] = result
         if on_result is not None:
             on_result(i, result)
 
-    try:
-        if not args:
-            return results
+    with contextlib.ExitStack() as stack:
         if scheduler is None or (isinstance(scheduler, str) and scheduler in LOCAL_SCHEDULERS):
             n = workers or default_workers()
             name = scheduler or ("synchronous" if n == 1 else "processes")
+            kwargs: dict[str, Any] = {"num_workers": n}
+            if name == "processes":
+                n = kwargs["num_workers"] = max(1, min(n, len(args)))  # no idle workers to start
+                preload = [m for m in (getattr(func, "__module__", None),) if m and m != "__main__"]
+                # Started before the progress bar, so no thread of this call rules out fork.
+                kwargs["pool"] = stack.enter_context(local_pool(n, preload))
+                kwargs["chunksize"] = 1  # one task at a time: no worker idles while another has a queue
+            bar = stack.enter_context(_Bar(total=sum(w), desc=desc, unit=unit, disable=not progress))
             tasks = [dask.delayed(func, pure=False)(*a) for a in args]
             keys = {t.key: i for i, t in enumerate(tasks)}
 
-            class _Bar:  # adapt weighted progress to the callback's one-update-per-task
-                @staticmethod
-                def update(_):
-                    pass
-
-            def hook(i, result):
+            def hook(i: int, result: Any) -> None:
                 done(i, result)
                 bar.update(w[i])
 
-            with _OnResult(keys, hook, _Bar()):
-                dask.compute(*tasks, scheduler=name, num_workers=n)
+            with _OnResult(keys, hook):
+                dask.compute(*tasks, scheduler=name, **kwargs)
         else:
             from distributed import Client, as_completed
 
+            bar = stack.enter_context(_Bar(total=sum(w), desc=desc, unit=unit, disable=not progress))
             client = scheduler if isinstance(scheduler, Client) else Client(scheduler)
             try:
                 futures = [client.submit(func, *a, pure=False) for a in args]
@@ -151,6 +270,4 @@ def run_tasks(
             finally:
                 if client is not scheduler:
                     client.close()
-    finally:
-        bar.close()
     return results
