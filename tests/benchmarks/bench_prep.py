@@ -5,7 +5,8 @@
    ``sep.extract`` with the paper's settings on the same images, measured in the same run
    (goal: <= 3x).
 2. Galaxies per second of ``prep_workspace`` (reading blocks, writing zarr stamps and the catalog)
-   with 1 worker (synchronous) and 2 workers (local process scheduler, start-up included).
+   with 1 worker (synchronous) and 2 workers (local process scheduler, start-up included), runs
+   interleaved ``reps`` times (best of each kept), and the 2-worker speed-up over 1 worker.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def bare_sep(img: np.ndarray, kernel: np.ndarray) -> None:
                 segmentation_map=True)
 
 
-def main(n: int = 60, n_ws: int = 48) -> None:
+def main(n: int = 60, n_ws: int = 48, reps: int = 2) -> None:
     logging.basicConfig(level=logging.WARNING)
     rng = np.random.default_rng(0)
     gals = [make_galaxy(rng, 100, cls) for cls in ["Clean", "Core", "Asymmetric", "General", "Peculiar"] * (n // 5)]
@@ -57,14 +58,22 @@ def main(n: int = 60, n_ws: int = 48) -> None:
     print(f"prep_galaxy (stamps + metrics):  {p * 1e3:.2f} ms/galaxy")
     print(f"ratio prep / bare SEP:           {p / s:.2f}x   (goal <= 3x)")
 
+    from core.parallel import start_method
+
     with tempfile.TemporaryDirectory() as tmp:
-        ws = make_workspace(Path(tmp) / "ws", n=n_ws, chunk=max(1, n_ws // 8))
-        for workers in (1, 2):
-            t0 = time.perf_counter()
-            prep_workspace(ws, workers=workers, redo=True, progress=False)
-            dt = time.perf_counter() - t0
+        chunk = max(1, n_ws // 8)
+        ws = make_workspace(Path(tmp) / "ws", n=n_ws, chunk=chunk)
+        best = {1: float("inf"), 2: float("inf")}
+        for _ in range(max(1, reps)):
+            for workers in (1, 2):
+                t0 = time.perf_counter()
+                prep_workspace(ws, workers=workers, redo=True, progress=False)
+                best[workers] = min(best[workers], time.perf_counter() - t0)
+        for workers, dt in best.items():
+            how = "synchronous" if workers == 1 else f"processes, started by {start_method()}, start-up included"
             print(f"prep_workspace, {workers} worker(s): {n_ws / dt:.1f} galaxies/s "
-                  f"({n_ws} galaxies in {dt:.1f} s, process start-up included)")
+                  f"({n_ws} galaxies in {dt:.1f} s, {-(-n_ws // chunk)} tasks; {how}; best of {max(1, reps)})")
+        print(f"speed-up 2 workers / 1 worker:   {best[1] / best[2]:.2f}x")
 
 
 if __name__ == "__main__":
