@@ -346,8 +346,15 @@ def test_gallery_pages_and_keys(state):
     # keyboard: '3' labels the tile the browser reports Core (the browser moves its focus on)
     state.inspector = "ann"
     row = gallery.grid.tiles[2]["row"]
+    sent = []  # a vote sends only the captions, never the tiles (their images) again
+    gallery.grid.param.watch(lambda e: sent.append(e.name), ["tiles", "captions"])
+    tiles_before = gallery.grid.tiles
     gallery.grid._handle_msg({"type": "key", "key": "3", "row": row})
     assert state.store.current_votes().set_index("id").loc[state.ids[row], "label"] == "Core"
+    assert sent == ["captions"] and gallery.grid.tiles is tiles_before
+    assert [c["row"] for c in gallery.grid.captions] == [t["row"] for t in gallery.grid.tiles]
+    cap = next(c for c in gallery.grid.captions if c["row"] == row)
+    assert cap["lines"][-1].startswith("consensus: ") and "· 1 vote" in cap["lines"][-1]
     gallery.grid._handle_msg({"type": "key", "key": "x", "row": row})  # not a voting key: nothing
     assert len(state.store.current_votes()) == 1
     # ticked tiles

@@ -115,9 +115,16 @@ class GalleryGrid(JSComponent):
     page's tiles is held back and replayed on them (otherwise it would label a tile of the old
     page: the server answers the turn only after the votes queued before it). Each tile carries
     the page it belongs to, so the browser knows which page it shows.
+
+    The stamps (``tiles``) and the captions (``captions``) are separate properties: a vote
+    changes only the captions, which the browser patches into the tiles it has drawn, so a
+    keyboard vote does not send the page's images again nor rebuild the grid.
     """
 
-    tiles = param.List(default=[], doc="[{row, id, page, imgs: [uri], lines: [str], color}]")
+    tiles = param.List(default=[], doc="[{row, id, page, imgs: [uri]}]: changes only with the page, "
+                                        "the selection, the sort or the stretch")
+    captions = param.List(default=[], doc="[{row, lines: [str], color}]: the tiles' captions and border "
+                                          "colours, updated in place after a vote (small; no images)")
     ticked = param.List(default=[], doc="catalog rows whose tick box is on")
     focus = param.Integer(default=0, doc="index of the focused tile on the page")
     page = param.Integer(default=0, doc="the page asked for (0-based); set by the browser's buttons and arrows")
@@ -159,7 +166,29 @@ class GalleryGrid(JSComponent):
       function showFocus() {
         grid.querySelectorAll('.resx-tile').forEach((t, i) => t.classList.toggle('focus', i === model.focus));
       }
+      const lineCache = new Map();  // tile element -> the caption last written into it (skip unchanged ones)
+      function writeCaption(tile, c) {
+        const key = JSON.stringify(c);
+        if (lineCache.get(tile) === key) return;
+        lineCache.set(tile, key);
+        tile.style.borderColor = c.color;
+        const box = tile.querySelector('.resx-caption');
+        box.replaceChildren(...c.lines.map((line) => {
+          const d = document.createElement('div');
+          d.className = 'resx-line';
+          d.textContent = line;
+          return d;
+        }));
+      }
+      function updateCaptions() {
+        const byRow = new Map(model.captions.map((c) => [c.row, c]));
+        grid.querySelectorAll('.resx-tile').forEach((tile) => {
+          const c = byRow.get(Number(tile.dataset.row));
+          if (c) writeCaption(tile, c);
+        });
+      }
       function draw() {
+        lineCache.clear();
         grid.innerHTML = '';
         const ticked = new Set(model.ticked);
         navState();
@@ -176,7 +205,6 @@ class GalleryGrid(JSComponent):
           tile.dataset.row = t.row;
           tile.dataset.id = t.id;
           tile.dataset.page = t.page;
-          tile.style.borderColor = t.color;
           const imgs = document.createElement('div');
           imgs.className = 'resx-imgs';
           for (const src of t.imgs) {
@@ -209,14 +237,12 @@ class GalleryGrid(JSComponent):
           name.textContent = t.id;
           head.appendChild(name);
           tile.appendChild(head);
-          for (const line of t.lines) {
-            const d = document.createElement('div');
-            d.className = 'resx-line';
-            d.textContent = line;
-            tile.appendChild(d);
-          }
+          const caption = document.createElement('div');
+          caption.className = 'resx-caption';
+          tile.appendChild(caption);
           grid.appendChild(tile);
         });
+        updateCaptions();
       }
       function columns() {
         const tiles = grid.querySelectorAll('.resx-tile');
@@ -276,6 +302,7 @@ class GalleryGrid(JSComponent):
       };
       draw();
       model.on(['tiles', 'ticked', 'tile_px'], () => { draw(); flush(); });
+      model.on('captions', updateCaptions);  // a vote: only the captions change, the grid stays
       model.on('focus', showFocus);
       model.on('pages', navState);
       model.on('page', () => {
@@ -327,6 +354,7 @@ class GalleryView(param.Parameterized):
         self.page_rows = np.empty(0, dtype=int)
         self._uris_key: tuple | None = None
         self._uris: dict[str, list[str]] = {}
+        self._tiles_key: tuple | None = None  # what the browser's tiles show (their images and page)
         self.on_vote_key = None  # set by the voting view: (label, row) -> None
         self.grid = GalleryGrid(on_open=self.open_detail, on_key=self._key, sizing_mode="stretch_width")
         self.info = pn.pane.Markdown("", margin=(0, 10))
@@ -440,7 +468,8 @@ class GalleryView(param.Parameterized):
         self.info.object = (f"**{n}** selected{f' ({src})' if src else ''} · page {page + 1} / {pages}"
                             if n else "No selection.")
         if rows.size == 0:
-            self.grid.tiles = []
+            self.grid.param.update(tiles=[], captions=[])
+            self._tiles_key = None
             return
         key = (tuple(rows.tolist()), tuple(self.kinds), self.stretch, self.shared_scale, self.invert,
                str(self.state.ws.root))
@@ -455,12 +484,18 @@ class GalleryView(param.Parameterized):
             self.info.object += f"\n\n⚠ cannot read the stamps: {exc}"
             uris = {k: [""] * rows.size for k in self.kinds}
         lines = self.tile_lines(rows)
-        tiles = []
-        for i, r in enumerate(rows):
-            tiles.append({"row": int(r), "id": str(self.state.ids[r]), "page": int(page),
-                          "imgs": [uris[k][i] for k in self.kinds], "lines": lines[i][0], "color": lines[i][1]})
+        captions = [{"row": int(r), "lines": lines[i][0], "color": lines[i][1]} for i, r in enumerate(rows)]
+        tiles_key = (key, int(page)) if uris is self._uris and self._uris_key == key else None
+        if tiles_key is not None and tiles_key == self._tiles_key:  # a vote or a new run: only the captions go to the browser
+            if captions != self.grid.captions:
+                self.grid.captions = captions
+            return
+        tiles = [{"row": int(r), "id": str(self.state.ids[r]), "page": int(page),
+                  "imgs": [uris[k][i] for k in self.kinds]} for i, r in enumerate(rows)]
+        self._tiles_key = tiles_key
         self.grid.focus = min(self.grid.focus, len(tiles) - 1)
-        self.grid.tiles = tiles
+        # captions first: the browser draws the new tiles with their captions in one go
+        self.grid.param.update(captions=captions, tiles=tiles)
 
     # -- keys and detail --------------------------------------------------------------------------
     def _key(self, key: str, row: int) -> None:
