@@ -156,10 +156,15 @@ def map_box(page) -> dict:
 
 
 def map_pixels(page) -> np.ndarray:
+    """The map canvas as pixels, scrolled into view first (a focused gallery tile scrolls the
+    page down, and a clip of the viewport would then catch the header instead of the map)."""
     from PIL import Image
 
-    box = map_box(page)
-    return np.asarray(Image.open(io.BytesIO(page.screenshot(clip=box))).convert("RGB"), dtype=int)
+    canvases = page.locator("canvas").all()
+    areas = [(b["width"] * b["height"]) if (b := c.bounding_box()) else -1 for c in canvases]
+    canvas = canvases[int(np.argmax(areas))]
+    canvas.scroll_into_view_if_needed()
+    return np.asarray(Image.open(io.BytesIO(canvas.screenshot())).convert("RGB"), dtype=int)
 
 
 def draw_lasso(page, fractions) -> None:
@@ -260,6 +265,13 @@ def test_vote_persists_and_recolours_the_map(page1, workspace):
     assert wait_for(lambda: "consensus: undecided · 2 votes" in page1.locator(f".resx-tile[data-id='{gid}']").inner_text(),
                     20)
     changed = wait_for(lambda: int((map_pixels(page1) != before).any(axis=-1).sum()), 20)
+    if not changed:  # keep the evidence: the map before and after the vote
+        from PIL import Image
+
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(before.astype("uint8")).save(ARTIFACTS / "03_fail_map_before.png")
+        Image.fromarray(map_pixels(page1).astype("uint8")).save(ARTIFACTS / "03_fail_map_after.png")
+        shot(page1, "03_fail_page")
     assert changed > 0, "the map did not change after the vote"
     shot(page1, "03_vote_recoloured")
     shot(page1, "03b_vote_tiles", scroll_to=".resx-grid")
