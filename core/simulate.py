@@ -666,36 +666,6 @@ def _model_with_sky(fit: Any) -> np.ndarray:
     return model
 
 
-def _fast_process_start(scheduler: Any, workers: int | None):
-    """Context for :func:`core.parallel.run_tasks`: start local worker processes by ``fork``.
-
-    Dask's local process pool starts its workers with ``spawn`` by default, and each one then
-    imports numpy, scipy, astropy, sep and this package again: seconds per worker on a busy
-    machine, a good part of a 1,000-galaxy run. With the fitter and the block writer imported
-    here first, forked workers start at once. Only on POSIX, for the local process scheduler, and
-    only while this process runs no other thread (forking a threaded process can deadlock);
-    nor when the user configured ``multiprocessing.context`` for Dask.
-    """
-    import contextlib
-    import multiprocessing
-    import threading
-
-    import dask
-
-    from core.parallel import default_workers
-
-    local_processes = (scheduler == "processes"
-                       or (scheduler is None and (workers or default_workers()) > 1))
-    if (not local_processes or "fork" not in multiprocessing.get_all_start_methods()
-            or threading.active_count() > 1
-            or dask.config.get("multiprocessing.context", None) is not None):
-        return contextlib.nullcontext()
-    import core.galfit  # noqa: F401  (imported once, before the fork)
-    import core.sersic_fit  # noqa: F401
-
-    return dask.config.set({"multiprocessing.context": "fork"})
-
-
 def _simulate_chunk(indices: list[int], classes: list[str], seed: int, out: str, size: int) -> list[dict]:
     return [simulate_galaxy(i, seed, c, out, size) for i, c in zip(indices, classes)]
 
@@ -915,10 +885,13 @@ def simulate_survey(
     args = [(list(range(i, min(i + chunk, n))), classes[i:i + chunk], int(seed), str(out), int(size))
             for i in range(0, n, chunk)]
     t0 = time.perf_counter()
-    with _fast_process_start(scheduler, workers):
-        results = run_tasks(_simulate_chunk, args, scheduler=scheduler, workers=workers,
-                            progress=progress, desc="simulate", unit="galaxy",
-                            weights=[len(a[0]) for a in args])
+    # imported before run_tasks forks its local workers, so they start with the fitter loaded
+    import core.galfit  # noqa: F401
+    import core.sersic_fit  # noqa: F401
+
+    results = run_tasks(_simulate_chunk, args, scheduler=scheduler, workers=workers,
+                        progress=progress, desc="simulate", unit="galaxy",
+                        weights=[len(a[0]) for a in args])
     rows = [r for chunk_rows in results for r in chunk_rows]
     log.info("simulated %d galaxies in %.1f s", n, time.perf_counter() - t0)
     cat = Table(rows=[[r[k] for k in _CATALOG_COLUMNS] for r in rows], names=list(_CATALOG_COLUMNS))
