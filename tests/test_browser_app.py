@@ -151,20 +151,39 @@ def shot(page, name: str, scroll_to: str | None = None) -> Path:
 
 def map_box(page) -> dict:
     """Bounding box of the map's canvas (the largest canvas on the page)."""
-    boxes = [c.bounding_box() for c in page.locator("canvas").all()]
-    return max((b for b in boxes if b), key=lambda b: b["width"] * b["height"])
+    from playwright.sync_api import Error as PlaywrightError
+
+    for attempt in range(10):  # a re-rendering map may replace its canvas meanwhile
+        try:
+            boxes = [c.bounding_box(timeout=5000) for c in page.locator("canvas").all()]
+            return max((b for b in boxes if b), key=lambda b: b["width"] * b["height"])
+        except PlaywrightError:
+            if attempt == 9:
+                raise
+            time.sleep(0.5)
 
 
 def map_pixels(page) -> np.ndarray:
     """The map canvas as pixels, scrolled into view first (a focused gallery tile scrolls the
     page down, and a clip of the viewport would then catch the header instead of the map)."""
     from PIL import Image
+    from playwright.sync_api import Error as PlaywrightError
 
-    canvases = page.locator("canvas").all()
-    areas = [(b["width"] * b["height"]) if (b := c.bounding_box()) else -1 for c in canvases]
-    canvas = canvases[int(np.argmax(areas))]
-    canvas.scroll_into_view_if_needed()
-    return np.asarray(Image.open(io.BytesIO(canvas.screenshot())).convert("RGB"), dtype=int)
+    # A recoloured map is re-rendered by Bokeh, which may replace its canvas element between
+    # finding it and taking its picture ("Element is not attached to the DOM"): find it again.
+    for attempt in range(10):
+        try:
+            canvases = page.locator("canvas").all()
+            areas = [(b["width"] * b["height"]) if (b := c.bounding_box(timeout=5000)) else -1 for c in canvases]
+            canvas = canvases[int(np.argmax(areas))]
+            canvas.scroll_into_view_if_needed(timeout=5000)
+            png = canvas.screenshot(timeout=5000)
+        except PlaywrightError:
+            if attempt == 9:
+                raise
+            time.sleep(0.5)
+            continue
+        return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=int)
 
 
 def draw_lasso(page, fractions) -> None:
