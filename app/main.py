@@ -75,7 +75,7 @@ then reload this page, or serve another workspace with
 
 
 def build(path: Path) -> pn.template.BaseTemplate:
-    from app.views.agreement import agreement_panel
+    from app.views.agreement import AgreementView
     from app.views.export import ExportView, SelectByView
     from app.views.gallery import GalleryView
     from app.views.map import map_area
@@ -93,6 +93,7 @@ def build(path: Path) -> pn.template.BaseTemplate:
     runs = RunsView(state)
     export = ExportView(state)
     select_by = SelectByView(state)
+    agreement = AgreementView(state)
 
     # -- sidebar ---------------------------------------------------------------------------------
     n_pc = max(state.n_pcs("cnn") if state.run_cnn else 2, state.n_pcs("cvae") if state.run_cvae else 2)
@@ -125,10 +126,13 @@ def build(path: Path) -> pn.template.BaseTemplate:
     tabs = pn.Tabs(
         ("Gallery", pn.Column(voting.panel(), gallery.panel(), sizing_mode="stretch_width")),
         ("Run & retrain", runs.panel()),
-        ("Agreement", agreement_panel(state)),
+        ("Agreement", agreement.panel()),
         ("Export", export.panel()),
         dynamic=False, sizing_mode="stretch_width",
     )
+    # The agreement statistics read every vote: computed only while their tab is open.
+    agreement_tab = 2
+    tabs.param.watch(lambda e: agreement.set_visible(e.new == agreement_tab), "active")
     tmpl.main.append(pn.Column(area, sizing_mode="stretch_width", name="Latent map"))
     tmpl.main.append(pn.Column(tabs, sizing_mode="stretch_width", name="Inspect"))
     tmpl.modal.append(gallery.detail)

@@ -428,41 +428,64 @@ class AppState(param.Parameterized):
         return self._store
 
     def _votes_signature(self) -> Any:
-        url = self.ws.votes_url
-        if url.startswith("sqlite:///"):
-            path = Path(url[len("sqlite:///"):])
-            sig = []
-            for p in (path, Path(str(path) + "-wal")):
-                try:
-                    st = p.stat()
-                    sig.append((st.st_mtime_ns, st.st_size))
-                except OSError:
-                    sig.append(None)
-            return tuple(sig)
-        return time.time()  # another database: re-read on every poll
+        """The store's version (:meth:`core.votes.VoteStore.version`): changes with every write."""
+        return self.store.version()
 
     def refresh_votes(self, force: bool = True) -> bool:
-        """Re-read consensus and votes when the store changed; True when something changed."""
-        sig = self._votes_signature()
-        if not force and sig == self._votes_sig:
-            return False
-        self._votes_sig = sig
+        """Re-read consensus and current labels when the store changed; True when something changed.
+
+        Reads integer codes only (:meth:`~core.votes.VoteStore.consensus`,
+        :meth:`~core.votes.VoteStore.current_labels`); comments and times are read per galaxy
+        by the detail view.
+        """
         try:
+            sig = self._votes_signature()
+            if not force and sig == self._votes_sig:
+                return False
             cons = self.store.consensus()
-            votes = self.store.current_votes()
+            votes = self.store.current_labels()
         except Exception as exc:
             log.warning("cannot read the vote store: %s", exc)
             self.message = f"Cannot read the vote store: {exc}"
             return False
+        self._votes_sig = sig
         cons = cons.copy()
         cons["id"] = cons["id"].astype(str)
         self.consensus = cons.set_index("id")
-        self.votes = votes.copy()
+        self.votes = votes
         if len(self.votes):
             self.votes["id"] = self.votes["id"].astype(str)
         self._frames.clear()
         self.votes_version += 1
         return True
+
+    def _update_votes(self, ids: list[str], sig_before: Any) -> None:
+        """After this session's own write on ``ids``: re-read only those galaxies.
+
+        The cost does not grow with the campaign. When the store's version moved by exactly
+        this one action since the last full read, the session is up to date; otherwise (another
+        inspector wrote meanwhile) the next poll reads everything.
+        """
+        try:
+            cons = self.store.consensus(ids=ids)
+            mine = self.store.current_votes(ids)[["id", "inspector", "label"]]
+            sig_after = self._votes_signature()
+        except Exception as exc:
+            log.warning("cannot read the vote store: %s", exc)
+            self.refresh_votes(force=True)
+            return
+        cons["id"] = cons["id"].astype(str)
+        cons = cons.set_index("id")
+        old = self.consensus
+        self.consensus = pd.concat([old[~old.index.isin(cons.index)], cons]) if len(old) else cons
+        mine["id"] = mine["id"].astype(str)
+        keep = ~self.votes["id"].isin(set(ids)) if len(self.votes) else np.zeros(0, dtype=bool)
+        self.votes = pd.concat([self.votes[keep], mine], ignore_index=True)
+        if (sig_before == self._votes_sig and sig_after[0] == sig_before[0] + 1
+                and sig_after[1] > sig_before[1]):
+            self._votes_sig = sig_after  # only our own action since the last full read
+        self._frames.clear()
+        self.votes_version += 1
 
     def poll(self) -> None:
         """Called every few seconds by the session: pick up other inspectors' votes and new runs."""
@@ -490,14 +513,15 @@ class AppState(param.Parameterized):
             return 0
         ids = [str(i) for i in self.ids[rows]]
         self._ensure_inspector()
+        sig_before = self._votes_signature()
         n = self.store.cast(ids, self.inspector, label, comment=comment, source="ui")
-        self.refresh_votes(force=True)
+        self._update_votes(ids, sig_before)
         return int(n) if n is not None else len(ids)
 
     def undo(self) -> Any:
         self._ensure_inspector()
         out = self.store.undo_last(self.inspector)
-        self.refresh_votes(force=True)
+        self.refresh_votes(force=True)  # the undone action's galaxies are not known here
         return out
 
     _known_inspectors: set = set()

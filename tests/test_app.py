@@ -217,6 +217,60 @@ def test_votes_from_another_session_are_picked_up(state):
     assert state.votes_version == before + 1
 
 
+def test_own_vote_reads_only_its_galaxies_yet_misses_no_other_write(state, monkeypatch):
+    """After a vote the session re-reads the voted galaxies only; the result equals a full read,
+    and a vote another session slipped in meanwhile still arrives on the next poll."""
+    other = AppState(state.ws.root)
+    other.inspector = "remote"
+    state.inspector = "ann"
+    full_reads = []
+    original = type(state.store).consensus
+    monkeypatch.setattr(type(state.store), "consensus",
+                        lambda self, *a, **k: (full_reads.append(k.get("ids") is None), original(self, *a, **k))[1])
+    state.vote([4, 5, 6], "General")
+    assert full_reads == [False]  # the voted galaxies only
+    state.poll()
+    assert full_reads == [False]  # up to date: the poll reads nothing
+    fresh = AppState(state.ws.root)
+    assert state.consensus.loc[fresh.consensus.index].equals(fresh.consensus)
+    pd.testing.assert_frame_equal(state.votes.sort_values(["id", "inspector"], ignore_index=True),
+                                  fresh.votes.sort_values(["id", "inspector"], ignore_index=True),
+                                  check_dtype=False)
+    other.vote([9], "Peculiar")  # another inspector writes ...
+    state.vote([10], "Core")  # ... before this session's next vote
+    assert state.consensus.loc["G0000009", "n_votes"] == 0  # not seen yet
+    state.poll()  # the version moved by two actions: a full read
+    assert full_reads[-1] is True
+    assert state.consensus.loc["G0000009", "n_votes"] == 1
+    assert state.consensus.loc["G0000010", "label"] == "undecided" and state.consensus.loc["G0000010", "Core"] == 1
+
+
+def test_agreement_panel_computes_only_while_shown(state, monkeypatch):
+    from app.views.agreement import AgreementView
+
+    calls = []
+    original = type(state.store).agreement
+    monkeypatch.setattr(type(state.store), "agreement", lambda self: (calls.append(1), original(self))[1])
+    view = AgreementView(state)
+    for name, label in (("ann", "Core"), ("bob", "Core"), ("cy", "Clean")):
+        state.inspector = name
+        state.vote([0, 1], label)
+    assert calls == []  # hidden tab: votes only mark it stale
+    view.set_visible(True)
+    assert len(calls) == 1
+    # ann and bob agree with the 2-of-3 consensus (Core) on both galaxies, cy with none
+    assert "over 2 galaxies" in view.summary.object and "6 current votes" in view.summary.object
+    per = view.table.object.set_index("inspector")
+    assert per.loc["ann", "agreement"] == "100.0 %" and per.loc["cy", "agreement"] == "0.0 %"
+    state.inspector = "dee"
+    state.vote([2], "Skip")
+    assert len(calls) == 2 and "7 current votes" in view.summary.object  # shown: live
+    view.set_visible(False)
+    state.vote([3], "Core")
+    view.set_visible(False)
+    assert len(calls) == 2
+
+
 def test_expert_from_config_is_registered_as_expert(state):
     state.experts = {"boss"}
     state.inspector = "boss"

@@ -331,6 +331,18 @@ def test_store_consensus_from_integer_codes_equals_the_string_rule(url, packed, 
     assert sorted(got["id"]) == sorted(ids + ["gap"])
     pd.testing.assert_frame_equal(got, expected)
     assert got["expert"].any() and (got["label"] != "undecided").any() and (got["n_votes"] > 3).any()
+    # The fast name-only read and the per-galaxy reads (the dashboard's after each vote) agree.
+    pd.testing.assert_frame_equal(s.current_labels(), votes[["id", "inspector", "label"]], check_dtype=False)
+    if not packed:
+        monkeypatch.setattr(V, "_CHUNK", 3)  # ids in many chunks
+    subset = [ids[5], "gap", ids[0], ids[5], ids[17], ids[39]]  # a repeat is read once
+    part = s.consensus(min_votes=2, ids=subset)
+    pd.testing.assert_frame_equal(part, got.set_index("id").loc[list(dict.fromkeys(subset))].reset_index())
+    pd.testing.assert_frame_equal(s.current_votes(subset),
+                                  votes[votes["id"].isin(subset)].reset_index(drop=True))
+    assert len(s.current_votes([])) == 0
+    with pytest.raises(VoteStoreError, match="unknown galaxy"):
+        s.consensus(ids=["nope"])
     s.close()
 
 

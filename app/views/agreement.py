@@ -9,27 +9,58 @@ import panel as pn
 from app.state import AppState
 
 
-def agreement_panel(state: AppState) -> pn.viewable.Viewable:
-    """Redrawn whenever the vote store changes (``state.votes_version``)."""
+class AgreementView:
+    """Fleiss' κ and a table of each inspector's agreement with the consensus.
 
-    def view(_version):
+    The statistics read every current vote, so they are computed only while the panel is shown:
+    a vote marks them stale (``state.votes_version``) and :meth:`set_visible` recomputes them
+    when the tab is opened. The panes are updated in place, never replaced, so a vote does not
+    rebuild the page's document.
+    """
+
+    def __init__(self, state: AppState):
+        self.state = state
+        self.summary = pn.pane.Markdown("", margin=(0, 5), css_classes=["resx-kappa"])
+        self.table = pn.pane.DataFrame(pd.DataFrame(), index=False, sizing_mode="stretch_width", visible=False)
+        self.visible = False
+        self._stale = True
+        state.param.watch(self._votes_changed, ["votes_version"])
+
+    def _votes_changed(self, _event=None) -> None:
+        self._stale = True
+        if self.visible:
+            self.refresh()
+
+    def set_visible(self, visible: bool) -> None:
+        """Tell the view whether its tab is shown; opening it brings stale numbers up to date."""
+        self.visible = bool(visible)
+        if self.visible and self._stale:
+            self.refresh()
+
+    def refresh(self) -> None:
+        """Recompute κ and the per-inspector table from the store."""
+        self._stale = False
         try:
-            ag = state.store.agreement()
-        except Exception as exc:
-            return pn.pane.Alert(f"No agreement statistics: {exc}", alert_type="warning")
+            ag = self.state.store.agreement()
+        except Exception as exc:  # noqa: BLE001 - shown to the user, the page stays up
+            self.summary.object = f"**No agreement statistics:** {exc}"
+            self.table.visible = False
+            return
         kappa = getattr(ag, "kappa", np.nan)
         n = getattr(ag, "n_galaxies", 0)
         kappa_txt = "undefined" if kappa is None or not np.isfinite(kappa) else f"{kappa:.3f}"
+        self.summary.object = (f"**Fleiss' κ = {kappa_txt}** over {n} galaxies with ≥ 2 non-skip votes "
+                               f"· {len(self.state.votes)} current votes")
         per = getattr(ag, "per_inspector", pd.DataFrame())
-        parts = [pn.pane.Markdown(f"**Fleiss' κ = {kappa_txt}** over {n} galaxies with ≥ 2 non-skip votes "
-                                  f"· {len(state.votes)} current votes", margin=(0, 5))]
         if isinstance(per, pd.DataFrame) and len(per):
             table = per.copy()
             if "agreement" in table:
                 table["agreement"] = [("—" if not np.isfinite(a) else f"{100 * a:.1f} %") for a in table["agreement"]]
-            parts.append(pn.pane.DataFrame(table, index=False, sizing_mode="stretch_width"))
+            self.table.object = table
+            self.table.visible = True
         else:
-            parts.append(pn.pane.Markdown("No votes yet."))
-        return pn.Column(*parts, sizing_mode="stretch_width")
+            self.summary.object += "\n\nNo votes yet."
+            self.table.visible = False
 
-    return pn.Column(pn.bind(view, state.param.votes_version), sizing_mode="stretch_width", name="Agreement")
+    def panel(self) -> pn.viewable.Viewable:
+        return pn.Column(self.summary, self.table, sizing_mode="stretch_width", name="Agreement")

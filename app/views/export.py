@@ -136,7 +136,9 @@ class SelectByView:
         self.clear = pn.widgets.Button(label="Clear selection", width=130)
         self.msg = pn.pane.Markdown("")
         self.column.param.watch(lambda e: self._options(), "value")
-        state.param.watch(lambda e: self._options(), ["run_cnn", "run_cvae", "model", "votes_version"])
+        state.param.watch(lambda e: self._options(), ["run_cnn", "run_cvae", "model"])
+        # Votes change only the consensus column's values: other columns need no new options.
+        state.param.watch(lambda e: self._options() if self.column.value == "consensus" else None, ["votes_version"])
         self.go.on_click(lambda e: self._select())
         self.go_ids.on_click(lambda e: self._select_ids())
         self.clear.on_click(lambda e: state.clear_selection())

@@ -535,12 +535,18 @@ class GalleryView(param.Parameterized):
             metrics += f"\n| predicted ({st.model.upper()}) | {fr['predicted']} ({_fmt(fr['confidence'])}) |"
             metrics += f"\n| GMM cluster | {fr['gmm']} |"
         label, nvotes, _ = st.consensus_columns()
-        votes = st.votes[st.votes["id"] == gid] if len(st.votes) else st.votes
+        try:  # every current vote with its comment and time: one galaxy, read through the index
+            votes = st.store.current_votes([gid])
+        except Exception as exc:  # noqa: BLE001 - the detail still shows the stamps and metrics
+            log.warning("cannot read the votes of %s: %s", gid, exc)
+            votes = st.votes[st.votes["id"] == gid] if len(st.votes) else st.votes
+        if "created_at" in votes:
+            votes = votes.assign(time=votes["created_at"].dt.strftime("%Y-%m-%d %H:%M UTC"))
         hidden = st.blind and not st.is_expert and not (len(votes) and (votes["inspector"] == st.inspector).any())
         if hidden:
             vote_md = f"{nvotes[row]} vote(s); blind mode: vote first to see them."
         elif len(votes):
-            cols = [c for c in ("inspector", "label", "comment", "time", "timestamp", "source") if c in votes]
+            cols = [c for c in ("inspector", "label", "comment", "time", "source") if c in votes]
             vote_md = "| " + " | ".join(cols) + " |\n|" + "---|" * len(cols) + "\n" + "\n".join(
                 "| " + " | ".join(_fmt(v) for v in rec) + " |" for rec in votes[cols].itertuples(index=False))
         else:
