@@ -365,6 +365,51 @@ def test_keyboard_votes_on_the_second_page(browser, server, workspace):
     page.context.close()
 
 
+def test_hundred_keyboard_votes_with_queued_page_turns_all_arrive_in_order(browser, server, workspace):
+    """100 keys typed without waiting, with "next ▶" and "◀ previous" clicked between them before
+    the server has caught up: the turns queue behind the keys still waiting for their page, so
+    every vote lands on the tile it was typed for — none lost, none moved to another page."""
+    from core.labels import CLASSES
+    from core.votes import open_store
+    from core.workspace import Workspace
+
+    ids = [str(i) for i in Workspace.open(workspace).read_catalog()["id"]]
+    assert 48 + 12 <= len(ids) < 96, "the plan below needs a second page of at least 12 tiles and no third"
+    page = open_page(browser, server)
+    page.get_by_placeholder("one id per line, or comma-separated").fill("\n".join(ids))
+    page.get_by_role("button", name="Select ids").click()
+    page.locator(".resx-tile").first.wait_for(timeout=30_000)
+    page.get_by_placeholder("enter your name once").fill("dave")
+    page.get_by_placeholder("enter your name once").press("Enter")
+    time.sleep(1)
+    page.locator(".resx-hint").click()
+    # (keys, then the button): page 1 tiles 0-39, page 2 tiles 0-11, page 1 again, page 2 again
+    plan = [(40, "next ▶"), (12, "◀ previous"), (40, "next ▶"), (8, None)]
+    i = 0
+    for n_keys, button in plan:
+        for _ in range(n_keys):
+            page.keyboard.press(str(1 + i % 5))
+            i += 1
+        if button:
+            page.get_by_role("button", name=button).click()
+    expected = ids[0:40] + ids[48:60] + ids[0:40] + ids[48:56]
+    store = open_store(Workspace.open(workspace))
+
+    def daves():
+        h = store.history()
+        h = h[h["inspector"] == "dave"]
+        return h if len(h) >= 100 else None
+
+    got = wait_for(daves, 60)
+    assert got is not None, f"only {(store.history()['inspector'] == 'dave').sum()} of 100 keyboard votes arrived"
+    assert got["id"].tolist() == expected
+    assert got["label"].tolist() == [CLASSES[k % 5] for k in range(100)]
+    assert set(got["source"]) == {"ui"} and len(got) == 100
+    page.locator(".resx-tile[data-page='1']").first.wait_for(timeout=30_000)  # it ends on page 2
+    store.close()
+    page.context.close()
+
+
 def test_retrain_finishes_and_the_map_shows_the_new_run(page1, workspace):
     if not engine_can_train():
         pytest.skip("core.train / core.runs are not in the tree yet: no retrain subprocess to drive")

@@ -113,7 +113,8 @@ class GalleryGrid(JSComponent):
     The browser owns the page turns and the keyboard focus: "next ▶" (or an arrow key past the
     page's last tile) sets ``page`` at once, and every key typed before the server has sent that
     page's tiles is held back and replayed on them (otherwise it would label a tile of the old
-    page: the server answers the turn only after the votes queued before it). Each tile carries
+    page: the server answers the turn only after the votes queued before it). Turns asked for
+    meanwhile wait in the same queue, so each key lands on the page it was typed for. Each tile carries
     the page it belongs to, so the browser knows which page it shows.
 
     The stamps (``tiles``) and the captions (``captions``) are separate properties: a vote
@@ -154,13 +155,21 @@ class GalleryGrid(JSComponent):
       root.append(nav, grid);
 
       let want = model.page;  // the page the browser asked for; the tiles follow from the server
-      const queue = [];       // keys typed while the tiles of `want` are not here yet
+      // Keys and page turns made while the tiles of `want` are not here yet, in the order they
+      // were made: {key} or {turn: page, focus}. A key is replayed on the page it was typed
+      // for, however many turns were asked for before the server caught up.
+      const queue = [];
       const shown = () => (model.tiles.length ? model.tiles[0].page : want);
       const pending = () => model.tiles.length > 0 && shown() !== want;
+      const clamp = (p) => Math.min(Math.max(p, 0), Math.max(model.pages - 1, 0));
+      function target() {  // the page shown once the queue has been replayed
+        for (let i = queue.length - 1; i >= 0; i--) if (queue[i].turn !== undefined) return queue[i].turn;
+        return want;
+      }
 
       function navState() {
-        prev.disabled = want <= 0;
-        next.disabled = want >= model.pages - 1;
+        prev.disabled = target() <= 0;
+        next.disabled = target() >= model.pages - 1;
         for (const b of [prev, next]) { b.style.opacity = b.disabled ? '0.4' : '1'; }
       }
       function showFocus() {
@@ -252,9 +261,9 @@ class GalleryGrid(JSComponent):
         for (const t of tiles) { if (t.offsetTop !== top) break; n++; }
         return Math.max(n, 1);
       }
-      // turn to page p with the focus on tile f (the server sends the page's tiles)
-      function turn(p, f) {
-        p = Math.min(Math.max(p, 0), Math.max(model.pages - 1, 0));
+      // turn to page p with the focus on tile f now (the server sends the page's tiles)
+      function doTurn(p, f) {
+        p = clamp(p);
         if (p === want) return false;
         want = p;
         model.focus = f;
@@ -262,8 +271,17 @@ class GalleryGrid(JSComponent):
         navState();
         return true;
       }
-      prev.addEventListener('click', () => turn(want - 1, 0));
-      next.addEventListener('click', () => turn(want + 1, 0));
+      // a turn asked for by a button: queued behind keys still waiting for their page
+      function turn(p, f) {
+        if (!pending() && !queue.length) return doTurn(p, f);
+        p = clamp(p);
+        if (p === target()) return false;
+        queue.push({turn: p, focus: f});
+        navState();
+        return true;
+      }
+      prev.addEventListener('click', () => turn(target() - 1, 0));
+      next.addEventListener('click', () => turn(target() + 1, 0));
 
       const keys = new Set(['1', '2', '3', '4', '5', 'f', 's']);
       const arrows = new Set(['ArrowRight', 'ArrowLeft', 'ArrowDown', 'ArrowUp']);
@@ -277,17 +295,21 @@ class GalleryGrid(JSComponent):
           return;
         }
         if (key === 'ArrowRight') {
-          if (f === n - 1 && turn(want + 1, 0)) return;  // past the last tile: the next page
+          if (f === n - 1 && doTurn(want + 1, 0)) return;  // past the last tile: the next page
           f = Math.min(f + 1, n - 1);
         } else if (key === 'ArrowLeft') {
-          if (f === 0 && turn(want - 1, model.per_page - 1)) return;  // before the first: the previous page
+          if (f === 0 && doTurn(want - 1, model.per_page - 1)) return;  // before the first: the previous page
           f = Math.max(f - 1, 0);
         } else if (key === 'ArrowDown') f = Math.min(f + columns(), n - 1);
         else if (key === 'ArrowUp') f = Math.max(f - columns(), 0);
         model.focus = f;
       }
       function flush() {
-        while (queue.length && !pending()) apply(queue.shift());
+        while (queue.length && !pending()) {
+          const a = queue.shift();
+          if (a.turn !== undefined) doTurn(a.turn, a.focus); else apply(a.key);
+        }
+        navState();
       }
       const onkey = (e) => {
         if (!model.tiles.length || e.ctrlKey || e.metaKey || e.altKey) return;
@@ -297,7 +319,7 @@ class GalleryGrid(JSComponent):
         const key = keys.has(e.key.toLowerCase()) ? e.key.toLowerCase() : e.key;
         if (!keys.has(key) && !arrows.has(key)) return;
         e.preventDefault();
-        if (pending() || queue.length) { queue.push(key); return; }  // keep the order of the keys
+        if (pending() || queue.length) { queue.push({key: key}); return; }  // keep the order of the keys
         apply(key);
       };
       draw();

@@ -172,7 +172,13 @@ def bench_browser(root: Path, n: int, tmp: Path, n_votes: int, baseline_ms: floa
             time.sleep(1)
             page.locator(".resx-hint").click()
             store = open_store(root)
-            before = len(store.current_votes())
+            n_selected = int(page.locator(".resx-tile").count())
+            pages_text = page.locator(".resx-nav").first.inner_text() if page.locator(".resx-nav").count() else ""
+
+            def arrived():  # every vote the bench inspector cast, re-votes included
+                h = store.history()
+                return h[(h["inspector"] == "bench") & (h["source"] == "ui")]
+
             t = time.perf_counter()
             for i in range(n_votes):
                 page.keyboard.press(str(1 + i % 5))
@@ -180,11 +186,14 @@ def bench_browser(root: Path, n: int, tmp: Path, n_votes: int, baseline_ms: floa
                     page.get_by_role("button", name="next ▶").click()
                     time.sleep(0.3)
                     page.locator(".resx-hint").click()
-            while len(store.current_votes()) - before < n_votes and time.perf_counter() - t < 300:
+            while len(arrived()) < n_votes and time.perf_counter() - t < 300:
                 time.sleep(0.2)
             t_ui = ms(t)
-            got = len(store.current_votes()) - before
-            ids = list(store.current_votes()["id"].unique()[:n_votes]) or ["G0000000"]
+            mine = arrived()
+            got, distinct = len(mine), mine["id"].nunique()
+            print(f"    ({n_selected} tiles on the first page; pager: {pages_text!r}; {got} votes arrived "
+                  f"on {distinct} distinct galaxies)")
+            ids = list(mine["id"].unique()[:n_votes]) or ["G0000000"]
             store.add_inspector("direct")
             t = time.perf_counter()
             for i in range(n_votes):
