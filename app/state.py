@@ -424,7 +424,7 @@ class AppState(param.Parameterized):
         if self._store is None:
             from core.votes import open_store
 
-            self._store = open_store(self.ws)
+            self._store = open_store(self.ws, galaxy_ids=self.ids)
         return self._store
 
     def _votes_signature(self) -> Any:

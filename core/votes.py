@@ -451,8 +451,19 @@ class VoteStore:
 
     # -- galaxies ----------------------------------------------------------------------------
     def add_galaxies(self, ids: Iterable[Any]) -> int:
-        """Register galaxy ids (those already known are ignored); return how many were new."""
-        ids = list(dict.fromkeys(_galaxy_id(g) for g in ids))
+        """Register galaxy ids (those already known are ignored); return how many were new.
+
+        Ids already registered are recognised in one vectorised lookup against the (cached)
+        galaxies table, so re-opening a workspace of 10⁶ galaxies validates and writes nothing.
+        """
+        values = np.asarray([ids] if isinstance(ids, (str, bytes)) else list(ids) if not hasattr(ids, "__array__")
+                            else ids, dtype=object).ravel()
+        if values.size:
+            with self.engine.connect() as conn:
+                _, registered = self._galaxy_table(conn)
+            if len(registered):
+                values = values[~pd.Index(values, dtype=object).isin(pd.Index(registered, dtype=object))]
+        ids = list(dict.fromkeys(_galaxy_id(g) for g in values))
         if not ids:
             return 0
         with self._write() as conn:
@@ -969,7 +980,8 @@ class VoteStore:
             return "ok"
 
 
-def open_store(workspace_or_url: Any, config: dict[str, Any] | None = None) -> VoteStore:
+def open_store(workspace_or_url: Any, config: dict[str, Any] | None = None,
+               galaxy_ids: Iterable[Any] | None = None) -> VoteStore:
     """Open (creating or migrating as needed) a vote store.
 
     Parameters
@@ -982,6 +994,9 @@ def open_store(workspace_or_url: Any, config: dict[str, Any] | None = None) -> V
         votes on any other id are rejected.
     config : dict, optional
         Overrides of the ``votes`` configuration section.
+    galaxy_ids : iterable of str, optional
+        The workspace catalog's ids when the caller has read them already (saves reading the
+        catalog again: ~1 s for 10⁶ galaxies). Ignored for a database URL.
 
     Returns
     -------
@@ -994,7 +1009,7 @@ def open_store(workspace_or_url: Any, config: dict[str, Any] | None = None) -> V
     workspace = workspace_or_url if isinstance(workspace_or_url, Workspace) else Workspace.open(workspace_or_url)
     store = VoteStore(make_engine(workspace.votes_url), {**workspace.config.get("votes", {}), **(config or {})})
     try:
-        ids = workspace.read_catalog()["id"]
+        ids = workspace.read_catalog()["id"] if galaxy_ids is None else galaxy_ids
     except WorkspaceError as exc:
         log.warning("vote store: no galaxy ids registered from the catalog (%s)", exc)
     else:

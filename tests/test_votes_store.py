@@ -259,6 +259,17 @@ def test_bulk_cast_of_thousands_is_one_action_and_undo_restores_previous(store):
 def test_add_galaxies_and_inspectors_are_idempotent(store):
     assert store.add_galaxies(["g0", "g1", "new"]) == 1
     assert list(store.galaxy_ids()[-2:]) == ["g9", "new"]
+    # known ids in any form (numpy strings, bytes, a repeat) are skipped; others are validated
+    assert store.add_galaxies(np.array(["g2", "new", "n2", "n2"])) == 1
+    assert store.add_galaxies([b"g3", b"n3", 7]) == 2
+    assert list(store.galaxy_ids()[-4:]) == ["new", "n2", "n3", "7"]
+    assert store.add_galaxies(np.array(["g0", "n3"])) == 0
+    with pytest.raises(VoteStoreError, match="must not be empty"):
+        store.add_galaxies(["g1", "  "])
+    other = open_store(store.url)  # a second writer
+    other.add_galaxies(["from-other"])
+    assert store.add_galaxies(["from-other", "n4"]) == 1  # the cache notices the other writer
+    other.close()
     store.add_inspector("ann")
     store.add_inspector("ann", "expert")  # promotion
     roles = dict(zip(store.inspectors()["name"], store.inspectors()["role"]))
