@@ -70,6 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--columns", default=None, help="column mapping, e.g. 'hmag=H_F160W,logmass=M_med'")
     p.add_argument("--config", default=None, help="TOML file overriding the defaults")
     p.add_argument("--force", action="store_true", help="overwrite an existing workspace")
+    p.add_argument("--scheduler", default=None,
+                   help="address of a running dask.distributed scheduler to read the block headers on "
+                   "(its workers must see the blocks at the same paths; default: this machine)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="local workers reading the block headers (default: one per core; 1: no "
+                   "worker processes); a catalog of fewer than 2000 blocks is read in this process")
 
     p = add("prep", "Make object-only stamps and measure SPF, Bumpiness and RFF for every galaxy.",
             "core.prep", "run_prep")

@@ -203,3 +203,137 @@ def test_ingest_real_galfit_block(shared_data, tmp_path):
     assert t["gf_xc"][0] == pytest.approx(46.5265) and t["gf_n"][0] == pytest.approx(4.1097)
     assert t["gf_sky"][0] == pytest.approx(0.73) and t["gf_chi2nu"][0] == pytest.approx(1.469164)
     assert np.isnan(t["hmag"][0]) and t["photflag"][0] == -1 and t["field"][0] == ""
+
+
+# -- parallel header reading ---------------------------------------------------------------------
+
+N_PAR = 11
+
+
+def make_block_survey(root):
+    """A catalog of N_PAR galaxies (no cut columns) and their blocks, some of them broken:
+    g03 truncated, g05 with 3 HDUs, g08 missing (no file), g09 with a NaN parameter."""
+    blocks = root / "blocks"
+    blocks.mkdir(parents=True)
+    rng = np.random.default_rng(2)
+    for i in range(N_PAR):
+        if i == 8:
+            continue
+        model = rng.random((12, 12))
+        write_block(blocks / f"g{i:02d}.fits", model + 0.01, model, params=_params(i),
+                    zeropoint=25.9463, chi2nu=1.0 + i / 10)
+    data = (blocks / "g03.fits").read_bytes()
+    (blocks / "g03.fits").write_bytes(data[: len(data) - 2000])  # cut into the residual's pixels
+    with fits.open(blocks / "g05.fits") as h:
+        fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(h[1].data), fits.ImageHDU(h[3].data)]).writeto(
+            blocks / "g05.fits", overwrite=True)
+    with fits.open(blocks / "g09.fits", mode="update") as h:
+        h[2].header["1_YC"] = "nan +/- nan"
+    cat = root / "cat.ecsv"
+    Table({"id": [f"g{i:02d}" for i in range(N_PAR)]}).write(cat)
+    return cat
+
+
+NO_CUTS = {"cuts": {k: None for k in ("hmag_max", "logmass_min", "z_min", "z_max", "photflag")}}
+
+
+@pytest.fixture
+def survey(tmp_path):
+    return make_block_survey(tmp_path / "survey")
+
+
+@pytest.fixture
+def spy_run_tasks(monkeypatch):
+    """Record the tasks ingest hands to core.parallel.run_tasks (then run them as usual)."""
+    import core.parallel
+
+    calls = []
+    original = core.parallel.run_tasks
+
+    def spy(func, args, **kwargs):
+        calls.append((func, list(args), kwargs))
+        return original(func, args, **kwargs)
+
+    monkeypatch.setattr(core.parallel, "run_tasks", spy)
+    return calls
+
+
+def _assert_same_catalog(a, b):
+    assert a.colnames == b.colnames
+    for c in a.colnames:
+        if a[c].dtype.kind == "f":
+            np.testing.assert_array_equal(a[c], b[c], err_msg=c)  # NaN == NaN here
+        else:
+            assert list(a[c]) == list(b[c]), c
+
+
+def test_parallel_header_reading_equals_serial(survey, tmp_path, monkeypatch, spy_run_tasks):
+    import core.ingest
+
+    monkeypatch.setattr(core.ingest, "HEADER_CHUNK", 3)  # 10 blocks found: 4 tasks of <= 3
+    blocks = survey.parent / "blocks"
+    serial = ingest(survey, tmp_path / "serial", config=NO_CUTS, blocks_dir=blocks, workers=1,
+                    progress=False)
+    assert spy_run_tasks == []  # workers=1: read in this process
+    par = ingest(survey, tmp_path / "par", config=NO_CUTS, blocks_dir=blocks, workers=2,
+                 progress=False)
+    (call,) = spy_run_tasks
+    func, tasks, kwargs = call
+    assert func is core.ingest.read_header_chunk and kwargs["workers"] == 2
+    assert [len(paths) for (paths,) in tasks] == [3, 3, 3, 1]
+    assert kwargs["weights"] == [3, 3, 3, 1]
+
+    ts, tp = read_workspace_catalog(serial), read_workspace_catalog(par)
+    _assert_same_catalog(ts, tp)
+    assert serial.ingest_report.block_errors == par.ingest_report.block_errors
+    # ... and both are right, not merely equal.
+    assert list(tp["id"]) == [f"g{i:02d}" for i in range(N_PAR)]
+    bad = {3, 5, 8, 9}
+    assert list(tp["prep_status"]) == ["error" if i in bad else "pending" for i in range(N_PAR)]
+    msgs = [str(m) for m in tp["prep_message"]]
+    assert all(msgs[i] == "" for i in range(N_PAR) if i not in bad)
+    assert msgs[3].startswith(f"{blocks.resolve() / 'g03.fits'}: truncated file")
+    assert msgs[5] == (f"{blocks.resolve() / 'g05.fits'}: missing HDU: a GALFIT block has 4 HDUs "
+                       "(primary, input, model, residual), this file has 3")
+    assert msgs[8] == f"no GALFIT block found for id g08 in {blocks}"
+    assert msgs[9] == f"{blocks.resolve() / 'g09.fits'}: parameter 1_YC is nan"
+    good = [i for i in range(N_PAR) if i not in bad]
+    np.testing.assert_allclose(tp["gf_xc"][good], [10.5 + i for i in good])
+    np.testing.assert_allclose(tp["gf_mag"][good], [22.0 + 0.1 * i for i in good])
+    np.testing.assert_allclose(tp["gf_n"][good], [2.0 + i for i in good])
+    np.testing.assert_allclose(tp["gf_chi2nu"][good], [1.0 + i / 10 for i in good])
+    np.testing.assert_allclose(tp["gf_sky"][good], 1e-3)
+    assert [str(f) for f in tp["gf_flags"]] == ["RE,N" if i == 1 else "" for i in range(N_PAR)]
+    for i in (3, 5, 8):  # unreadable: no values
+        assert all(np.isnan(tp[c][i]) for c in ("gf_xc", "gf_n", "gf_sky", "gf_chi2nu"))
+    # a NaN parameter is an error, but the other values of that block are read
+    assert np.isnan(tp["gf_yc"][9]) and tp["gf_xc"][9] == pytest.approx(19.5)
+    assert par.ingest_report.n_blocks_ok == 7 and len(par.ingest_report.block_errors) == 4
+
+
+def test_small_ingest_starts_no_workers(survey, tmp_path, spy_run_tasks):
+    """10 blocks are one task of HEADER_CHUNK: read here even when 2 workers are allowed."""
+    ws = ingest(survey, tmp_path / "ws", config=NO_CUTS, blocks_dir=survey.parent / "blocks",
+                workers=2, progress=False)
+    assert spy_run_tasks == []
+    assert list(ws.read_catalog()["prep_status"]).count("error") == 4
+
+
+def test_cli_ingest_workers_and_scheduler_options(survey, tmp_path, monkeypatch, spy_run_tasks, capsys):
+    import core.ingest
+    from core.cli import build_parser
+
+    args = build_parser().parse_args(["ingest", "src", "ws", "--workers", "3", "--scheduler", "tcp://h:8786"])
+    assert (args.workers, args.scheduler) == (3, "tcp://h:8786")
+    args = build_parser().parse_args(["ingest", "src", "ws"])
+    assert (args.workers, args.scheduler) == (None, None)
+
+    monkeypatch.setattr(core.ingest, "HEADER_CHUNK", 4)
+    cfg = tmp_path / "nocuts.toml"
+    cfg.write_text("[cuts]\n" + "".join(f'{k} = "none"\n' for k in NO_CUTS["cuts"]))
+    assert main(["ingest", str(survey), str(tmp_path / "ws"), "--blocks", str(survey.parent / "blocks"),
+                 "--config", str(cfg), "--workers", "2", "--scheduler", "threads"]) == 0
+    (call,) = spy_run_tasks
+    assert call[2]["workers"] == 2 and call[2]["scheduler"] == "threads" and len(call[1]) == 3
+    out = capsys.readouterr().out
+    assert "GALFIT blocks: 7 read, 4 with errors" in out and "g05.fits: missing HDU" in out
