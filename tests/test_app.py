@@ -449,3 +449,33 @@ def test_cancel_writes_stop_and_keeps_the_active_run(state):
     job.proc.wait(timeout=60)
     assert state.finish_retrain()[0] == "cancelled"
     assert state.run_cnn == "cnn-a"
+
+
+@pytest.mark.parametrize("color_by, glyph", [("catalog class", "ImageRGBA"), ("log SPF", "Image")])
+def test_large_maps_are_rasterized_and_keep_the_lasso(state, monkeypatch, color_by, glyph):
+    """Above RASTER_N points the map is a datashader image (categorical: RGBA with a key beside
+    it; continuous: a colour-mapped mean), and the lasso still selects on the data."""
+    import holoviews as hv
+    from bokeh.models import GlyphRenderer
+
+    from app.views import map as map_view
+
+    monkeypatch.setattr(map_view, "RASTER_N", 50)  # the 200-galaxy workspace counts as large
+    state.color_by = color_by
+    view = map_view.MapView(state)
+    fig = hv.render(view.plot(), backend="bokeh")
+    glyphs = {type(r.glyph).__name__ for r in fig.select(GlyphRenderer)}
+    assert glyph in glyphs  # an image of the points ...
+    scatter = [r for r in fig.select(GlyphRenderer) if type(r.glyph).__name__ == "Scatter"]
+    assert all(len(r.data_source.data.get("x", [])) < 50 for r in scatter)  # ... not 200 markers (only the highlight)
+    legend = view.legend_html()
+    assert (color_by == "catalog class") == ("resx-legend" in legend)
+    if color_by == "catalog class":
+        assert all(c in legend for c in set(state.catalog["catalog_class"]))
+    frame = state.map_frame()
+    lasso = view.streams[0]
+    x0, x1 = np.percentile(frame["x"], [20, 80])
+    y0, y1 = np.percentile(frame["y"], [20, 80])
+    lasso.event(geometry=np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]]))
+    inside = frame.index[(frame["x"] > x0) & (frame["x"] < x1) & (frame["y"] > y0) & (frame["y"] < y1)]
+    assert sorted(state.selected.tolist()) == sorted(inside.tolist()) and len(inside) > 10

@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import logging
 
-import datashader as ds
 import holoviews as hv
 import numpy as np
 import pandas as pd
 import panel as pn
-from holoviews.operation.datashader import datashade, dynspread, rasterize
 
 from app.state import COLOR_BY, AppState, color_key
 
@@ -101,6 +99,11 @@ class MapView:
             data["color"] = data["color"].astype(str)
             key = color_key(column, data["color"].unique())
         if len(frame) > RASTER_N:
+            # imported here: datashader costs seconds at the first session's start, and small
+            # samples are drawn as plain points
+            import datashader as ds
+            from holoviews.operation.datashader import datashade, dynspread, rasterize
+
             if kind == "categorical":
                 data["color"] = data["color"].astype("category")
                 pts = hv.Points(data, ["x", "y"], vdims)
