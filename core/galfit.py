@@ -397,11 +397,15 @@ def read_block(path: str | Path, *, pixels: bool = True, strict: bool = True) ->
 def _read_open(hdul: fits.HDUList, path: str, pixels: bool, strict: bool) -> GalfitBlock:
     i_in, i_mod, i_res, band = _find_hdus(hdul, path)
     roles = {"input": i_in, "model": i_mod, "residual": i_res}
-    headers = {"primary": hdul[0].header.copy()}
+    # Reading scaled pixels edits an HDU's header (BSCALE, BZERO), so with pixels the headers are
+    # copied first. Without, the headers are handed out as read (the HDU list is discarded): a copy
+    # re-parses every card, about 15 % of a header-only read.
+    own = (lambda h: h.copy()) if pixels else (lambda h: h)
+    headers = {"primary": own(hdul[0].header)}
     for role, i in roles.items():
         if not hdul[i].is_image:
             raise GalfitBlockError(path, f"HDU {i} ({role}) is not an image")
-        headers[role] = hdul[i].header.copy()
+        headers[role] = own(hdul[i].header)
 
     # Shapes from the headers (cheap, and valid without reading pixels).
     shapes = {}
