@@ -204,6 +204,14 @@ def read_header_chunk(paths: list[str]) -> tuple[np.ndarray, list[str], list[str
     return values, flags, status, messages
 
 
+class _Bar(tqdm):
+    """A progress bar without tqdm's monitor thread: that thread would outlive the bar, and a live
+    driver thread makes :mod:`core.parallel` start later workers (this ingest's or a following
+    prep's in the same process) by ``forkserver`` instead of the much faster ``fork``."""
+
+    monitor_interval = 0
+
+
 def _serial(scheduler: Any, workers: int | None) -> bool:
     """Whether the local synchronous scheduler was asked for (no tasks, no process start-up)."""
     if scheduler is None:
@@ -237,7 +245,7 @@ def _read_headers(table: Table, paths: list[Path | None], blocks_hint: Path | No
     desc, unit = "reading GALFIT headers", "block"
     if len(chunks) < 2 or _serial(scheduler, workers):
         results = []
-        with tqdm(total=len(found), desc=desc, unit=unit, disable=not progress, mininterval=0.5) as bar:
+        with _Bar(total=len(found), desc=desc, unit=unit, disable=not progress, mininterval=0.5) as bar:
             for (chunk_paths,) in tasks:
                 results.append(read_header_chunk(chunk_paths))
                 bar.update(len(chunk_paths))

@@ -337,3 +337,13 @@ def test_cli_ingest_workers_and_scheduler_options(survey, tmp_path, monkeypatch,
     assert call[2]["workers"] == 2 and call[2]["scheduler"] == "threads" and len(call[1]) == 3
     out = capsys.readouterr().out
     assert "GALFIT blocks: 7 read, 4 with errors" in out and "g05.fits: missing HDU" in out
+
+
+def test_serial_ingest_leaves_no_thread_behind(survey, tmp_path):
+    """A thread left in the driver (tqdm's monitor) would make later workers start by forkserver."""
+    import threading
+
+    before = {t.ident for t in threading.enumerate()}
+    ingest(survey, tmp_path / "ws", config=NO_CUTS, blocks_dir=survey.parent / "blocks", workers=1,
+           progress=True)
+    assert [t.name for t in threading.enumerate() if t.ident not in before] == []
