@@ -75,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "(its workers must see the blocks at the same paths; default: this machine)")
     p.add_argument("--workers", type=int, default=None,
                    help="local workers reading the block headers (default: one per core; 1: no "
-                   "worker processes); a catalog of fewer than 2000 blocks is read in this process")
+                   "worker processes); a catalog of fewer than 1000 blocks is read in this process")
 
     p = add("prep", "Make object-only stamps and measure SPF, Bumpiness and RFF for every galaxy.",
             "core.prep", "run_prep")

@@ -146,9 +146,9 @@ def _block_paths(table: Table, base: Path | None, catalog: Path) -> list[Path | 
 
 
 #: Blocks per parallel header-reading task: large enough that Dask's per-task overhead (and the
-#: pickled results) is small next to reading the blocks (~5 ms each), small enough that a survey
-#: gives every worker many tasks.
-HEADER_CHUNK = 1000
+#: pickled results) is small next to reading the blocks (~5 ms each), small enough that a few
+#: thousand blocks give every worker several tasks to balance the load (2000 blocks: 4 tasks).
+HEADER_CHUNK = 500
 #: Values read per block, in the order of :func:`read_header_chunk`'s array columns.
 _GF_VALUES = (*GF_COLUMNS, "gf_sky", "gf_chi2nu")
 
