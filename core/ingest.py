@@ -240,10 +240,13 @@ def _read_headers(table: Table, paths: list[Path | None], blocks_hint: Path | No
             where = f" in {blocks_hint}" if blocks_hint else ""
             messages[i] = f"no GALFIT block found for id {table['id'][i]}{where}"
     size = max(1, int(HEADER_CHUNK))
+    serial = len(found) < 2 * size or _serial(scheduler, workers)
+    if serial:
+        size = min(size, 50)  # here, pieces only pace the progress bar
     chunks = [found[k:k + size] for k in range(0, len(found), size)]
     tasks = [([str(paths[i]) for i in rows],) for rows in chunks]
     desc, unit = "reading GALFIT headers", "block"
-    if len(chunks) < 2 or _serial(scheduler, workers):
+    if serial:
         results = []
         with _Bar(total=len(found), desc=desc, unit=unit, disable=not progress, mininterval=0.5) as bar:
             for (chunk_paths,) in tasks:
