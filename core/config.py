@@ -57,7 +57,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
         "dropout": 0.5,  # after each Conv+MaxPool block (CNN only)
         "kl_weight": 1.0,  # CvAE: total loss = MSE + kl_weight * KL
         "kl_reduction": "mean",  # CvAE: KL averaged ("mean") or summed ("sum") over latent dims
-        "recon_reduction": "mean",  # CvAE: squared error averaged over pixels (eq. 5) or summed ("sum")
+        "recon_reduction": "sum",  # CvAE: squared error summed over a stamp's pixels, batch mean (eq. 5, N = stamps); "mean" also averages over pixels (collapses at kl_weight 1; core.models)
         # CvAE initialisation and KL warm-up (not in the paper; see core.models): without them the
         # CvAE stays at the trivial solution (reconstructions ~ 0) on noise-dominated stamps.
         "kernel_initializer": "he_normal",  # CvAE ReLU layers

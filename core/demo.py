@@ -61,7 +61,8 @@ DEFAULT_N = 1000
 #: :func:`core.train.train` arguments.
 DEMO_SCHEDULE: dict[str, dict[str, Any]] = {
     "cnn": {"epochs": 6, "per_class": 250, "learning_rate": 3e-3},
-    "cvae": {"epochs": 3, "per_class": 150, "learning_rate": 3e-3, "models": {"kl_weight": 1e-3}},
+    "cvae": {"epochs": 3, "per_class": 150, "learning_rate": 3e-3,
+             "models": {"kl_weight": 1e-3, "recon_reduction": "mean"}},
 }
 
 

@@ -129,8 +129,8 @@ def test_cvae_loss_is_mse_plus_kl_and_trains():
 def test_cvae_reconstruction_summed_over_pixels_is_pixel_count_times_the_mean():
     keras.utils.set_random_seed(0)
     kw = dict(input_size=16, filters=(4, 8, 8), latent_dim=8, kl_weight=0.0)
-    mean = build_cvae(**kw)
-    summed = build_cvae(recon_reduction="sum", **kw)
+    mean = build_cvae(recon_reduction="mean", **kw)
+    summed = build_cvae(**kw)  # the default: eq. 5 with N = stamps
     lv = mean.encoder.get_layer("z_log_var")  # sigma ~ 2e-9: z = z_mean, both decode the same z
     lv.set_weights([np.zeros_like(lv.get_weights()[0]), np.full_like(lv.get_weights()[1], -40.0)])
     summed.set_weights(mean.get_weights())
