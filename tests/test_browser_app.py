@@ -196,6 +196,18 @@ def draw_lasso(page, fractions) -> None:
     page.mouse.up()
 
 
+def gallery_of_ids(page, ids, inspector: str):
+    """Select ``ids`` (pasted, in that order), name the inspector, and leave the keys to the gallery."""
+    page.get_by_placeholder("one id per line, or comma-separated").fill("\n".join(ids))
+    page.get_by_role("button", name="Select ids").click()
+    page.locator(".resx-tile").first.wait_for(timeout=30_000)
+    page.get_by_placeholder("enter your name once").fill(inspector)
+    page.get_by_placeholder("enter your name once").press("Enter")
+    time.sleep(1)
+    page.locator(".resx-hint").click()  # focus off the text box, so keys vote
+    return page
+
+
 def select_option(page, option_text: str, value: str) -> None:
     sel = page.locator("select").filter(has=page.locator("option", has_text=option_text)).first
     sel.select_option(label=value)
@@ -324,14 +336,7 @@ def test_keyboard_votes_on_the_second_page(browser, server, workspace):
 
     ids = [str(i) for i in Workspace.open(workspace).read_catalog()["id"]]
     assert len(ids) > 48, "the test workspace needs more than one gallery page"
-    page = open_page(browser, server)
-    page.get_by_placeholder("one id per line, or comma-separated").fill("\n".join(ids))
-    page.get_by_role("button", name="Select ids").click()
-    page.locator(".resx-tile").first.wait_for(timeout=30_000)
-    page.get_by_placeholder("enter your name once").fill("carol")
-    page.get_by_placeholder("enter your name once").press("Enter")
-    time.sleep(1)
-    page.locator(".resx-hint").click()
+    page = gallery_of_ids(open_page(browser, server), ids, "carol")
     page1_ids = page.locator(".resx-tile").evaluate_all("els => els.map(e => e.dataset.id)")
     page.keyboard.press("1")  # a vote on page 1, then the page turn and keys at once (no wait)
     page.get_by_role("button", name="next ▶").click()
@@ -375,14 +380,7 @@ def test_hundred_keyboard_votes_with_queued_page_turns_all_arrive_in_order(brows
 
     ids = [str(i) for i in Workspace.open(workspace).read_catalog()["id"]]
     assert 48 + 12 <= len(ids) < 96, "the plan below needs a second page of at least 12 tiles and no third"
-    page = open_page(browser, server)
-    page.get_by_placeholder("one id per line, or comma-separated").fill("\n".join(ids))
-    page.get_by_role("button", name="Select ids").click()
-    page.locator(".resx-tile").first.wait_for(timeout=30_000)
-    page.get_by_placeholder("enter your name once").fill("dave")
-    page.get_by_placeholder("enter your name once").press("Enter")
-    time.sleep(1)
-    page.locator(".resx-hint").click()
+    page = gallery_of_ids(open_page(browser, server), ids, "dave")
     # (keys, then the button): page 1 tiles 0-39, page 2 tiles 0-11, page 1 again, page 2 again
     plan = [(40, "next ▶"), (12, "◀ previous"), (40, "next ▶"), (8, None)]
     i = 0
