@@ -40,11 +40,9 @@ cluster can share the work.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -58,12 +56,11 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
+from core.embedding import EMBEDDING_JSON, EMBEDDING_NPZ, Embedding, load_embedding  # noqa: F401 (re-exported)
 from core.labels import CLASSES
 
 log = logging.getLogger(__name__)
 
-EMBEDDING_NPZ = "embedding.npz"
-EMBEDDING_JSON = "embedding.json"
 PREPPED = ("ok", "flagged")
 
 
@@ -432,107 +429,6 @@ class LatentAnalysis(BaseEstimator):
         self.svc_target_ = target
         if P.shape[1] >= 2:
             self.grid_z_ = predict_grid(self.svc_, self.grid_x_, self.grid_y_).astype(np.int16)
-
-
-# ----------------------------------------------------------------------------------------
-# The stored embedding of a run
-# ----------------------------------------------------------------------------------------
-@dataclass
-class Embedding:
-    """A run's latent analysis, as stored in ``runs/<run-id>/embedding.npz``.
-
-    Arrays are row-aligned over the embedded galaxies (``rows`` are their catalog rows).
-    ``svc_z[i, j]`` is the SVC's class (or GMM cluster, see ``svc_target``) at
-    ``(svc_x[j], svc_y[i])``; −1 where there is no SVC. ``probabilities`` (n, 5) and
-    ``predicted`` (class index) exist for CNN runs only (None for the CvAE).
-    """
-
-    run_id: str
-    model: str
-    ids: np.ndarray
-    rows: np.ndarray
-    latents: np.ndarray
-    pcs: np.ndarray
-    pcs_raw: np.ndarray
-    explained_variance: np.ndarray
-    ks: np.ndarray
-    inertia: np.ndarray
-    elbow_k: int
-    gmm_labels: np.ndarray
-    gmm_means: np.ndarray
-    gmm_covariances: np.ndarray
-    svc_x: np.ndarray
-    svc_y: np.ndarray
-    svc_z: np.ndarray
-    svc_kernel: str = ""
-    svc_target: str = ""
-    rotation: np.ndarray | None = None
-    aligned_to: str = ""
-    probabilities: np.ndarray | None = None
-    predicted: np.ndarray | None = None
-    meta: dict[str, Any] = field(default_factory=dict)
-
-    def save(self, folder: str | Path) -> None:
-        """Write ``embedding.npz`` (arrays) and ``embedding.json`` (a small summary)."""
-        folder = Path(folder)
-        arrays = {}
-        for f in fields(self):
-            v = getattr(self, f.name)
-            if f.name == "meta" or v is None:
-                continue
-            arrays[f.name] = np.asarray(v)
-        tmp = folder / (EMBEDDING_NPZ + ".tmp.npz")
-        np.savez(tmp, **arrays)
-        tmp.replace(folder / EMBEDDING_NPZ)
-        summary = {
-            "run": self.run_id, "model": self.model, "n": int(len(self.ids)),
-            "explained_variance": [float(v) for v in self.explained_variance],
-            "elbow_k": int(self.elbow_k), "inertia": [float(v) for v in self.inertia],
-            "svc_kernel": self.svc_kernel, "svc_target": self.svc_target,
-            "aligned_to": self.aligned_to, **self.meta,
-        }
-        (folder / EMBEDDING_JSON).write_text(json.dumps(summary, indent=2))
-
-    @classmethod
-    def load(cls, folder: str | Path) -> "Embedding":
-        folder = Path(folder)
-        path = folder / EMBEDDING_NPZ
-        if not path.exists():
-            raise FileNotFoundError(f"{path} does not exist: run `resx embed` for this run first")
-        with np.load(path, allow_pickle=False) as z:
-            data = {k: z[k] for k in z.files}
-        kw: dict[str, Any] = {}
-        for f in fields(cls):
-            if f.name == "meta" or f.name not in data:
-                continue
-            v = data[f.name]
-            if f.name in ("run_id", "model", "svc_kernel", "svc_target", "aligned_to"):
-                v = str(v)
-            elif f.name == "elbow_k":
-                v = int(v)
-            kw[f.name] = v
-        meta_path = folder / EMBEDDING_JSON
-        meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
-        return cls(meta=meta, **kw)
-
-
-def load_embedding(workspace, run_id: str) -> Embedding:
-    """The stored :class:`Embedding` of a run.
-
-    Parameters
-    ----------
-    workspace : core.workspace.Workspace or path
-    run_id : str
-
-    Raises
-    ------
-    core.workspace.WorkspaceError
-        No such run. ``FileNotFoundError`` when the run has not been embedded.
-    """
-    from core.workspace import Workspace
-
-    ws = workspace if isinstance(workspace, Workspace) else Workspace.open(workspace)
-    return Embedding.load(ws.run_dir(run_id))
 
 
 # ----------------------------------------------------------------------------------------

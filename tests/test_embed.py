@@ -192,3 +192,28 @@ def test_embed_reports_a_missing_run(tmp_path, capsys):
     with pytest.raises(FileNotFoundError):
         (ws.runs_dir / "x").mkdir()
         load_embedding(ws, "x")
+
+
+def test_load_embedding_reads_only_the_arrays_asked_for(tmp_path):
+    """A viewer can leave the 512-d latents on disk; what it reads equals the full load."""
+    from core.embedding import Embedding
+
+    rng = np.random.default_rng(0)
+    n = 7
+    emb = Embedding(run_id="r1", model="cnn", ids=np.array([f"g{i}" for i in range(n)]), rows=np.arange(n),
+                    latents=rng.normal(size=(n, 512)).astype(np.float32), pcs=rng.normal(size=(n, 3)),
+                    pcs_raw=rng.normal(size=(n, 3)), explained_variance=np.array([0.5, 0.3, 0.1]),
+                    ks=np.arange(1, 4), inertia=np.array([9.0, 4.0, 3.5]), elbow_k=2,
+                    gmm_labels=rng.integers(0, 2, n), gmm_means=np.zeros((2, 2)), gmm_covariances=np.ones((2, 2, 2)),
+                    svc_x=np.linspace(0, 1, 4), svc_y=np.linspace(0, 1, 3), svc_z=np.zeros((3, 4), int),
+                    predicted=rng.integers(0, 5, n))
+    emb.save(tmp_path)
+    full = Embedding.load(tmp_path)
+    part = Embedding.load(tmp_path, only={"ids", "pcs", "elbow_k", "predicted"})
+    assert part.latents is None and part.pcs_raw is None and part.probabilities is None
+    assert (part.run_id, part.model, part.elbow_k) == ("r1", "cnn", 2)
+    np.testing.assert_array_equal(part.ids, full.ids)
+    np.testing.assert_array_equal(part.pcs, emb.pcs)
+    np.testing.assert_array_equal(part.predicted, emb.predicted)
+    np.testing.assert_array_equal(full.latents, emb.latents)
+    assert full.meta["elbow_k"] == 2 and full.meta["n"] == n
