@@ -377,21 +377,38 @@ def read_block(path: str | Path, *, pixels: bool = True, strict: bool = True) ->
     if not Path(path).is_file():
         raise GalfitBlockError(path, "file not found")
     try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore", VerifyWarning)  # GALFIT copies non-standard cards
+            # astropy pads a short last HDU with zeros and only warns; _check_not_truncated makes
+            # that an error from the byte spans (a recorded warning is not thread-safe)
+            warnings.filterwarnings("ignore", message="File may have been truncated")
             with fits.open(path, memmap=False, lazy_load_hdus=False) as hdul:
+                _check_not_truncated(hdul, path)
                 block = _read_open(hdul, path, pixels, strict)
     except GalfitBlockError:
         raise
     except Exception as exc:  # OSError (not FITS, truncated), astropy's VerifyError, ...
         raise GalfitBlockError(path, f"not a readable FITS file ({type(exc).__name__}: {exc})") from exc
-    for w in caught:
-        if "truncated" in str(w.message):
-            # astropy pads a short last HDU with zeros and only warns: that is a broken file.
-            raise GalfitBlockError(path, f"truncated file ({w.message})")
-        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     return block
+
+
+def _check_not_truncated(hdul: fits.HDUList, path: str) -> None:
+    """A file shorter than its headers say is broken (astropy pads it with zeros and only warns).
+
+    Checked from the HDUs' byte spans rather than from astropy's warning: ``warnings`` state is
+    global, so under a threaded scheduler one thread's warning can land in another's record.
+    Compressed files (which do not start with ``SIMPLE``) are not checked: their spans are in
+    uncompressed bytes.
+    """
+    with open(path, "rb") as f:
+        if f.read(6) != b"SIMPLE":
+            return
+    size = Path(path).stat().st_size
+    for i in range(len(hdul)):
+        info = hdul.fileinfo(i)
+        end = int(info["datLoc"]) + int(info["datSpan"])
+        if end > size:
+            raise GalfitBlockError(path, f"truncated file (HDU {i} needs {end} bytes, the file has {size})")
 
 
 def _read_open(hdul: fits.HDUList, path: str, pixels: bool, strict: bool) -> GalfitBlock:

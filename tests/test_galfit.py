@@ -352,3 +352,21 @@ def test_galfitm_extnames(tmp_path):
     del hdus[3]
     hdus.writeto(tmp_path / "m2.fits")
     _raises(tmp_path / "m2.fits", "GALFITM.*missing HDU")
+
+
+def test_truncation_found_without_warnings_and_gzip_blocks_read(tmp_path):
+    """Truncation is found from the HDUs' byte spans (thread-safe), even with warnings silenced,
+    and a gzipped block (whose spans are uncompressed bytes) still reads."""
+    import gzip
+    import warnings
+
+    p = _good(tmp_path)
+    data = p.read_bytes()
+    gz = tmp_path / "b.fits.gz"
+    gz.write_bytes(gzip.compress(data))
+    assert read_block(gz).params["N"].value == read_block(p).params["N"].value
+    p.write_bytes(data[: len(data) - 100])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # what another thread's catch_warnings may do meanwhile
+        with pytest.raises(GalfitBlockError, match=r"truncated file \(HDU 3 needs \d+ bytes, the file has \d+\)"):
+            read_block(p, pixels=False)
