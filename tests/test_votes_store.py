@@ -471,11 +471,15 @@ N_PROC, N_GAL = 8, 500
 
 
 def _vote_worker(url: str, k: int, go: str) -> None:
-    """One of the concurrent writers (runs in a forked process)."""
+    """One of the concurrent writers (a fresh process: see the test)."""
+    import faulthandler
+
+    faulthandler.dump_traceback_later(240, exit=True)  # a hang fails with this worker's stack
     store = open_store(url)  # every worker migrates the same fresh database at once
     ids = [f"g{i:03d}" for i in range(N_GAL)]
     store.add_galaxies(ids)
     store.add_inspector(f"insp{k}")
+    Path(f"{go}.ready{k}").touch()
     while not os.path.exists(go):
         time.sleep(0.01)
     # even g: 6 of 8 vote A (wins); odd g: 5 of 8 vote A (5/8 < 2/3: undecided)
@@ -497,12 +501,17 @@ def _vote_worker(url: str, k: int, go: str) -> None:
 @pytest.mark.slow
 def test_eight_processes_vote_at_once(url, tmp_path):
     go = tmp_path / "go"
-    ctx = multiprocessing.get_context("fork")  # no re-import: the test measures the store, not start-up
+    # Fresh processes ("spawn"), not forks of this one: by now the test process runs threads of
+    # earlier tests (TensorFlow, Dask, zarr), and a fork inherits any lock they hold -- a forked
+    # worker once hung here for the whole join timeout.
+    ctx = multiprocessing.get_context("spawn")
     procs = [ctx.Process(target=_vote_worker, args=(url, k, str(go))) for k in range(N_PROC)]
     for p in procs:
         p.start()
-    time.sleep(0.5)  # let every worker open the store and register, then release them together
-    go.touch()
+    deadline = time.time() + 180  # every worker has opened the store and registered ...
+    while sum(Path(f"{go}.ready{k}").exists() for k in range(N_PROC)) < N_PROC and time.time() < deadline:
+        time.sleep(0.05)
+    go.touch()  # ... then all vote at once
     for p in procs:
         p.join(timeout=300)
     assert [p.exitcode for p in procs] == [0] * N_PROC
