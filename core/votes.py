@@ -355,6 +355,19 @@ def _galaxy_id(value: Any) -> str:
     return _text(value, "galaxy id", MAX_GALAXY_ID)
 
 
+def _galaxy_ids(ids: Iterable[Any] | str) -> list[str]:
+    """Validated galaxy ids, each once, in first-seen order (a single string is one id)."""
+    return list(dict.fromkeys(_galaxy_id(g) for g in ([ids] if isinstance(ids, (str, bytes)) else ids)))
+
+
+def _positions(pks: np.ndarray, galaxy_pk: np.ndarray) -> np.ndarray:
+    """Rows of the galaxies table (sorted keys ``pks``) of the keys ``galaxy_pk``: a subtraction
+    when the keys are contiguous, else a search in the sorted keys."""
+    if len(pks) and pks[-1] - pks[0] + 1 == len(pks):
+        return galaxy_pk - pks[0]
+    return np.searchsorted(pks, galaxy_pk)
+
+
 # ---------------------------------------------------------------------------------------------
 # The store
 # ---------------------------------------------------------------------------------------------
@@ -463,7 +476,7 @@ class VoteStore:
                 _, registered = self._galaxy_table(conn)
             if len(registered):
                 values = values[~pd.Index(values, dtype=object).isin(pd.Index(registered, dtype=object))]
-        ids = list(dict.fromkeys(_galaxy_id(g) for g in values))
+        ids = _galaxy_ids(values)
         if not ids:
             return 0
         with self._write() as conn:
@@ -532,9 +545,7 @@ class VoteStore:
         comment = _text(comment, "comment", MAX_COMMENT, allow_empty=True)
         if source not in SOURCES:
             raise VoteStoreError(f"source must be one of {', '.join(SOURCES)}, not {source!r}")
-        if isinstance(ids, (str, bytes)):
-            ids = [ids]
-        ids = list(dict.fromkeys(_galaxy_id(g) for g in ids))
+        ids = _galaxy_ids(ids)
         if not ids:
             return 0
         with self._write() as conn:
@@ -600,10 +611,8 @@ class VoteStore:
             .where(~sa.exists().where(undo.c.undoes == actions.c.id))
         )
 
-    def _current_query(self, galaxy_id: str | None = None, galaxy_ids: list[str] | None = None):
+    def _current_query(self, galaxy_ids: list[str] | None = None):
         live = self._live_votes()
-        if galaxy_id is not None:
-            live = live.where(votes_table.c.galaxy_id == galaxy_id)
         if galaxy_ids is not None:
             live = live.where(votes_table.c.galaxy_id.in_(galaxy_ids))
         ranked = live.add_columns(
@@ -655,7 +664,7 @@ class VoteStore:
         """
         if ids is None:
             return self._frame(self._current_query())
-        ids = list(dict.fromkeys(_galaxy_id(i) for i in ([ids] if isinstance(ids, str) else ids)))
+        ids = _galaxy_ids(ids)
         return self._frame([self._current_query(galaxy_ids=ids[start:start + _CHUNK])
                             for start in range(0, max(len(ids), 1), _CHUNK)])
 
@@ -670,29 +679,21 @@ class VoteStore:
         with self.engine.connect() as conn:
             galaxy_pk, label_code, inspector_id = self._current_codes(conn)
             pks, ids = self._galaxy_table(conn)
-            names = conn.execute(sa.select(labels_table.c.code, labels_table.c.name)
-                                 .where(labels_table.c.code.is_not(None))).all()
+            label_lut = self._label_lut(conn)
             people = conn.execute(sa.select(inspectors.c.id, inspectors.c.name)).all()
-        label_names = np.empty(max((c for c, _ in names), default=0) + 1, dtype=object)
-        for code, name in names:
-            label_names[code] = name
         inspector_names = np.empty(max((i for i, _ in people), default=0) + 1, dtype=object)
         for i, name in people:
             inspector_names[i] = name
-        if len(pks) and pks[-1] - pks[0] + 1 == len(pks):
-            position = galaxy_pk - pks[0]
-        else:
-            position = np.searchsorted(pks, galaxy_pk)
-        return pd.DataFrame({"id": ids[position] if len(position) else np.empty(0, dtype=object),
-                             "inspector": inspector_names[inspector_id] if len(inspector_id) else np.empty(0, dtype=object),
-                             "label": label_names[label_code] if len(label_code) else np.empty(0, dtype=object)})
+        position = _positions(pks, galaxy_pk)
+        return pd.DataFrame({"id": ids[position], "inspector": inspector_names[inspector_id],
+                             "label": np.asarray(VOTE_LABELS, dtype=object)[label_lut[label_code]]})
 
     def votes_for(self, galaxy_id: str) -> pd.DataFrame:
         """The current votes on one galaxy (columns as :meth:`current_votes`)."""
         galaxy_id = _galaxy_id(galaxy_id)
         with self.engine.connect() as conn:
             self._check_galaxies(conn, [galaxy_id])
-        return self._frame(self._current_query(galaxy_id))
+        return self.current_votes([galaxy_id])
 
     def history(self) -> pd.DataFrame:
         """Every vote ever cast, oldest first, with ``action`` (id) and ``undone`` (bool) columns."""
@@ -742,7 +743,7 @@ class VoteStore:
         min_votes = int(self.config["min_votes"] if min_votes is None else min_votes)
         fraction = float(self.config["fraction"] if fraction is None else fraction)
         if ids is not None:
-            ids = list(dict.fromkeys(_galaxy_id(i) for i in ([ids] if isinstance(ids, str) else ids)))
+            ids = _galaxy_ids(ids)
             with self.engine.connect() as conn:
                 self._check_galaxies(conn, ids)
                 expert_lut = self._expert_lut(conn)
@@ -757,14 +758,10 @@ class VoteStore:
             pks, ids = self._galaxy_table(conn)
             label_lut = self._label_lut(conn)
             expert_lut = self._expert_lut(conn)
-        # Map codes to positions once: galaxy keys -> rows of the galaxies table (a search in
-        # the sorted keys, or a subtraction when they are contiguous), label codes -> vocabulary.
-        if len(pks) and pks[-1] - pks[0] + 1 == len(pks):
-            position = galaxy_pk - pks[0]
-        else:
-            position = np.searchsorted(pks, galaxy_pk)
+        # Map codes to positions once: galaxy keys -> rows of the galaxies table, label codes ->
+        # vocabulary.
         return consensus_from_codes(
-            position, label_lut[label_code], expert_lut[inspector_id], ids=ids, labels=VOTE_LABELS,
+            _positions(pks, galaxy_pk), label_lut[label_code], expert_lut[inspector_id], ids=ids, labels=VOTE_LABELS,
             min_votes=min_votes, fraction=fraction)
 
     # Votes per chunk of the integer export of the votes table; packing bound (62 bits).

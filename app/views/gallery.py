@@ -558,7 +558,7 @@ class GalleryView(param.Parameterized):
             metrics += f"\n| GMM cluster | {fr['gmm']} |"
         label, nvotes, _ = st.consensus_columns()
         try:  # every current vote with its comment and time: one galaxy, read through the index
-            votes = st.store.current_votes([gid])
+            votes = st.store.votes_for(gid)
         except Exception as exc:  # noqa: BLE001 - the detail still shows the stamps and metrics
             log.warning("cannot read the votes of %s: %s", gid, exc)
             votes = st.votes[st.votes["id"] == gid] if len(st.votes) else st.votes
