@@ -210,6 +210,11 @@ def list_run_rows(ws: Workspace) -> list[RunRow]:
             for info in list_runs(ws)]
 
 
+def _by_id(consensus: pd.DataFrame) -> pd.DataFrame:
+    """A store's consensus table indexed by the galaxy id (as str)."""
+    return consensus.assign(id=consensus["id"].astype(str)).set_index("id")
+
+
 def _log10(values: np.ndarray) -> np.ndarray:
     v = np.asarray(values, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -450,9 +455,7 @@ class AppState(param.Parameterized):
             self.message = f"Cannot read the vote store: {exc}"
             return False
         self._votes_sig = sig
-        cons = cons.copy()
-        cons["id"] = cons["id"].astype(str)
-        self.consensus = cons.set_index("id")
+        self.consensus = _by_id(cons)
         self.votes = votes
         if len(self.votes):
             self.votes["id"] = self.votes["id"].astype(str)
@@ -460,12 +463,12 @@ class AppState(param.Parameterized):
         self.votes_version += 1
         return True
 
-    def _update_votes(self, ids: list[str], sig_before: Any) -> None:
-        """After this session's own write on ``ids``: re-read only those galaxies.
+    def _update_votes(self, ids: list[str]) -> None:
+        """After this session's own write (one action) on ``ids``: re-read only those galaxies.
 
         The cost does not grow with the campaign. When the store's version moved by exactly
-        this one action since the last full read, the session is up to date; otherwise (another
-        inspector wrote meanwhile) the next poll reads everything.
+        one action since the last full read -- this one -- the session is up to date; otherwise
+        (another inspector wrote meanwhile) the next poll reads everything.
         """
         try:
             cons = self.store.consensus(ids=ids)
@@ -475,8 +478,7 @@ class AppState(param.Parameterized):
             log.warning("cannot read the vote store: %s", exc)
             self.refresh_votes(force=True)
             return
-        cons["id"] = cons["id"].astype(str)
-        cons = cons.set_index("id")
+        cons = _by_id(cons)
         old = self.consensus
         pos = old.index.get_indexer(cons.index) if len(old) else np.full(len(cons), -1)
         if len(old) and (pos >= 0).all() and list(old.columns) == list(cons.columns):
@@ -487,8 +489,8 @@ class AppState(param.Parameterized):
         mine["id"] = mine["id"].astype(str)
         keep = ~self.votes["id"].isin(set(ids)) if len(self.votes) else np.zeros(0, dtype=bool)
         self.votes = pd.concat([self.votes[keep], mine], ignore_index=True)
-        if (sig_before == self._votes_sig and sig_after[0] == sig_before[0] + 1
-                and sig_after[1] > sig_before[1]):
+        seen = self._votes_sig
+        if seen is not None and sig_after[0] == seen[0] + 1 and sig_after[1] > seen[1]:
             self._votes_sig = sig_after  # only our own action since the last full read
         self._frames.clear()
         self.votes_version += 1
@@ -519,9 +521,8 @@ class AppState(param.Parameterized):
             return 0
         ids = [str(i) for i in self.ids[rows]]
         self._ensure_inspector()
-        sig_before = self._votes_signature()
         n = self.store.cast(ids, self.inspector, label, comment=comment, source="ui")
-        self._update_votes(ids, sig_before)
+        self._update_votes(ids)
         return int(n) if n is not None else len(ids)
 
     def undo(self) -> Any:
