@@ -38,7 +38,6 @@ from typing import Any, Mapping
 
 import numpy as np
 from astropy.table import Table
-from tqdm.auto import tqdm
 
 from core.catalog import CatalogError, CutReport, apply_cuts, parse_column_mapping, read_catalog
 from core.config import default_config, merge, read_config
@@ -204,21 +203,6 @@ def read_header_chunk(paths: list[str]) -> tuple[np.ndarray, list[str], list[str
     return values, flags, status, messages
 
 
-class _Bar(tqdm):
-    """A progress bar without tqdm's monitor thread: that thread would outlive the bar, and a live
-    driver thread makes :mod:`core.parallel` start later workers (this ingest's or a following
-    prep's in the same process) by ``forkserver`` instead of the much faster ``fork``."""
-
-    monitor_interval = 0
-
-
-def _serial(scheduler: Any, workers: int | None) -> bool:
-    """Whether the local synchronous scheduler was asked for (no tasks, no process start-up)."""
-    if scheduler is None:
-        return workers == 1
-    return isinstance(scheduler, str) and scheduler in ("synchronous", "sync", "single-threaded")
-
-
 def _read_headers(table: Table, paths: list[Path | None], blocks_hint: Path | None,
                   progress: bool, scheduler: Any = None, workers: int | None = None,
                   ) -> tuple[dict[str, np.ndarray], list[str], list[str]]:
@@ -228,6 +212,8 @@ def _read_headers(table: Table, paths: list[Path | None], blocks_hint: Path | No
     when there are at least two chunks and more than one worker, else here, one after another.
     Both give the same result.
     """
+    from core.parallel import ProgressBar, describe_scheduler, in_process, run_tasks
+
     n = len(table)
     status = ["pending"] * n
     messages = [""] * n
@@ -240,7 +226,7 @@ def _read_headers(table: Table, paths: list[Path | None], blocks_hint: Path | No
             where = f" in {blocks_hint}" if blocks_hint else ""
             messages[i] = f"no GALFIT block found for id {table['id'][i]}{where}"
     size = max(1, int(HEADER_CHUNK))
-    serial = len(found) < 2 * size or _serial(scheduler, workers)
+    serial = len(found) < 2 * size or in_process(scheduler, workers)
     if serial:
         size = min(size, 50)  # here, pieces only pace the progress bar
     chunks = [found[k:k + size] for k in range(0, len(found), size)]
@@ -248,13 +234,11 @@ def _read_headers(table: Table, paths: list[Path | None], blocks_hint: Path | No
     desc, unit = "reading GALFIT headers", "block"
     if serial:
         results = []
-        with _Bar(total=len(found), desc=desc, unit=unit, disable=not progress, mininterval=0.5) as bar:
+        with ProgressBar(total=len(found), desc=desc, unit=unit, disable=not progress, mininterval=0.5) as bar:
             for (chunk_paths,) in tasks:
                 results.append(read_header_chunk(chunk_paths))
                 bar.update(len(chunk_paths))
     else:
-        from core.parallel import describe_scheduler, run_tasks
-
         log.info("reading %d GALFIT headers in %d tasks on the %s", len(found), len(tasks),
                  describe_scheduler(scheduler, workers))
         results = run_tasks(read_header_chunk, tasks, scheduler=scheduler, workers=workers,

@@ -164,10 +164,23 @@ def local_pool(workers: int, preload: Sequence[str] = ()) -> Iterator[ProcessPoo
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-class _Bar(tqdm):
-    """The progress bar, without tqdm's monitor thread (a thread in the driver rules out forking)."""
+class ProgressBar(tqdm):
+    """A tqdm bar without tqdm's monitor thread: that thread outlives the bar, and a live driver
+    thread makes :func:`local_pool` start later workers by ``forkserver`` instead of ``fork``.
+    Use it for any bar in a process that may run :func:`run_tasks` afterwards."""
 
     monitor_interval = 0
+
+
+SYNCHRONOUS = ("synchronous", "sync", "single-threaded")
+
+
+def in_process(scheduler: Any = None, workers: int | None = None) -> bool:
+    """Whether :func:`run_tasks` runs the tasks here, one after another (the local synchronous
+    scheduler: ``workers == 1`` with no scheduler, or a synchronous scheduler by name)."""
+    if scheduler is None:
+        return workers == 1
+    return isinstance(scheduler, str) and scheduler in SYNCHRONOUS
 
 
 class _OnResult(Callback):
@@ -245,7 +258,7 @@ def run_tasks(
                 # Started before the progress bar, so no thread of this call rules out fork.
                 kwargs["pool"] = stack.enter_context(local_pool(n, preload))
                 kwargs["chunksize"] = 1  # one task at a time: no worker idles while another has a queue
-            bar = stack.enter_context(_Bar(total=sum(w), desc=desc, unit=unit, disable=not progress))
+            bar = stack.enter_context(ProgressBar(total=sum(w), desc=desc, unit=unit, disable=not progress))
             tasks = [dask.delayed(func, pure=False)(*a) for a in args]
             keys = {t.key: i for i, t in enumerate(tasks)}
 
@@ -258,7 +271,7 @@ def run_tasks(
         else:
             from distributed import Client, as_completed
 
-            bar = stack.enter_context(_Bar(total=sum(w), desc=desc, unit=unit, disable=not progress))
+            bar = stack.enter_context(ProgressBar(total=sum(w), desc=desc, unit=unit, disable=not progress))
             client = scheduler if isinstance(scheduler, Client) else Client(scheduler)
             try:
                 futures = [client.submit(func, *a, pure=False) for a in args]
