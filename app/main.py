@@ -123,15 +123,15 @@ def build(path: Path) -> pn.template.BaseTemplate:
 
     # -- main --------------------------------------------------------------------------------------
     area = map_area(state)
-    tabs = pn.Tabs(
+    tab_items = [
         ("Gallery", pn.Column(voting.panel(), gallery.panel(), sizing_mode="stretch_width")),
         ("Run & retrain", runs.panel()),
         ("Agreement", agreement.panel()),
         ("Export", export.panel()),
-        dynamic=False, sizing_mode="stretch_width",
-    )
+    ]
+    tabs = pn.Tabs(*tab_items, dynamic=False, sizing_mode="stretch_width")
     # The agreement statistics read every vote: computed only while their tab is open.
-    agreement_tab = 2
+    agreement_tab = [name for name, _ in tab_items].index("Agreement")
     tabs.param.watch(lambda e: agreement.set_visible(e.new == agreement_tab), "active")
     tmpl.main.append(pn.Column(area, sizing_mode="stretch_width", name="Latent map"))
     tmpl.main.append(pn.Column(tabs, sizing_mode="stretch_width", name="Inspect"))
