@@ -2,7 +2,7 @@
 
 Builds the session's state, the template and the views, and calls ``.servable()``. The
 workspace is ``--workspace DIR`` (after ``--args``), else ``$RESX_WORKSPACE``, else the demo
-workspace (:func:`core.workspace.default_workspace`). A missing or broken workspace gives a
+workspace (:func:`core.workspace.workspace.default_workspace`). A missing or broken workspace gives a
 page that says what is wrong and how to build one.
 """
 
@@ -23,7 +23,7 @@ if str(ROOT) not in sys.path:  # `panel serve app` from a checkout without `pip 
     sys.path.insert(0, str(ROOT))
 
 from app.state import COLOR_BY, AppState  # noqa: E402
-from core.workspace import WorkspaceError, default_workspace  # noqa: E402
+from core.workspace.workspace import WorkspaceError, default_workspace  # noqa: E402
 
 log = logging.getLogger("app")
 ASSETS = ROOT / "assets"

@@ -30,7 +30,7 @@ import param
 from matplotlib.path import Path as MplPath
 
 from core.labels import CLASSES, FIT_QUALITY, SKIP, VOTE_LABELS
-from core.workspace import MODELS, Workspace, WorkspaceError
+from core.workspace.workspace import MODELS, Workspace, WorkspaceError
 
 log = logging.getLogger(__name__)
 
@@ -161,10 +161,10 @@ _EMBED_FIELDS = ("ids", "pcs", "explained_variance", "inertia", "elbow_k", "gmm_
 def load_run_embedding(ws: Workspace, run_id: str) -> dict[str, Any]:
     """The embedding of a run as a dict of arrays (keys of ``embedding.npz``).
 
-    Goes through ``core.embedding.load_embedding`` and reads only the arrays the dashboard
+    Goes through ``core.latent.embedding.load_embedding`` and reads only the arrays the dashboard
     draws (the 512-d latents stay on disk: 2 GB for 10⁶ galaxies).
     """
-    from core.embedding import load_embedding
+    from core.latent.embedding import load_embedding
 
     wanted = {alias for name in _EMBED_FIELDS for alias in _EMBED_ALIASES.get(name, (name,))}
     emb = load_embedding(ws, run_id, only=wanted)
@@ -202,8 +202,8 @@ class RunRow:
 
 
 def list_run_rows(ws: Workspace) -> list[RunRow]:
-    """Every run of the workspace (``core.runs.list_runs``), oldest first."""
-    from core.runs import list_runs
+    """Every run of the workspace (``core.learn.runs.list_runs``), oldest first."""
+    from core.learn.runs import list_runs
 
     return [RunRow(id=info.id, model=info.model, status=info.status, created=str(info.created or ""),
                    accuracy=info.accuracy, init=info.init, error=info.error, info=info.to_dict())
@@ -428,20 +428,20 @@ class AppState(param.Parameterized):
     @property
     def store(self):
         if self._store is None:
-            from core.votes import open_store
+            from core.votes.store import open_store
 
             self._store = open_store(self.ws, galaxy_ids=self.ids)
         return self._store
 
     def _votes_signature(self) -> Any:
-        """The store's version (:meth:`core.votes.VoteStore.version`): changes with every write."""
+        """The store's version (:meth:`core.votes.store.VoteStore.version`): changes with every write."""
         return self.store.version()
 
     def refresh_votes(self, force: bool = True) -> bool:
         """Re-read consensus and current labels when the store changed; True when something changed.
 
-        Reads integer codes only (:meth:`~core.votes.VoteStore.consensus`,
-        :meth:`~core.votes.VoteStore.current_labels`); comments and times are read per galaxy
+        Reads integer codes only (:meth:`~core.votes.store.VoteStore.consensus`,
+        :meth:`~core.votes.store.VoteStore.current_labels`); comments and times are read per galaxy
         by the detail view.
         """
         try:

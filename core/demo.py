@@ -3,11 +3,11 @@
 Stages (each printed with its time, each skipped when already done, so an interrupted demo
 resumes and a complete one is left as it is unless ``force``):
 
-1. ``simulate`` — :func:`core.simulate.simulate_survey` of ``n`` galaxies
+1. ``simulate`` — :func:`core.simulation.survey.simulate_survey` of ``n`` galaxies
    (:data:`DEFAULT_N` = 1,000 by default for the time goal, never fewer than 1,000) into ``WORKSPACE/simulation/`` (blocks, catalog, votes.csv), so the
    workspace is self-contained and can be copied;
-2. ``ingest`` — :func:`core.ingest.ingest` with the sample cuts;
-3. ``prep`` — :func:`core.prep.prep_workspace` (object-only stamps, metrics, split);
+2. ``ingest`` — :func:`core.workspace.ingest.ingest` with the sample cuts;
+3. ``prep`` — :func:`core.prep.pipeline.prep_workspace` (object-only stamps, metrics, split);
 4. ``votes`` — the three simulated inspectors' votes into the vote store (source "simulated");
 5. ``train cnn`` / ``train cvae`` — the demo schedules :data:`DEMO_SCHEDULE` (short: the
    paper's full schedule is 100 epochs of 25,000 images; `tests/benchmarks/science_check.py`
@@ -22,7 +22,7 @@ Known limits of the short schedules (measured on the 1,000-galaxy simulated surv
 174 galaxies in the test split; ``resx demo``): the CNN at the paper's 1e-4 is under-fitted in
 its 240 steps (~50 % test accuracy); at the demo's 3e-3 it reaches 81.6 % (Clean recall 96 %),
 ρ(PC1, log SPF) = 0.93. The CvAE uses the paper's loss (KL weight 1, the MSE of eq. 5 summed
-over a stamp's pixels: core.models) at 3e-3 for 72 steps: test reconstruction MSE 3.19e-2
+over a stamp's pixels: core.learn.models) at 3e-3 for 72 steps: test reconstruction MSE 3.19e-2
 against a pixel variance of 3.6e-2, ρ(PC1, log SPF) = -0.82 (the sign of a PC is arbitrary).
 These stamps are noise-dominated: a 20-component PCA of the training stamps lowers the test MSE
 by only 5.5 %, 50 components by 9 %, so a CvAE cannot go far below the pixel variance.
@@ -54,7 +54,7 @@ DEFAULT_N = 1000
 #: training accuracy 49 %, test 50 %); 1e-3 gives 62 %, 3e-3 gives 70 % (test), with the
 #: unaugmented training images at 71 % -- no over-fitting, so the higher rate generalises.
 #: ``learning_rate`` goes to the run's config (``train.learning_rate``); the rest are
-#: :func:`core.train.train` arguments.
+#: :func:`core.learn.train.train` arguments.
 DEMO_SCHEDULE: dict[str, dict[str, Any]] = {
     "cnn": {"epochs": 6, "per_class": 250, "learning_rate": 3e-3},
     "cvae": {"epochs": 3, "per_class": 150, "learning_rate": 3e-3},
@@ -63,7 +63,7 @@ DEMO_SCHEDULE: dict[str, dict[str, Any]] = {
 
 def _complete(root: Path) -> bool:
     """A demo workspace whose every stage finished (active CNN and CvAE runs, embedded)."""
-    from core.workspace import Workspace, WorkspaceError
+    from core.workspace.workspace import Workspace, WorkspaceError
 
     marker = root / DEMO_JSON
     if not marker.exists():
@@ -96,7 +96,7 @@ def build_demo(
     Parameters
     ----------
     root : path, optional
-        Workspace folder (default :func:`core.workspace.default_workspace`).
+        Workspace folder (default :func:`core.workspace.workspace.default_workspace`).
     n : int
         Galaxies to simulate (at least :data:`MIN_GALAXIES`).
     seed : int
@@ -116,7 +116,7 @@ def build_demo(
         ``{"workspace", "stages": {name: seconds}, "runs": {model: run id}, "accuracy",
         "recon_mse", "complete"}`` (also written to ``demo.json``).
     """
-    from core.workspace import Workspace, default_workspace
+    from core.workspace.workspace import Workspace, default_workspace
 
     root = Path(root) if root is not None else default_workspace()
     if n < MIN_GALAXIES:
@@ -160,23 +160,23 @@ def build_demo(
     echo(f"building the demo workspace in {root} ({n} simulated galaxies)")
 
     def simulate():
-        from core.simulate import simulate_survey
+        from core.simulation.survey import simulate_survey
 
         simulate_survey(n, seed, sim, progress=progress)
 
     def ingest():
-        from core.ingest import ingest as _ingest
+        from core.workspace.ingest import ingest as _ingest
 
         _ingest(sim, root, force=True, progress=progress)
 
     def prep():
-        from core.prep import prep_workspace
+        from core.prep.pipeline import prep_workspace
 
         prep_workspace(Workspace.open(root), progress=progress)
 
     def votes():
-        from core.vote_files import read_vote_file
-        from core.votes import open_store
+        from core.votes.files import read_vote_file
+        from core.votes.store import open_store
 
         ws = Workspace.open(root)
         table = read_vote_file(sim / "votes.csv")
@@ -186,7 +186,7 @@ def build_demo(
             store.import_votes(table, source="simulated", name=str(sim / "votes.csv"))
 
     def train(model: str):
-        from core.train import train as _train
+        from core.learn.train import train as _train
 
         def go():
             ws = Workspace.open(root)
@@ -207,7 +207,7 @@ def build_demo(
         return go
 
     def embed(model: str):
-        from core.embed import embed_run
+        from core.latent.analysis import embed_run
 
         def go():
             ws = Workspace.open(root)
@@ -232,7 +232,7 @@ def build_demo(
 
 def run_demo(args) -> int:
     """``resx demo [WORKSPACE] [--n N] [--seed S] [--force]``."""
-    from core.workspace import WorkspaceError
+    from core.workspace.workspace import WorkspaceError
 
     try:
         info = build_demo(args.workspace, n=args.n, seed=args.seed, force=args.force)

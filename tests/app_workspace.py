@@ -1,7 +1,7 @@
 """A small fabricated workspace for the dashboard's tests and benchmarks.
 
-Written through the engine's own writers (``core.workspace``, ``core.stamps.StampStore``,
-``core.embed.Embedding.save``) so the dashboard reads exactly the formats the engine writes,
+Written through the engine's own writers (``core.workspace.workspace``, ``core.io.stamps.StampStore``,
+``core.latent.analysis.Embedding.save``) so the dashboard reads exactly the formats the engine writes,
 but with no training: the "runs" are made-up embeddings whose PCs are clusters, one per class,
 so a lasso on a cluster selects galaxies of one class.
 """
@@ -15,7 +15,7 @@ import numpy as np
 from astropy.table import Table
 
 from core.labels import CLASSES
-from core.workspace import Workspace
+from core.workspace.workspace import Workspace
 
 #: Cluster centres in PC1–PC2, one per class (CLASSES order).
 CENTRES = np.array([[-4.0, 0.0], [0.0, 4.0], [4.0, 0.0], [0.0, -4.0], [0.0, 0.0]])
@@ -44,7 +44,7 @@ def make_catalog(n: int, seed: int = 0) -> Table:
 
 
 def write_stamps(ws: Workspace, classes: np.ndarray, size: int = 24, seed: int = 0) -> None:
-    from core.stamps import STAMP_KINDS, StampStore
+    from core.io.stamps import STAMP_KINDS, StampStore
 
     n = len(classes)
     rng = np.random.default_rng(seed)
@@ -74,7 +74,7 @@ def write_stamps(ws: Workspace, classes: np.ndarray, size: int = 24, seed: int =
 def write_run(ws: Workspace, run_id: str, model: str, classes: np.ndarray, ids: np.ndarray, seed: int = 0,
               init: str | None = None, flip: float = 0.1) -> None:
     """A finished run folder with run.json, evaluation.json and embedding.npz (no model)."""
-    from core.embed import Embedding
+    from core.latent.analysis import Embedding
 
     rng = np.random.default_rng(seed)
     n = len(ids)
@@ -126,7 +126,7 @@ def make_workspace(root: str | Path, n: int = 300, seed: int = 0, size: int = 24
     ws.write_catalog(cat)
     classes = np.array([CLASSES.index(c) for c in cat["catalog_class"]])
     if stamps == "empty":
-        from core.stamps import StampStore
+        from core.io.stamps import StampStore
 
         StampStore.create(ws.stamps_path, n=n, size=size, chunk=4096)
     elif stamps:

@@ -14,8 +14,8 @@ import numpy as np
 from astropy.table import Table
 
 from core.labels import CLASSES
-from core.stamps import StampStore
-from core.workspace import Workspace
+from core.io.stamps import StampStore
+from core.workspace.workspace import Workspace
 
 
 def class_stamp(cls: str, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -42,7 +42,7 @@ def make_workspace(root: str | Path, n: int = 300, size: int = 32, seed: int = 0
                    fractions=(0.38, 0.12, 0.2, 0.2, 0.1)) -> Workspace:
     """Create a synthetic, prepared workspace of ``n`` galaxies at ``root``."""
     rng = np.random.default_rng(seed)
-    from core.augment import split_sample
+    from core.learn.augment import split_sample
 
     ws = Workspace.create(root, {"prep": {"cutout": size, "chunk": 64}})
     labels = rng.choice(CLASSES, size=n, p=np.asarray(fractions) / np.sum(fractions))

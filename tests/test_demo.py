@@ -16,7 +16,7 @@ def test_demo_refuses_fewer_than_1000_galaxies(tmp_path):
 
 
 def test_a_complete_demo_workspace_is_left_as_is(tmp_path, monkeypatch, capsys):
-    from model_workspace import make_workspace
+    from tests.model_workspace import make_workspace
 
     ws = make_workspace(tmp_path / "ws", n=20, size=16)
     for model in ("cnn", "cvae"):
@@ -30,10 +30,10 @@ def test_a_complete_demo_workspace_is_left_as_is(tmp_path, monkeypatch, capsys):
     def boom(*a, **k):
         raise AssertionError("a complete demo must not be rebuilt")
 
-    monkeypatch.setattr("core.simulate.simulate_survey", boom)
+    monkeypatch.setattr("core.simulation.survey.simulate_survey", boom)
     info = demo.build_demo(ws.root, n=1000)
     assert info["skipped"] and "already a complete demo" in capsys.readouterr().out
-    from core.cli import main
+    from core.cli.main import main
 
     assert main(["demo", str(ws.root)]) == 0
 
@@ -48,8 +48,8 @@ def test_an_interrupted_demo_resumes_after_the_last_finished_stage(tmp_path, mon
         calls.append("prep")
         raise RuntimeError("stop here")
 
-    monkeypatch.setattr("core.prep.prep_workspace", prep)
-    monkeypatch.setattr("core.workspace.Workspace.open", classmethod(lambda cls, r: None))
+    monkeypatch.setattr("core.prep.pipeline.prep_workspace", prep)
+    monkeypatch.setattr("core.workspace.workspace.Workspace.open", classmethod(lambda cls, r: None))
     with pytest.raises(RuntimeError, match="stop here"):
         demo.build_demo(root, n=1000, echo=lambda *a: None)
     assert calls == ["prep"]  # simulate and ingest were not redone
@@ -70,8 +70,8 @@ def test_demo_schedule_learning_rate_reaches_the_run_config(tmp_path, monkeypatc
         seen[model] = kw
         raise RuntimeError("stop here")
 
-    monkeypatch.setattr("core.train.train", fake_train)
-    monkeypatch.setattr("core.workspace.Workspace.open", classmethod(lambda cls, r: SimpleNamespace()))
+    monkeypatch.setattr("core.learn.train.train", fake_train)
+    monkeypatch.setattr("core.workspace.workspace.Workspace.open", classmethod(lambda cls, r: SimpleNamespace()))
     with pytest.raises(RuntimeError, match="stop here"):
         demo.build_demo(root, n=1000, echo=lambda *a: None,
                         schedule={"cnn": {"learning_rate": 2e-3, "epochs": 1}})

@@ -7,7 +7,7 @@ import pytest
 from numpy.testing import assert_array_equal
 
 from core.parallel import describe_scheduler, run_tasks, start_method
-from core.stamps import STAMP_KINDS
+from core.io.stamps import STAMP_KINDS
 
 
 def _square(x):
@@ -62,7 +62,7 @@ def test_describe_scheduler():
 def test_local_cluster_gives_the_same_result_as_the_local_scheduler(tmp_path):
     from distributed import LocalCluster
 
-    from core.prep import prep_workspace
+    from core.prep.pipeline import prep_workspace
     from tests.workspace_factory import make_workspace
 
     local = make_workspace(tmp_path / "local", n=10, chunk=3, bad={4: "nan"})
@@ -81,7 +81,7 @@ def test_local_cluster_gives_the_same_result_as_the_local_scheduler(tmp_path):
 
 
 def test_local_processes_give_the_same_result_as_synchronous(tmp_path):
-    from core.prep import prep_workspace
+    from core.prep.pipeline import prep_workspace
     from tests.workspace_factory import make_workspace
 
     sync = make_workspace(tmp_path / "sync", n=8, chunk=3, bad={2: "nan"})

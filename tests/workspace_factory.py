@@ -6,7 +6,7 @@ Reusable by every engineer's tests::
     ws = make_workspace(tmp_path / "ws", n=12)          # pending catalog, blocks on disk
     ws = make_workspace(tmp_path / "ws", n=12, prep=True)  # ... and prepared (stamps, metrics, split)
 
-Each galaxy is a Sérsic host (core.sersic.sersic_image) at the stamp centre (offset by up to 1 px)
+Each galaxy is a Sérsic host (core.fitting.sersic.sersic_image) at the stamp centre (offset by up to 1 px)
 with a class-dependent residual (Clean: none; Core: a central point source; General: a ring;
 Asymmetric: an off-centre blob; Peculiar: two blobs), Gaussian noise of ``noise`` and a sky level,
 and one interloper near a corner. The "GALFIT" model is the host itself plus the sky, so the
@@ -26,10 +26,10 @@ import numpy as np
 from astropy.io import fits
 from astropy.table import Table
 
-from core.galfit import write_block
+from core.io.galfit import write_block
 from core.labels import CLASSES
-from core.sersic import sersic_image
-from core.workspace import Workspace
+from core.fitting.sersic import sersic_image
+from core.workspace.workspace import Workspace
 
 ZEROPOINT = 25.9463
 BAD_KINDS = ("nan", "missing_hdu", "missing_file", "off_image", "no_segment", "zero_residual")
@@ -89,7 +89,7 @@ def make_workspace(root: str | Path, n: int = 12, *, size: int = 100, cutout: in
     bad : dict of int -> str, optional
         Rows to break (:data:`BAD_KINDS`).
     prep : bool
-        Also run :func:`core.prep.prep_workspace` (synchronously, no progress bar).
+        Also run :func:`core.prep.pipeline.prep_workspace` (synchronously, no progress bar).
     config : dict, optional
         Config overrides merged into the workspace's config.
     """
@@ -133,7 +133,7 @@ def make_workspace(root: str | Path, n: int = 12, *, size: int = 100, cutout: in
         })
     ws.write_catalog(Table(rows=rows))
     if prep:
-        from core.prep import prep_workspace
+        from core.prep.pipeline import prep_workspace
 
         prep_workspace(ws, workers=1, progress=False)
     return ws

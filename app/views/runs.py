@@ -17,7 +17,7 @@ import panel as pn
 
 from app.state import AppState
 from core.labels import CLASSES
-from core.workspace import MODELS
+from core.workspace.workspace import MODELS
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Voting: label the focused tile, the ticked tiles or the whole selection; keys 1–5, f, s.
 
-Every vote goes straight to the vote store (``core.votes``) in the session's inspector name:
+Every vote goes straight to the vote store (``core.votes.store``) in the session's inspector name:
 the login name when the server runs with authentication (it cannot be changed), otherwise a
 name entered once in the sidebar.
 """

@@ -140,7 +140,7 @@ def stop(proc) -> None:
 def bench_browser(root: Path, n: int, tmp: Path, n_votes: int, baseline_ms: float, in_process_ms: float) -> None:
     from playwright.sync_api import sync_playwright
 
-    from core.votes import open_store
+    from core.votes.store import open_store
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROME_ARGS)

@@ -1,7 +1,7 @@
 """`resx embed` analysis on 10^4 galaxies, apart from latent inference (not a test).
 
 Synthetic CNN-like latents (tanh of class means + noise, 512-d, five classes with overlap, 80 %
-of them labelled for the SVC) go through :class:`core.embed.LatentAnalysis` — PCA to 3, k-means
+of them labelled for the SVC) go through :class:`core.latent.analysis.LatentAnalysis` — PCA to 3, k-means
 inertia k = 1..15 and the elbow, GMM on PC1–PC2, RBF SVC (γ = 0.7, C = 1) on standardised PCs
 and its 300 x 300 decision grid — timed per step. Goal: <= 2 s in total.
 
@@ -33,7 +33,7 @@ def main() -> int:
     from sklearn.cluster import KMeans  # noqa: F401  (import cost outside the timings)
     from threadpoolctl import threadpool_limits
 
-    from core.embed import KMeansElbow, LatentAnalysis, predict_grid
+    from core.latent.analysis import KMeansElbow, LatentAnalysis, predict_grid
 
     rng = np.random.default_rng(0)
     n = args.n

@@ -1,6 +1,6 @@
 """Benchmark of `resx prep` (not a test): run as `.venv/bin/python tests/benchmarks/bench_prep.py [N]`.
 
-1. Prep cost per galaxy (core.prep.prep_galaxy on in-memory 100x100 GALFIT images: extraction,
+1. Prep cost per galaxy (core.prep.pipeline.prep_galaxy on in-memory 100x100 GALFIT images: extraction,
    masks, sky resampling, cutouts, metrics) as a ratio to the bare ``sep.Background`` +
    ``sep.extract`` with the paper's settings on the same images, measured in the same run
    (goal: <= 3x).
@@ -22,8 +22,8 @@ import sep
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from core.config import DEFAULT_CONFIG  # noqa: E402
-from core.prep import prep_galaxy, prep_workspace, tophat_kernel  # noqa: E402
+from core.workspace.config import DEFAULT_CONFIG  # noqa: E402
+from core.prep.pipeline import prep_galaxy, prep_workspace, tophat_kernel  # noqa: E402
 from tests.workspace_factory import make_galaxy, make_workspace  # noqa: E402
 
 

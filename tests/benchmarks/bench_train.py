@@ -5,9 +5,9 @@ Measures, in the same process and on the same model (the paper's CNN at 50 x 50,
 * images/s of bare ``model.fit`` on in-memory tensors (the baseline: no augmentation, no
   callbacks);
 * images/s through the project's pipeline: the balanced on-the-fly augmentation
-  (``core.augment.augment_dataset``) plus the run's callbacks (progress, STOP check, history,
+  (``core.learn.augment.augment_dataset``) plus the run's callbacks (progress, STOP check, history,
   checkpoint) — goal >= 0.9x the baseline;
-* images/s of latent inference (``core.embed``'s model: Dense-512 + softmax outputs), batch 256;
+* images/s of latent inference (``core.latent.analysis``'s model: Dense-512 + softmax outputs), batch 256;
 * with ``--demo``: the stage times of ``resx demo`` in a temporary folder.
 
 Each training measurement is the best of ``--repeat`` epochs of one ``fit`` after a first epoch
@@ -43,12 +43,12 @@ def main() -> int:
     import numpy as np
     import tensorflow as tf
 
-    from core.augment import augment_dataset
-    from core.config import default_config
-    from core.embed import _inference_model
+    from core.learn.augment import augment_dataset
+    from core.workspace.config import default_config
+    from core.latent.analysis import _inference_model
     from core.labels import CLASSES
-    from core.models import build_model
-    from core.train import _callbacks, _StopFlag, make_schedule
+    from core.learn.models import build_model
+    from core.learn.train import _callbacks, _StopFlag, make_schedule
     from model_workspace import class_stamp
 
     keras.utils.set_random_seed(0)
@@ -89,7 +89,7 @@ def main() -> int:
     bare, t_bare = compiled(), EpochTimer()
     bare.fit(xb, yb, batch_size=32, epochs=1 + args.repeat, verbose=0, shuffle=True, callbacks=[t_bare])
 
-    # -- the project's pipeline: augmentation + the run's callbacks, as core.train runs them --
+    # -- the project's pipeline: augmentation + the run's callbacks, as core.learn.train runs them --
     tmp = Path(tempfile.mkdtemp(prefix="bench_train_"))
     ds = augment_dataset(x, labels, per_class=per_class, batch_size=32, seed=0)
     ds = ds.apply(tf.data.experimental.assert_cardinality(steps)).repeat()

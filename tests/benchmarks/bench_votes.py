@@ -4,7 +4,7 @@ Run ``.venv/bin/python tests/benchmarks/bench_votes.py [--galaxies N] [--repeat 
 
 Part 1 (in memory): the vectorised rule.
 
-Times :func:`core.consensus.consensus_from_votes` on ~4 votes per galaxy (random labels, 1 % of
+Times :func:`core.votes.consensus.consensus_from_votes` on ~4 votes per galaxy (random labels, 1 % of
 votes by experts) with the inputs the vote store provides (string ids and labels), and with
 integer / categorical inputs; the baseline, measured in the same run, is the same rule written
 the obvious way with pandas (``groupby`` + ``value_counts`` + a per-galaxy ``apply``) on a
@@ -31,7 +31,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from core.consensus import consensus_from_codes, consensus_from_votes, count_votes, decide  # noqa: E402
+from core.votes.consensus import consensus_from_codes, consensus_from_votes, count_votes, decide  # noqa: E402
 from core.labels import SKIP, VOTE_LABELS  # noqa: E402
 
 
@@ -132,7 +132,7 @@ def build_store(path: Path, n: int, galaxy, label_code, expert) -> None:
     inspector 12), 2 % superseded earlier votes and one undone action, via sqlite3 directly."""
     import sqlite3
 
-    from core.votes import open_store
+    from core.votes.store import open_store
 
     rng = np.random.default_rng(1)
     open_store(f"sqlite:///{path}").close()  # the schema
@@ -174,7 +174,7 @@ def build_store(path: Path, n: int, galaxy, label_code, expert) -> None:
 def bench_store(args, n, galaxy, label_code, expert) -> None:
     import tempfile
 
-    from core.votes import open_store
+    from core.votes.store import open_store
 
     tmp = None
     path = args.db

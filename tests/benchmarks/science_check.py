@@ -58,18 +58,18 @@ def main() -> int:
     ap.add_argument("--json", default=None, help="also write the numbers to this JSON file")
     args = ap.parse_args()
 
-    from core.embed import embed_run
-    from core.train import train
-    from core.workspace import Workspace
+    from core.latent.analysis import embed_run
+    from core.learn.train import train
+    from core.workspace.workspace import Workspace
 
     t0 = time.perf_counter()
     times: dict[str, float] = {}
     if args.workspace:
         ws = Workspace.open(args.workspace)
     else:
-        from core.ingest import ingest
-        from core.prep import prep_workspace
-        from core.simulate import simulate_survey
+        from core.workspace.ingest import ingest
+        from core.prep.pipeline import prep_workspace
+        from core.simulation.survey import simulate_survey
 
         root = Path(args.out or tempfile.mkdtemp(prefix="science_check_")) / "ws"
         t = time.perf_counter()

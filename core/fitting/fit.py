@@ -1,0 +1,781 @@
+"""Fit one PSF-convolved Sérsic profile plus a flat sky to a galaxy image, as GALFIT does.
+
+The fit is a bounded trust-region least-squares fit (:func:`scipy.optimize.least_squares`,
+``method="trf"``) of ``(XC, YC, MAG, RE, N, AR, PA, SKY)`` in GALFIT's conventions (see
+:mod:`core.fitting.sersic`). What it does for one image:
+
+1. Non-finite pixels and the user's mask are excluded.
+2. The sky level and rms are estimated from sigma-clipped pixels, sources are detected with SEP
+   (or taken from the given segmentation map), and the galaxy of interest (GOI) is the segment
+   under the centre (the image centre, or ``init["XC"], init["YC"]``; the nearest segment within a
+   few pixels when the centre pixel is not segmented). Every other segment, grown by
+   ``mask_grow`` pixels, is masked; the GOI and the sky are fitted.
+3. Initial values come from the GOI's light moments (centroid, axis ratio, orientation), its
+   half-light radius, its concentration ``r90/r50`` (mapped to a Sérsic index) and its flux.
+4. The fit runs in a box around the galaxy (the whole stamp for a typical 100×100 stamp of a
+   resolved galaxy); the model is rendered on the box plus a margin, convolved by FFT with the
+   PSF's transform computed once, and compared with the data weighted by the noise map (the
+   sky rms where none is given). Derivatives are analytic (rendered with the model and
+   convolved in the same FFT call). The optimiser's models and derivatives are computed in
+   float32 (about twice as fast; ~1e-6 of the peak), the returned model in float64. When ``init``
+   gives all seven Sérsic parameters, the moment-based guess (3.) is skipped.
+5. Errors are the square roots of the diagonal of the covariance ``(JᵀJ)⁻¹ × χ²_ν``. A parameter
+   at one of its bounds, or every free parameter of a fit that did not converge, is flagged
+   ``"problem"`` (GALFIT's ``*value*``); a parameter held with ``fixed=`` is ``"fixed"``.
+
+The returned model (:attr:`SersicFit.model`), like GALFIT's model HDU, **includes the sky**, so the
+residual GALFIT would write is ``image - model`` (:attr:`SersicFit.residual`).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import sep
+from astropy.io import fits
+from astropy.stats import mad_std
+from scipy import ndimage
+from scipy.optimize import least_squares
+from scipy.special import gammaincinv
+from threadpoolctl import ThreadpoolController
+
+from core.fitting.sersic import PSFConvolver, SersicRenderer, _normalised_psf, refinement_levels
+
+log = logging.getLogger(__name__)
+
+__all__ = ["FIT_PARAMS", "SersicFit", "SersicFitError", "fit_sersic", "fit_to_block", "run_fit"]
+
+#: Fitted parameters, in the order of the internal parameter vector.
+FIT_PARAMS = ("XC", "YC", "MAG", "RE", "N", "AR", "PA", "SKY")
+_NONLINEAR = ("XC", "YC", "RE", "N", "AR", "PA")
+
+#: Default bounds of the shape parameters (position and magnitude bounds follow the initial values).
+N_BOUNDS = (0.2, 8.0)
+RE_MIN = 0.25  # px
+#: Convergence tolerances of the optimiser: a relative change of the cost (χ²/2) of 1e-5 is
+#: Δχ² ≈ 0.1 for a 100×100 stamp, far below the 1σ change (Δχ² = 1).
+FTOL = 1e-5
+XTOL = 1e-5
+AR_MIN = 0.05  # ar is fitted in [AR_MIN, 1/AR_MIN]; ar > 1 is turned into ar < 1 with pa + 90
+
+
+#: Found once (threadpool_limits() would scan the loaded libraries at every fit, ~5 ms).
+_THREADPOOLS: ThreadpoolController | None = None
+
+
+def _one_blas_thread():
+    global _THREADPOOLS
+    if _THREADPOOLS is None:
+        _THREADPOOLS = ThreadpoolController()
+    return _THREADPOOLS.limit(limits=1, user_api="blas")
+
+
+class SersicFitError(ValueError):
+    """An image that cannot be fitted (no valid pixels, no galaxy found, bad PSF...)."""
+
+
+@dataclass
+class SersicFit:
+    """The result of :func:`fit_sersic`.
+
+    Attributes
+    ----------
+    params : dict of str -> core.io.galfit.GalfitParameter
+        ``"XC" "YC" "MAG" "RE" "N" "AR" "PA" "SKY"`` with values, errors and flags, in GALFIT's
+        conventions (XC, YC 1-based; RE px along the major axis; AR <= 1; PA degrees in
+        (-90, 90], counter-clockwise from +y), the same dictionary as ``read_block(...).params``.
+    model : numpy.ndarray
+        PSF-convolved Sérsic model **plus the sky**, on the whole image (as GALFIT's model HDU).
+    residual : numpy.ndarray
+        ``image - model``.
+    sky : float
+        Fitted sky level (image units).
+    chi2nu : float
+        Reduced chi-square over the fitted pixels.
+    converged : bool
+        The optimiser met a convergence criterion (not the evaluation limit).
+    message : str
+        The optimiser's message.
+    nfev : int
+        Model evaluations used (function evaluations; each Jacobian costs up to 6 more).
+    mask : numpy.ndarray of bool
+        Pixels excluded from the fit (bad pixels, user mask, neighbours).
+    segmap : numpy.ndarray of int
+        Segmentation map used (0 = sky).
+    goi_label : int
+        Label of the galaxy's own segment in ``segmap`` (0 when none was found).
+    box : tuple of int
+        ``(y0, y1, x0, x1)``: numpy slice of the fitted region.
+    sky_rms : float
+        Estimated rms of the sky pixels.
+    init : dict of str -> float
+        Initial values used.
+    """
+
+    params: dict[str, Any]
+    model: np.ndarray
+    residual: np.ndarray
+    sky: float
+    chi2nu: float
+    converged: bool
+    message: str
+    nfev: int
+    mask: np.ndarray
+    segmap: np.ndarray
+    goi_label: int
+    box: tuple[int, int, int, int]
+    sky_rms: float
+    init: dict[str, float] = field(default_factory=dict)
+
+    def value(self, name: str) -> float:
+        """The fitted value of parameter ``name``."""
+        return float(self.params[name].value)
+
+
+def _galfit_parameter():
+    # core.io.galfit is another module of the project; imported lazily so rendering works without it.
+    from core.io.galfit import GalfitParameter
+
+    return GalfitParameter
+
+
+# -- initial estimates -------------------------------------------------------------------------
+
+_N_GRID = np.linspace(0.2, 8.0, 200)
+_C_GRID = (gammaincinv(2 * _N_GRID, 0.9) / gammaincinv(2 * _N_GRID, 0.5)) ** _N_GRID
+
+
+def _n_from_concentration(c: float) -> float:
+    """Sérsic index whose r90/r50 (of the unconvolved, circular profile) is ``c``."""
+    if not np.isfinite(c):
+        return 2.0
+    return float(np.interp(c, _C_GRID, _N_GRID))
+
+
+def _sky_stats(image: np.ndarray, bad: np.ndarray) -> tuple[float, float]:
+    # 3σ clipping about the median, 5 iterations, as astropy's sigma_clipped_stats(sigma=3,
+    # maxiters=5) (whose per-call overhead is most of a fit's set-up time on a small stamp).
+    good = image[~bad]
+    for _ in range(5):
+        median = np.median(good)
+        std = good.std()
+        keep = np.abs(good - median) <= 3.0 * std
+        if keep.all() or not keep.any():
+            break
+        good = good[keep]
+    return float(np.median(good)), float(good.std())
+
+
+def _segment(image: np.ndarray, bad: np.ndarray, rms: float, thresh: float, minarea: int,
+             deblend_cont: float) -> np.ndarray:
+    data = np.ascontiguousarray(np.where(bad, 0.0, image), dtype=np.float64)
+    _, segmap = sep.extract(data, thresh, err=rms, mask=bad, minarea=minarea,
+                            deblend_cont=deblend_cont, segmentation_map=True)
+    return np.asarray(segmap, dtype=np.int32)
+
+
+def _goi_label(segmap: np.ndarray, cx: float, cy: float, radius: float) -> int:
+    """Label under the 0-based position (cx, cy), else the nearest within ``radius`` px, else 0."""
+    ny, nx = segmap.shape
+    i, j = int(round(cx)), int(round(cy))
+    if 0 <= i < nx and 0 <= j < ny and segmap[j, i] > 0:
+        return int(segmap[j, i])
+    r = int(math.ceil(radius))
+    y0, y1, x0, x1 = max(j - r, 0), min(j + r + 1, ny), max(i - r, 0), min(i + r + 1, nx)
+    if y0 >= y1 or x0 >= x1:
+        return 0
+    win = segmap[y0:y1, x0:x1]
+    yy, xx = np.nonzero(win > 0)
+    if len(yy) == 0:
+        return 0
+    d2 = (xx + x0 - cx) ** 2 + (yy + y0 - cy) ** 2
+    k = int(np.argmin(d2))
+    return int(win[yy[k], xx[k]]) if d2[k] <= radius**2 else 0
+
+
+def _initial_guess(data: np.ndarray, goi: np.ndarray, fitmask: np.ndarray, cx: float, cy: float,
+                   zeropoint: float, rms: float) -> dict[str, float]:
+    """Moments of the GOI segment (or of a small disc at the centre when there is none)."""
+    ny, nx = data.shape
+    if not goi.any():
+        yy, xx = np.mgrid[:ny, :nx]
+        goi = ((xx - cx) ** 2 + (yy - cy) ** 2 <= 9.0) & ~fitmask
+    w = np.where(goi, np.clip(data, 0.0, None), 0.0)
+    total = w.sum()
+    yy, xx = np.nonzero(goi)
+    wv = w[yy, xx]
+    if total <= 0:
+        mx, my = cx, cy
+        ar, pa = 1.0, 0.0
+    else:
+        mx, my = (wv * xx).sum() / total, (wv * yy).sum() / total
+        cxx = (wv * (xx - mx) ** 2).sum() / total
+        cyy = (wv * (yy - my) ** 2).sum() / total
+        cxy = (wv * (xx - mx) * (yy - my)).sum() / total
+        evals, evecs = np.linalg.eigh(np.array([[cxx, cxy], [cxy, cyy]]))
+        ar = float(np.sqrt(max(evals[0], 1e-6) / max(evals[1], 1e-6)))
+        ex, ey = evecs[:, 1]
+        pa = float(np.degrees(np.arctan2(-ex, ey)))
+    flux = float(data[goi].sum())
+    if not flux > 0:
+        flux = max(float(total), 10 * rms, 1e-30)
+    # Half-light and 90 % radii (circular apertures; neighbours masked).
+    masked = np.ascontiguousarray(np.where(fitmask & ~goi, 0.0, data), dtype=np.float64)
+    rmax = float(max(np.sqrt(goi.sum() / np.pi) * 3.0, 5.0))
+    try:
+        (r50, r90), _ = sep.flux_radius(masked, np.array([mx]), np.array([my]), np.array([rmax]),
+                                        np.array([0.5, 0.9]), normflux=np.array([flux]), subpix=5)
+        r50, r90 = float(np.ravel(r50)[0]), float(np.ravel(r90)[0])
+    except Exception:  # pragma: no cover - sep rarely fails here
+        r50, r90 = math.nan, math.nan
+    if not (np.isfinite(r50) and r50 > 0):
+        r50, r90 = 2.0, math.nan
+    n = float(np.clip(_n_from_concentration(r90 / r50), 0.5, 6.0))
+    ar = float(np.clip(ar, 0.1, 1.0))
+    return {
+        "XC": mx + 1.0,
+        "YC": my + 1.0,
+        "MAG": float(zeropoint - 2.5 * np.log10(flux)),
+        "RE": float(max(r50 / np.sqrt(ar), 0.5)),
+        "N": n,
+        "AR": ar,
+        "PA": pa,
+    }
+
+
+# -- the model on the fitted box ---------------------------------------------------------------
+
+
+class _BoxModel:
+    """PSF-convolved Sérsic on a box of the image, with the PSF transform computed once."""
+
+    def __init__(self, psf: np.ndarray, box: tuple[int, int, int, int], zeropoint: float):
+        y0, y1, x0, x1 = box
+        by, bx = y1 - y0, x1 - x0
+        psf = _normalised_psf(psf)
+        ky, kx = psf.shape
+        # Light from outside the box scatters into it: render a margin of up to 10 px.
+        self.pad = int(min(max(ky, kx) // 2, 10))
+        py, px = by + 2 * self.pad, bx + 2 * self.pad
+        # Offsets beyond the padded box never connect two of its pixels: crop the PSF (already
+        # normalised, so the cropped wings' light is not put back into the core).
+        cy, cx = ky // 2, kx // 2
+        hy, hx = min(cy, py - 1), min(cx, px - 1)
+        psf = psf[cy - hy: cy + min(ky - cy, py), cx - hx: cx + min(kx - cx, px)]
+        self.convolver = PSFConvolver(psf, (py, px), normalize=False, margin=self.pad)
+        self.renderer = SersicRenderer((py, px), zeropoint)
+        self.renderer32 = SersicRenderer((py, px), zeropoint, dtype=np.float32)
+        self.shape = (py, px)
+        self.origin = (y0 - self.pad, x0 - self.pad)  # numpy index of the padded box's first pixel
+        self.box = box
+        self.zeropoint = zeropoint
+
+    def galaxy(self, xc, yc, mag, re, n, ar, pa, grad: bool = False,
+               levels=None, single: bool = False) -> np.ndarray:
+        """The convolved model on the box; with ``grad`` an (8, by, bx) stack: the model and its
+        derivatives with respect to XC, YC, MAG, RE, N, AR, PA. ``single``: rendered and
+        convolved in float32 (the optimiser's iterations), else float64 (the final model)."""
+        oy, ox = self.origin
+        renderer = self.renderer32 if single else self.renderer
+        img = renderer.render(xc - ox, yc - oy, mag, re, n, ar, pa, grad=grad, levels=levels)
+        conv = self.convolver.convolve_stack(img)
+        p = self.pad
+        return conv[..., p: conv.shape[-2] - p, p: conv.shape[-1] - p]
+
+
+def _fit_box(cx: float, cy: float, goi: np.ndarray, init: dict[str, float], shape, psf_shape,
+             box_factor: float) -> tuple[int, int, int, int]:
+    """Square box centred on the galaxy: box_factor × its extent, at least 20 px half-width."""
+    ny, nx = shape
+    if goi.any():
+        yy, xx = np.nonzero(goi)
+        extent = float(np.sqrt(((xx - cx) ** 2 + (yy - cy) ** 2).max()))
+    else:
+        extent = 0.0
+    half = max(box_factor * extent, 4.0 * init["RE"], 20.0) + max(psf_shape) / 4
+    half = int(math.ceil(half))
+    i, j = int(round(cx)), int(round(cy))
+    return max(j - half, 0), min(j + half + 1, ny), max(i - half, 0), min(i + half + 1, nx)
+
+
+# -- the fit -------------------------------------------------------------------------------------
+
+
+def fit_sersic(
+    image: np.ndarray,
+    psf: np.ndarray,
+    mask: np.ndarray | None = None,
+    sigma: np.ndarray | float | None = None,
+    zeropoint: float = 25.9463,
+    init: Mapping[str, float] | None = None,
+    segmap: np.ndarray | None = None,
+    *,
+    fixed: Iterable[str] = (),
+    detect_thresh: float = 1.5,
+    minarea: int = 5,
+    deblend_cont: float = 0.01,
+    mask_grow: int = 2,
+    box_factor: float = 2.0,
+    max_nfev: int = 200,
+    exptime: float = 1.0,
+    gain: float | None = None,
+    sampling: str = "adaptive",
+) -> SersicFit:
+    """Fit one PSF-convolved Sérsic profile plus a flat sky, neighbours masked.
+
+    Parameters
+    ----------
+    image : (ny, nx) array
+        The galaxy image (the galaxy at the centre unless ``init`` gives XC, YC).
+    psf : 2-D array
+        PSF image, centred at ``(ky//2, kx//2)``; normalised to unit sum here.
+    mask : (ny, nx) array, optional
+        Bad pixels (nonzero/True = excluded). Non-finite pixels are always excluded.
+    sigma : (ny, nx) array or float, optional
+        Noise (1σ) per pixel. Default: the rms of the sky pixels, uniform (no Poisson term; fine
+        for faint galaxies on a sky-dominated HST background).
+    zeropoint : float
+        Magnitude zero point (default 25.9463, WFC3/F160W AB).
+    init : mapping, optional
+        Initial values of any of ``"XC" "YC" "MAG" "RE" "N" "AR" "PA" "SKY"`` (XC, YC 1-based);
+        the rest are estimated from the image. XC, YC also say which galaxy to fit.
+    segmap : (ny, nx) int array, optional
+        Segmentation map (0 = sky). Default: SEP detection at ``detect_thresh`` × sky rms.
+    fixed : iterable of str
+        Parameters held at their initial value (flagged ``"fixed"``).
+    detect_thresh, minarea, deblend_cont : optional
+        SEP detection settings when no ``segmap`` is given.
+    mask_grow : int
+        Neighbour segments are grown by this many pixels before masking (default 2).
+    box_factor : float
+        The fitted box has a half-width of ``box_factor`` × the GOI segment's extent (at least
+        20 px and 4 initial Rₑ), clipped to the image.
+    max_nfev : int
+        Limit on model evaluations; reaching it means "not converged".
+    exptime : float
+        As GALFIT, magnitudes refer to ``flux / exptime``: ``mag = zeropoint - 2.5 log10(flux /
+        exptime)`` (default 1: images in count rates).
+    gain : float, optional
+        Electrons per image unit. When given and ``sigma`` is not, the noise map includes the
+        galaxy's Poisson noise, ``sqrt(rms² + max(image - sky, 0) / gain)``, as GALFIT's own
+        sigma image does; default: sky rms only.
+    sampling : {"adaptive", "full"}
+        Central sub-sampling of the model: ``"adaptive"`` (default) as fine as the current RE and
+        N need (:func:`core.fitting.sersic.refinement_levels`), ``"full"`` always
+        :data:`core.fitting.sersic.DEFAULT_LEVELS` (slower; the same sampling as ``sersic_image``).
+
+    Returns
+    -------
+    SersicFit
+
+    Raises
+    ------
+    SersicFitError
+        No valid pixels, a bad PSF, a bad noise map, or too few pixels to fit.
+
+    Examples
+    --------
+    >>> from core.fitting.sersic import sersic_image, convolve_psf
+    >>> y, x = np.mgrid[:25, :25]
+    >>> psf = np.exp(-((x - 12) ** 2 + (y - 12) ** 2) / (2 * 1.27**2))
+    >>> img = convolve_psf(sersic_image((64, 64), 32.5, 32.0, 21.0, 5.0, 2.0, 0.6, 30.0, 25.0), psf)
+    >>> fit = fit_sersic(img, psf, sigma=np.full(img.shape, 1e-3), zeropoint=25.0)
+    >>> round(fit.value("N"), 2), round(fit.value("RE"), 2)
+    (2.0, 5.0)
+    """
+    t0 = time.perf_counter()
+    GalfitParameter = _galfit_parameter()
+    if sampling not in ("adaptive", "full"):
+        raise SersicFitError(f"sampling must be 'adaptive' or 'full', got {sampling!r}")
+    adaptive = sampling == "adaptive"
+    if not exptime > 0:
+        raise SersicFitError(f"exptime must be positive, got {exptime}")
+    zeropoint = zeropoint + 2.5 * math.log10(exptime)
+    image = np.asarray(image, dtype=np.float64)
+    if image.ndim != 2:
+        raise SersicFitError(f"image must be 2-D, got shape {image.shape}")
+    try:
+        psf = _normalised_psf(psf)
+    except ValueError as exc:
+        raise SersicFitError(f"bad PSF: {exc}") from exc
+    ny, nx = image.shape
+    bad = ~np.isfinite(image)
+    if mask is not None:
+        mask = np.asarray(mask)
+        if mask.shape != image.shape:
+            raise SersicFitError(f"mask shape {mask.shape} differs from the image's {image.shape}")
+        bad |= mask.astype(bool)
+    sigma_map = None
+    if sigma is not None:
+        sigma_map = np.broadcast_to(np.asarray(sigma, dtype=np.float64), image.shape)
+        bad |= ~(np.isfinite(sigma_map) & (sigma_map > 0))
+    if bad.all():
+        raise SersicFitError("no valid pixels (all masked or non-finite)")
+    init = dict(init or {})
+    unknown = set(init) - set(FIT_PARAMS)
+    fixed = set(fixed)
+    unknown |= fixed - set(FIT_PARAMS)
+    if unknown:
+        raise SersicFitError(f"unknown parameters {sorted(unknown)}; known: {FIT_PARAMS}")
+    missing_fixed = fixed - set(init) - {"SKY"}
+    if missing_fixed:
+        raise SersicFitError(f"fixed parameters need an initial value: {sorted(missing_fixed)}")
+    data = np.where(bad, 0.0, image)
+
+    # Sky level and rms; detection; the galaxy's segment and the neighbours' mask.
+    sky0, rms = _sky_stats(image, bad)
+    if not rms > 0:  # a noiseless image
+        rms = 1e-4 * float(np.abs(data - sky0).max() or 1.0)
+    if segmap is None:
+        segmap = _segment(data - sky0, bad, rms, detect_thresh, minarea, deblend_cont)
+        # Re-estimate the sky from source-free pixels.
+        sky_pix = ~bad & ~ndimage.binary_dilation(segmap > 0, iterations=3)
+        if sky_pix.sum() > 50:
+            sky0 = float(np.median(image[sky_pix]))
+            rms_sky = float(mad_std(image[sky_pix]))
+            if rms_sky > 0:
+                rms = rms_sky
+    else:
+        segmap = np.asarray(segmap)
+        if segmap.shape != image.shape:
+            raise SersicFitError(f"segmentation map shape {segmap.shape} differs from the image's "
+                                 f"{image.shape}")
+        segmap = segmap.astype(np.int32)
+    cx = init["XC"] - 1.0 if "XC" in init else (nx - 1) / 2.0
+    cy = init["YC"] - 1.0 if "YC" in init else (ny - 1) / 2.0
+    label = _goi_label(segmap, cx, cy, radius=max(3.0, 0.05 * min(nx, ny)))
+    goi = segmap == label if label > 0 else np.zeros(image.shape, bool)
+    neighbours = (segmap > 0) & ~goi
+    if mask_grow > 0 and neighbours.any():
+        neighbours = ndimage.binary_dilation(neighbours, iterations=mask_grow) & ~goi
+    fitmask = bad | neighbours
+
+    if all(p in init for p in FIT_PARAMS[:7]):  # nothing left to estimate from the image
+        guess = {}
+    else:
+        guess = _initial_guess(data - sky0, goi, fitmask, cx, cy, zeropoint, rms)
+    guess["SKY"] = sky0
+    guess.update({k: float(v) for k, v in init.items()})
+    if sigma_map is None:
+        if gain is not None and gain > 0:
+            sigma_map = np.sqrt(rms**2 + np.clip(data - guess["SKY"], 0.0, None) / gain)
+        else:
+            sigma_map = np.full(image.shape, rms)
+
+    # The fitted box.
+    box = _fit_box(guess["XC"] - 1.0, guess["YC"] - 1.0, goi, guess, image.shape, psf.shape,
+                   box_factor)
+    y0, y1, x0, x1 = box
+    use = ~fitmask[y0:y1, x0:x1]
+    free = [p for p in FIT_PARAMS if p not in fixed]
+    if use.sum() <= len(free) + 1:
+        raise SersicFitError(f"too few unmasked pixels to fit ({int(use.sum())})")
+    dbox = image[y0:y1, x0:x1][use]
+    wbox = 1.0 / sigma_map[y0:y1, x0:x1][use]
+    model = _BoxModel(psf, box, zeropoint)
+
+    # Parameter vector, bounds.
+    def _bounds(name: str, v: float) -> tuple[float, float]:
+        if name in ("XC", "YC"):
+            return v - 10.0, v + 10.0
+        if name == "MAG":
+            return v - 6.0, v + 8.0
+        if name == "RE":
+            return RE_MIN, 5.0 * max(nx, ny)
+        if name == "N":
+            return N_BOUNDS
+        if name == "AR":
+            return AR_MIN, 1.0 / AR_MIN
+        return -np.inf, np.inf
+
+    x0_full = np.array([guess[p] for p in FIT_PARAMS], dtype=np.float64)
+    lo = np.array([_bounds(p, guess[p])[0] for p in free])
+    hi = np.array([_bounds(p, guess[p])[1] for p in free])
+    with np.errstate(invalid="ignore"):
+        inner_lo = np.where(np.isfinite(lo), lo + 1e-6 * (1 + np.abs(lo)), lo)
+        inner_hi = np.where(np.isfinite(hi), hi - 1e-6 * (1 + np.abs(hi)), hi)
+    x_start = np.clip(np.array([guess[p] for p in free]), inner_lo, inner_hi)
+    idx = {p: FIT_PARAMS.index(p) for p in FIT_PARAMS}
+    cache: dict[str, Any] = {"x": None, "gal": None}
+
+    def full(x: np.ndarray) -> np.ndarray:
+        v = x0_full.copy()
+        for k, p in enumerate(free):
+            v[idx[p]] = x[k]
+        return v
+
+    def levels_at(v: np.ndarray):
+        return refinement_levels(v[3], v[4]) if adaptive else None
+
+    def galaxy(v: np.ndarray, grad: bool = False, single: bool = True) -> np.ndarray:
+        # The optimiser's models and derivatives in float32 (2x cheaper, ~1e-6 of the peak);
+        # the returned model in float64.
+        return model.galaxy(*v[:7], grad=grad, levels=levels_at(v), single=single)
+
+    def gal_at(x: np.ndarray) -> np.ndarray:
+        if cache["x"] is None or not np.array_equal(cache["x"], x):
+            cache["x"], cache["gal"] = x.copy(), galaxy(full(x))
+        return cache["gal"]
+
+    def resid(x: np.ndarray) -> np.ndarray:
+        v = full(x)
+        return (dbox - gal_at(x)[use] - v[7]) * wbox
+
+    shape_cols = [k for k, p in enumerate(free) if p != "SKY"]
+    shape_channels = [1 + idx[p] for p in free if p != "SKY"]
+    sky_col = free.index("SKY") if "SKY" in free else None
+    minus_wbox = -wbox
+
+    def jac(x: np.ndarray) -> np.ndarray:
+        # Analytic derivatives of the profile (sampled as the model), convolved with the PSF.
+        stack = galaxy(full(x), grad=True)
+        cache["x"], cache["gal"] = x.copy(), stack[0]
+        J = np.empty((dbox.size, len(free)))
+        J[:, shape_cols] = (stack[:, use][shape_channels] * minus_wbox).T
+        if sky_col is not None:
+            J[:, sky_col] = minus_wbox
+        return J
+
+    # One BLAS thread: the trust-region SVD of a tall, thin Jacobian is many times slower with
+    # threads competing for the cores (and parallelism belongs to the Dask layer, per galaxy).
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"), \
+            _one_blas_thread():
+        res = least_squares(resid, x_start, jac=jac, bounds=(lo, hi), method="trf", x_scale="jac",
+                            ftol=FTOL, xtol=XTOL, gtol=1e-8, max_nfev=max_nfev)
+    best = full(res.x)
+    dof = max(dbox.size - len(free), 1)
+    chi2nu = float(2.0 * res.cost / dof)
+    converged = bool(res.status > 0)
+
+    # Errors: covariance × reduced chi-square.
+    J = res.jac
+    try:
+        cov = np.linalg.pinv(J.T @ J) * chi2nu
+        err_free = np.sqrt(np.clip(np.diag(cov), 0.0, None))
+    except np.linalg.LinAlgError:
+        err_free = np.full(len(free), np.nan)
+    errors = dict.fromkeys(FIT_PARAMS, math.nan)
+    for k, p in enumerate(free):
+        errors[p] = float(err_free[k])
+    at_bound = {p for k, p in enumerate(free)
+                if res.active_mask[k] != 0
+                or (np.isfinite(lo[k]) and res.x[k] - lo[k] <= 1e-6 * (1 + abs(lo[k])))
+                or (np.isfinite(hi[k]) and hi[k] - res.x[k] <= 1e-6 * (1 + abs(hi[k])))}
+
+    values = {p: float(best[idx[p]]) for p in FIT_PARAMS}
+    # ar > 1: the same ellipse with the axes swapped.
+    if values["AR"] > 1.0:
+        ar = values["AR"]
+        e_re, e_ar = errors["RE"], errors["AR"]
+        values["RE"] *= ar
+        values["AR"] = 1.0 / ar
+        values["PA"] += 90.0
+        errors["AR"] = e_ar / ar**2
+        errors["RE"] = values["RE"] * math.hypot(e_re / (values["RE"] / ar), e_ar / ar)
+    values["PA"] = float(-((-values["PA"] + 90.0) % 180.0) + 90.0)  # (-90, 90]
+
+    params = {}
+    for p in FIT_PARAMS:
+        if p in fixed:
+            params[p] = GalfitParameter(values[p], math.nan, "fixed")
+        elif p in at_bound or not converged or not np.isfinite(values[p]):
+            params[p] = GalfitParameter(values[p], errors[p], "problem")
+        else:
+            params[p] = GalfitParameter(values[p], errors[p], "free")
+
+    # The model of the whole image (GALFIT's model HDU includes the sky).
+    if box == (0, ny, 0, nx):
+        gal_full = galaxy(best, single=False)
+    else:
+        gal_full = _BoxModel(psf, (0, ny, 0, nx), zeropoint).galaxy(*best[:7],
+                                                                  levels=levels_at(best))
+    full_model = gal_full + values["SKY"]
+    log.debug("fit_sersic: %s in %.3f s, %d evaluations, chi2nu %.3f, %s", box,
+              time.perf_counter() - t0, res.nfev, chi2nu, res.message)
+    return SersicFit(
+        params=params,
+        model=full_model,
+        residual=image - full_model,
+        sky=values["SKY"],
+        chi2nu=chi2nu,
+        converged=converged,
+        message=str(res.message),
+        nfev=int(res.nfev),
+        mask=fitmask,
+        segmap=segmap,
+        goi_label=label,
+        box=box,
+        sky_rms=float(rms),
+        init={p: float(guess[p]) for p in FIT_PARAMS},
+    )
+
+
+def fit_to_block(
+    image: np.ndarray,
+    psf: np.ndarray,
+    out_path: str | Path,
+    *,
+    extra_header: Mapping[str, Any] | None = None,
+    input_name: str = "input.fits",
+    **kwargs: Any,
+) -> SersicFit:
+    """Fit ``image`` with :func:`fit_sersic` and write the result as a GALFIT-format block.
+
+    The block (via :func:`core.io.galfit.write_block`) holds the input (non-finite pixels written as
+    0), the model including the sky (as GALFIT's), the residual ``input - model``, the Sérsic
+    parameters and the sky with "+/-" errors and flags, ``MAGZPT`` and ``CHI2NU``.
+
+    Parameters
+    ----------
+    image, psf : 2-D arrays
+    out_path : str or Path
+        The block file to write.
+    extra_header : mapping, optional
+        More model-header cards.
+    input_name : str
+        Image name recorded in the input HDU's ``OBJECT``.
+    **kwargs
+        Passed to :func:`fit_sersic` (``mask``, ``sigma``, ``zeropoint``, ``init``, ``segmap`` ...).
+
+    Returns
+    -------
+    SersicFit
+    """
+    from core.io.galfit import write_block
+
+    fit = fit_sersic(image, psf, **kwargs)
+    zeropoint = kwargs.get("zeropoint", 25.9463)
+    header = {}
+    if kwargs.get("exptime", 1.0) != 1.0:
+        header["EXPTIME"] = (float(kwargs["exptime"]), "magnitudes refer to flux / EXPTIME")
+    data = np.where(np.isfinite(image), image, 0.0)
+    header.update({
+        "FITTER": ("resx fit", "single Sersic + sky, scipy least_squares"),
+        "NFEV": (fit.nfev, "model evaluations"),
+        "CONVERGE": (fit.converged, "optimiser converged"),
+        "SKYRMS": (fit.sky_rms, "sky rms estimated from the image"),
+        "NMASKED": (int(fit.mask.sum()), "pixels excluded (bad, neighbours)"),
+        "FITBOX": ("[{}:{},{}:{}]".format(fit.box[2] + 1, fit.box[3], fit.box[0] + 1, fit.box[1]),
+                   "region fitted (1-based)"),
+    })
+    header.update(dict(extra_header or {}))
+    write_block(out_path, data, fit.model, data - fit.model, params=fit.params,
+                zeropoint=zeropoint, extra_header=header, chi2nu=fit.chi2nu,
+                input_name=input_name)
+    return fit
+
+
+# -- command line ---------------------------------------------------------------------------------
+
+
+def _read_image(path: str | Path, with_header: bool = False):
+    """The first 2-D image HDU of a FITS file, as native float64 (and its header)."""
+    try:
+        with fits.open(path) as hdul:
+            for hdu in hdul:
+                if hdu.data is not None and np.ndim(hdu.data) == 2:
+                    data = np.asarray(hdu.data, dtype=np.float64)
+                    return (data, hdu.header) if with_header else data
+    except (OSError, ValueError) as exc:
+        raise SersicFitError(f"{path}: cannot read FITS file ({exc})") from exc
+    raise SersicFitError(f"{path}: no 2-D image HDU")
+
+
+def _base_name(path: str | Path) -> str:
+    name = Path(path).name
+    for ext in (".fits.gz", ".fit.gz", ".fits.fz", ".fits", ".fit", ".fts"):
+        if name.lower().endswith(ext):
+            return name[: -len(ext)]
+    return Path(name).stem
+
+
+def _per_image(option: str | None, n: int, what: str) -> list[str | None]:
+    """One file for every image, or a comma-separated list of one file per image."""
+    if option is None:
+        return [None] * n
+    files = [f for f in option.split(",") if f]
+    if len(files) == 1:
+        return files * n
+    if len(files) != n:
+        raise SersicFitError(f"--{what}: give one file or one per image ({n}), got {len(files)}")
+    return files
+
+
+def run_fit(args) -> int:
+    """``resx fit IMAGE [IMAGE ...] --psf PSF --out DIR``: one GALFIT-format block per image.
+
+    As GALFIT does, the image header's ``EXPTIME`` (magnitudes refer to flux / EXPTIME) and
+    ``GAIN`` × ``NCOMBINE`` (Poisson noise in the sigma map when no ``--sigma`` is given) are used
+    when present. Writes ``DIR/<name>_block.fits`` per image and ``DIR/fit_summary.ecsv`` (one row per image:
+    status, message, parameters). A failed image is reported and recorded; the batch goes on.
+    Returns 1 if any image failed, else 0.
+    """
+    from astropy.table import Table
+    from tqdm import tqdm
+
+    out = Path(args.out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        psf = _read_image(args.psf)
+        _normalised_psf(psf)
+        sigmas = _per_image(getattr(args, "sigma", None), len(args.images), "sigma")
+        masks = _per_image(getattr(args, "mask", None), len(args.images), "mask")
+    except (SersicFitError, ValueError, OSError) as exc:
+        print(f"resx fit: {exc}", file=sys.stderr)
+        return 1
+    zeropoint = float(getattr(args, "zeropoint", 25.9463))
+    rows = []
+    failed = 0
+    for path, sig_path, mask_path in tqdm(list(zip(args.images, sigmas, masks)), desc="fit",
+                                          unit="image", disable=len(args.images) < 2):
+        block = out / f"{_base_name(path)}_block.fits"
+        row = {"image": str(path), "block": str(block), "status": "ok", "message": ""}
+        try:
+            image, header = _read_image(path, with_header=True)
+            # As GALFIT: magnitudes per EXPTIME, Poisson noise from GAIN (when no sigma map).
+            exptime = float(header.get("EXPTIME", 1.0) or 1.0)
+            gain = header.get("GAIN")
+            gain = float(gain) * float(header.get("NCOMBINE", 1) or 1) if gain else None
+            sigma = _read_image(sig_path) if sig_path else None
+            mask = _read_image(mask_path) != 0 if mask_path else None
+            for what, arr in (("sigma", sigma), ("mask", mask)):
+                if arr is not None and arr.shape != image.shape:
+                    raise SersicFitError(f"{what} map shape {arr.shape} differs from the image's "
+                                         f"{image.shape}")
+            fit = fit_to_block(image, psf, block, sigma=sigma, mask=mask, zeropoint=zeropoint,
+                               exptime=exptime, gain=gain,
+                               input_name=Path(path).name,
+                               extra_header={"DATAIN": Path(path).name,
+                                             "PSF": Path(args.psf).name})
+            if not fit.converged:
+                row["message"] = f"not converged: {fit.message}"
+            row["chi2nu"] = fit.chi2nu
+            for p in FIT_PARAMS:
+                row[p.lower()] = fit.params[p].value
+                row[p.lower() + "_flag"] = fit.params[p].flag
+        except Exception as exc:  # one bad image never stops the batch
+            failed += 1
+            msg = str(exc)
+            if str(path) not in msg:
+                msg = f"{path}: {msg}"
+            row.update(status="failed", message=msg, block="")
+            log.debug("fit failed", exc_info=True)
+            tqdm.write(f"resx fit: {msg}", file=sys.stderr)
+        rows.append(row)
+    cols = ["image", "block", "status", "message", "chi2nu"] + [
+        c for p in FIT_PARAMS for c in (p.lower(), p.lower() + "_flag")]
+    table = Table(rows=[[r.get(c, np.nan if c == "chi2nu" or not c.endswith("flag") and c not in
+                               ("image", "block", "status", "message") else "") for c in cols]
+                        for r in rows], names=cols)
+    table.write(out / "fit_summary.ecsv", overwrite=True)
+    print(f"fitted {len(rows) - failed} of {len(rows)} images; blocks in {out}"
+          + (f"; {failed} failed (see fit_summary.ecsv)" if failed else ""))
+    return 1 if failed else 0

@@ -1,0 +1,709 @@
+"""The latent-space analysis of the paper's §5: latents -> PCA -> k-means elbow -> GMM -> SVC.
+
+Estimators (scikit-learn conventions: hyper-parameters in ``__init__``, learning in ``fit``,
+learned state in trailing-underscore attributes, ``random_state`` for what is stochastic):
+
+* :class:`KMeansElbow` — k-means inertia for k = 1..k_max and the elbow k.
+  **Elbow method**: the point of the *log*-inertia curve farthest from the chord joining its
+  first and last points, after scaling both axes to [0, 1] (the "maximum distance to the
+  chord" construction, which is what the Kneedle algorithm reduces to for a convex,
+  decreasing curve without smoothing). On the log: inertia falls by orders of magnitude up to
+  the true k of well-separated clusters and is then flat, and on a linear axis that flat tail
+  drags the farthest point to k − 1 or k − 2; in log it does not (on 2-D/3-D blobs with k = 2..9
+  the log version finds the true k where the clusters do not overlap, the linear one mostly
+  does not). It is parameter-free and deterministic given the inertias.
+* :class:`PCAlignment` — an orthogonal matrix (orthogonal Procrustes on the galaxies two runs
+  share: rotation and sign flips) that maps a new run's PCs onto an earlier run's, so the map
+  does not flip or spin between retrains.
+* :class:`LatentAnalysis` — the whole chain on a latent matrix: PCA (3 components, explained
+  variance), optional alignment, elbow on PC1–PC2, a GMM with the elbow's k on PC1–PC2, and an
+  SVC on **standardised** PC1–PC2 (RBF γ = 0.7, C = 1 for the CNN; linear for the CvAE)
+  evaluated on a grid for plotting. Standardising matters: on unscaled PCs of a few units
+  γ = 0.7 makes almost every point a support vector (~50x slower, wiggly boundaries); the
+  paper's PCs are of order one.
+
+The paper fits its SVC to the GMM clusters (Figure 13); the default here (config
+``embed.svc_target = "labels"``) fits it to the training split's class labels, the boundaries
+an inspector compares votes with; ``"gmm"`` reproduces the paper.
+
+Workspace level: :func:`embed_run` computes the 512-d latents of every prepared galaxy
+(``prep_status`` ok or flagged; unaugmented, no noise or dropout: the CNN's Dense-512 layer,
+the CvAE's encoder mean), runs :class:`LatentAnalysis`, and writes ``embedding.npz`` and
+``embedding.json`` into the run folder; :func:`load_embedding` reads them back.
+
+Inference switch: up to ``embed.dask_threshold`` galaxies (default 50,000) the stamps are read
+at once and passed through ``model.predict`` in batches of ``embed.batch_size``; above it (or
+when a Dask scheduler address is given) each stamp-store chunk is a Dask task that reads,
+scales and predicts its own rows, so memory stays at a few chunks and a ``dask.distributed``
+cluster can share the work.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.linalg import orthogonal_procrustes
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.cluster import KMeans
+from sklearn.decomposition import PCA
+from sklearn.mixture import GaussianMixture
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVC
+
+from core.latent.embedding import EMBEDDING_JSON, EMBEDDING_NPZ, Embedding, load_embedding  # noqa: F401 (re-exported)
+from core.labels import CLASSES
+
+log = logging.getLogger(__name__)
+
+PREPPED = ("ok", "flagged")
+
+
+# ----------------------------------------------------------------------------------------
+# Estimators
+# ----------------------------------------------------------------------------------------
+def elbow_point(ks: np.ndarray, inertia: np.ndarray) -> int:
+    """The elbow of a decreasing curve: the point farthest from the chord through its ends.
+
+    Both axes are first scaled to [0, 1], so the answer does not depend on their units.
+
+    Parameters
+    ----------
+    ks : (m,) array
+        Numbers of clusters, increasing.
+    inertia : (m,) array
+        k-means inertia for each k.
+
+    Returns
+    -------
+    int
+        The elbow k (``ks[0]`` when the curve is a straight line or has < 3 points).
+
+    Examples
+    --------
+    >>> elbow_point(np.arange(1, 6), np.array([100., 20., 15., 12., 10.]))
+    2
+    """
+    ks = np.asarray(ks, dtype=float)
+    y = np.asarray(inertia, dtype=float)
+    if len(ks) < 3 or not np.isfinite(y).all() or y[0] == y[-1]:
+        return int(ks[0])
+    xn = (ks - ks[0]) / (ks[-1] - ks[0])
+    yn = (y - y[-1]) / (y[0] - y[-1])
+    # Distance below the chord from (0, 1) to (1, 0): the line x + y = 1.
+    dist = (1.0 - xn - yn) / np.sqrt(2.0)
+    i = int(np.argmax(dist))
+    return int(ks[i]) if dist[i] > 0 else int(ks[0])
+
+
+class KMeansElbow(BaseEstimator):
+    """k-means inertia for k = 1..``k_max`` and the elbow k (see :func:`elbow_point`).
+
+    Parameters
+    ----------
+    k_max : int
+        Largest k tried (15 in the paper).
+    n_init : int
+        k-means restarts per k.
+    max_samples : int
+        Fit on a seeded random subset of at most this many points (the inertia is rescaled
+        to the full count), so the elbow test stays fast for millions of galaxies.
+    n_threads : int or None
+        OpenMP threads for k-means (1 by default: see :class:`LatentAnalysis`).
+    random_state : int or None
+        Seed of the k-means initialisations and of the subset.
+
+    Attributes
+    ----------
+    ks_ : (k_max,) int array
+    inertia_ : (k_max,) float array
+        Sum of squared distances to the nearest centre, per k.
+    k_ : int
+        The elbow.
+    """
+
+    def __init__(self, k_max: int = 15, n_init: int = 3, max_samples: int = 5000,
+                 n_threads: int | None = 1, random_state: int | None = 0):
+        self.k_max = k_max
+        self.n_init = n_init
+        self.max_samples = max_samples
+        self.n_threads = n_threads
+        self.random_state = random_state
+
+    def fit(self, X, y=None) -> "KMeansElbow":
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(self.n_threads):
+            return self._fit(X)
+
+    def _fit(self, X) -> "KMeansElbow":
+        X = np.asarray(X, dtype=float)
+        n = len(X)
+        if n > self.max_samples:
+            rng = np.random.default_rng(self.random_state)
+            X = X[np.sort(rng.choice(n, self.max_samples, replace=False))]
+        k_max = max(1, min(int(self.k_max), len(X)))
+        self.ks_ = np.arange(1, k_max + 1)
+        self.inertia_ = np.array([
+            KMeans(n_clusters=k, n_init=self.n_init, random_state=self.random_state).fit(X).inertia_
+            for k in self.ks_
+        ]) * (n / len(X))
+        self.k_ = elbow_point(self.ks_, np.log(np.maximum(self.inertia_, 1e-300)))
+        return self
+
+
+def svc_predict(model, X, chunk: int = 2048) -> np.ndarray:
+    """Predict with a fitted (StandardScaler ->) SVC, vectorised with numpy for a dense grid.
+
+    libsvm's ``predict`` evaluates the kernel one support vector at a time (~10⁷ kernel values
+    per second), so a 300 x 300 grid against a few thousand support vectors takes tens of
+    seconds. Here the kernel matrix of a chunk of points against all support vectors is one
+    numpy expression and the one-vs-one decisions one matrix product; votes are counted as
+    libsvm counts them (ties to the lower class index). RBF and linear kernels only; others,
+    or any disagreement with ``model.predict`` on a check sample, fall back to ``model.predict``.
+
+    Parameters
+    ----------
+    model : sklearn.svm.SVC or Pipeline ending in one
+    X : (n, d) array
+
+    Returns
+    -------
+    (n,) array of class labels (``svc.classes_``)
+    """
+    X = np.asarray(X, dtype=np.float64)
+    steps = getattr(model, "steps", None)
+    svc = steps[-1][1] if steps else model
+    if svc.kernel not in ("rbf", "linear") or len(X) < 1000:
+        return model.predict(X)
+    Z = X
+    if steps:
+        for _, step in steps[:-1]:
+            Z = step.transform(Z)
+    # float32 kernel matrices: np.exp is ~6x faster than in float64, and a point whose vote
+    # would flip at float32 precision sits on a boundary anyway (checked below).
+    Z = np.asarray(Z, dtype=np.float32)
+    sv = np.asarray(svc.support_vectors_, dtype=np.float32)
+    starts = np.r_[0, np.cumsum(svc.n_support_)]
+    n_cls = len(svc.classes_)
+    pairs = [(i, j) for i in range(n_cls) for j in range(i + 1, n_cls)]
+    dual, intercept = svc._dual_coef_, svc._intercept_  # libsvm's own signs (sklearn flips the binary public ones)
+    C = np.zeros((len(sv), len(pairs)), dtype=np.float32)
+    for p, (i, j) in enumerate(pairs):
+        C[starts[i]:starts[i + 1], p] = dual[j - 1, starts[i]:starts[i + 1]]
+        C[starts[j]:starts[j + 1], p] = dual[i, starts[j]:starts[j + 1]]
+    gamma = float(getattr(svc, "_gamma", svc.gamma))
+    sv2 = (sv**2).sum(axis=1)
+    pi = np.array([p[0] for p in pairs])
+    pj = np.array([p[1] for p in pairs])
+    out = np.empty(len(Z), dtype=np.int64)
+    for a in range(0, len(Z), chunk):
+        z = Z[a:a + chunk]
+        K = z @ sv.T
+        if svc.kernel == "rbf":
+            K = (z**2).sum(axis=1)[:, None] + sv2[None, :] - 2.0 * K
+            np.maximum(K, 0.0, out=K)
+            K *= np.float32(-gamma)
+            np.exp(K, out=K)
+        dec = K @ C + intercept
+        votes = np.zeros((len(z), n_cls), dtype=np.int64)
+        winner = np.where(dec > 0, pi[None, :], pj[None, :])
+        for c in range(n_cls):
+            votes[:, c] = (winner == c).sum(axis=1)
+        out[a:a + chunk] = votes.argmax(axis=1)
+    labels = svc.classes_[out]
+    check = np.linspace(0, len(X) - 1, 200).astype(int)
+    if np.mean(model.predict(X[check]) != labels[check]) > 0.01:
+        log.warning("vectorised SVC prediction disagrees with scikit-learn; using model.predict")
+        return model.predict(X)
+    return labels
+
+
+def predict_grid(model, x: np.ndarray, y: np.ndarray, stride: int = 4) -> np.ndarray:
+    """Class of ``model`` at every point of the grid ``x`` x ``y``, as a ``(len(y), len(x))`` array.
+
+    Coarse to fine: the classifier is evaluated on every ``stride``-th grid line first; a fine
+    point whose enclosing coarse cell has the same class at its four corners takes that class,
+    and only points in cells that a boundary crosses are evaluated. With ``stride = 4`` this is
+    ~5x fewer evaluations on a 300 x 300 grid; an island of one class narrower than ``stride``
+    grid steps that touches no coarse point can be missed (``stride = 1`` evaluates them all).
+    """
+    nx, ny = len(x), len(y)
+    ix = np.unique(np.r_[np.arange(0, nx, stride), nx - 1])
+    iy = np.unique(np.r_[np.arange(0, ny, stride), ny - 1])
+    gx, gy = np.meshgrid(x[ix], y[iy])
+    coarse = svc_predict(model, np.column_stack([gx.ravel(), gy.ravel()])).reshape(len(iy), len(ix))
+    # Enclosing coarse cell of every fine line, and whether its four corners agree.
+    cx = np.clip(np.searchsorted(ix, np.arange(nx), side="right") - 1, 0, len(ix) - 2) if len(ix) > 1 else np.zeros(nx, int)
+    cy = np.clip(np.searchsorted(iy, np.arange(ny), side="right") - 1, 0, len(iy) - 2) if len(iy) > 1 else np.zeros(ny, int)
+    c00 = coarse[:-1, :-1] if coarse.shape[0] > 1 and coarse.shape[1] > 1 else coarse
+    same = c00 == coarse[1:, 1:] if c00 is not coarse else np.ones_like(coarse, bool)
+    if c00 is not coarse:
+        same &= (c00 == coarse[1:, :-1]) & (c00 == coarse[:-1, 1:])
+    out = c00[np.ix_(cy, cx)].copy()
+    todo = ~same[np.ix_(cy, cx)]
+    if todo.any():
+        r, c = np.nonzero(todo)
+        out[r, c] = svc_predict(model, np.column_stack([x[c], y[r]]))
+    return out
+
+
+class PCAlignment(BaseEstimator, TransformerMixin):
+    """Orthogonal map (rotation and sign flips) of new PCs onto reference PCs of the same galaxies.
+
+    Fit on the rows both runs share (``reference`` rows that are NaN are ignored): the
+    orthogonal ``R`` minimising ``||X R - reference||_F`` (scipy's ``orthogonal_procrustes``).
+    No scaling and no translation: both sets of PCs are centred by PCA, and their spreads are
+    left as each run learned them.
+
+    Attributes
+    ----------
+    rotation_ : (d, d) array
+        Orthogonal; ``transform(X) = X @ rotation_``.
+    n_common_ : int
+        Galaxies used in the fit.
+    """
+
+    def fit(self, X, reference) -> "PCAlignment":
+        X = np.asarray(X, dtype=float)
+        ref = np.asarray(reference, dtype=float)
+        if X.shape != ref.shape:
+            raise ValueError(f"X {X.shape} and reference {ref.shape} must have the same shape")
+        ok = np.isfinite(ref).all(axis=1) & np.isfinite(X).all(axis=1)
+        self.n_common_ = int(ok.sum())
+        if self.n_common_ < X.shape[1] + 1:
+            raise ValueError(f"need at least {X.shape[1] + 1} galaxies in common, found {self.n_common_}")
+        self.rotation_, _ = orthogonal_procrustes(X[ok], ref[ok])
+        return self
+
+    def transform(self, X) -> np.ndarray:
+        return np.asarray(X, dtype=float) @ self.rotation_
+
+
+class LatentAnalysis(BaseEstimator):
+    """PCA -> (alignment) -> k-means elbow -> GMM -> SVC on a latent matrix (§5).
+
+    Parameters
+    ----------
+    n_components : int
+        PCA components kept (3 in the paper).
+    k_max : int
+        Elbow search range 1..k_max.
+    cluster_dims : int
+        The elbow, the GMM and the SVC use PC1..PC<cluster_dims> (2: PC1–PC2, as the paper).
+    svc_kernel : {"rbf", "linear"}
+    svc_gamma, svc_c : float
+        RBF width (on standardised PCs) and regularisation.
+    svc_target : {"labels", "gmm"}
+        Fit the SVC to the given class labels or to the GMM clusters (as the paper does).
+        With fewer than two labelled classes it falls back to the GMM clusters.
+    svc_max_train : int
+        Fit the SVC on a seeded random subset of at most this many galaxies.
+    grid : int
+        Points per axis of the decision grid.
+    n_threads : int or None
+        BLAS/OpenMP threads during ``fit`` (via threadpoolctl). 1 by default: every step is
+        small, and on a busy machine extra threads spin-wait (measured 6x slower at a load of 7
+        on 2 cores). None keeps the libraries' defaults.
+    random_state : int or None
+
+    Attributes
+    ----------
+    pca_ : sklearn.decomposition.PCA
+    pcs_raw_ : (n, n_components) array
+        PCA scores before alignment.
+    pcs_ : (n, n_components) array
+        Aligned scores (equal to ``pcs_raw_`` without a reference).
+    explained_variance_ : (n_components,) array
+        Explained variance ratio of each PC.
+    alignment_ : PCAlignment or None
+    elbow_ : KMeansElbow
+    gmm_ : sklearn.mixture.GaussianMixture
+    gmm_labels_ : (n,) int array
+    svc_ : sklearn.pipeline.Pipeline or None
+        StandardScaler -> SVC, on PC1..PC<cluster_dims>.
+    svc_target_ : str
+        What the SVC was fitted to ("labels", "gmm", or "" when not fitted).
+    grid_x_, grid_y_ : (grid,) arrays
+        Grid axes over PC1 and PC2 (aligned).
+    grid_z_ : (grid, grid) int array
+        SVC prediction at ``(grid_x_[j], grid_y_[i])`` in row i, column j (−1 where no SVC).
+    """
+
+    def __init__(self, n_components: int = 3, k_max: int = 15, cluster_dims: int = 2,
+                 svc_kernel: str = "rbf", svc_gamma: float = 0.7, svc_c: float = 1.0,
+                 svc_target: str = "labels", svc_max_train: int = 5000, grid: int = 300,
+                 n_threads: int | None = 1, random_state: int | None = 0):
+        self.n_components = n_components
+        self.k_max = k_max
+        self.cluster_dims = cluster_dims
+        self.svc_kernel = svc_kernel
+        self.svc_gamma = svc_gamma
+        self.svc_c = svc_c
+        self.svc_target = svc_target
+        self.svc_max_train = svc_max_train
+        self.grid = grid
+        self.n_threads = n_threads
+        self.random_state = random_state
+
+    def fit(self, X, y=None, reference=None) -> "LatentAnalysis":
+        """Fit on latents ``X`` (n, d).
+
+        Parameters
+        ----------
+        X : (n, d) array
+            Latent vectors.
+        y : (n,) int array, optional
+            Class index per galaxy for the SVC, −1 where it must not be used (unlabelled, test).
+        reference : (n, n_components) array, optional
+            PCs of the same galaxies from an earlier run (NaN rows where unknown) to align to.
+        """
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(self.n_threads):
+            return self._fit(X, y, reference)
+
+    def _fit(self, X, y, reference) -> "LatentAnalysis":
+        X = np.asarray(X, dtype=np.float32)
+        if X.ndim != 2 or len(X) < 2:
+            raise ValueError(f"need a (n >= 2, d) latent matrix, got shape {X.shape}")
+        rng = np.random.default_rng(self.random_state)
+        ncomp = min(self.n_components, X.shape[1], len(X))
+        # "covariance_eigh": eigen-decomposition of the d x d covariance, exact and the fastest
+        # for n >> d (10^4 x 512 in a few tens of ms).
+        self.pca_ = PCA(n_components=ncomp, svd_solver="covariance_eigh" if len(X) > X.shape[1] else "full",
+                        random_state=self.random_state)
+        self.pcs_raw_ = self.pca_.fit_transform(X).astype(np.float64)
+        self.explained_variance_ = self.pca_.explained_variance_ratio_.copy()
+
+        self.alignment_ = None
+        self.pcs_ = self.pcs_raw_
+        if reference is not None:
+            try:
+                self.alignment_ = PCAlignment().fit(self.pcs_raw_, reference)
+                self.pcs_ = self.alignment_.transform(self.pcs_raw_)
+            except ValueError as exc:
+                log.warning("PCs not aligned to the earlier run: %s", exc)
+
+        P = self.pcs_[:, : min(self.cluster_dims, ncomp)]
+        self.elbow_ = KMeansElbow(self.k_max, random_state=self.random_state).fit(P)
+        self.gmm_ = GaussianMixture(n_components=self.elbow_.k_, covariance_type="full",
+                                    random_state=self.random_state).fit(P)
+        self.gmm_labels_ = self.gmm_.predict(P)
+
+        self._fit_svc(P, y, rng)
+        return self
+
+    def _fit_svc(self, P: np.ndarray, y, rng: np.random.Generator) -> None:
+        target = self.svc_target
+        yy = None
+        if target == "labels" and y is not None:
+            yy = np.asarray(y)
+            if len(np.unique(yy[yy >= 0])) < 2:
+                log.warning("fewer than two labelled classes: the SVC is fitted to the GMM clusters")
+                yy = None
+        if yy is None:
+            target, yy = "gmm", self.gmm_labels_
+        use = np.flatnonzero(yy >= 0)
+        if len(use) > self.svc_max_train:
+            use = np.sort(rng.choice(use, self.svc_max_train, replace=False))
+        self.svc_ = None
+        self.svc_target_ = ""
+        lo, hi = P[:, :2].min(axis=0), P[:, :2].max(axis=0)
+        pad = 0.05 * np.where(hi > lo, hi - lo, 1.0)
+        self.grid_x_ = np.linspace(lo[0] - pad[0], hi[0] + pad[0], self.grid)
+        self.grid_y_ = (np.linspace(lo[1] - pad[1], hi[1] + pad[1], self.grid) if P.shape[1] > 1
+                        else np.zeros(self.grid))
+        self.grid_z_ = np.full((self.grid, self.grid), -1, dtype=np.int16)
+        if len(np.unique(yy[use])) < 2:
+            log.warning("a single cluster/class: no SVC boundaries")
+            return
+        kw = dict(gamma=self.svc_gamma) if self.svc_kernel == "rbf" else {}
+        self.svc_ = make_pipeline(StandardScaler(), SVC(kernel=self.svc_kernel, C=self.svc_c, **kw))
+        self.svc_.fit(P[use], yy[use])
+        self.svc_target_ = target
+        if P.shape[1] >= 2:
+            self.grid_z_ = predict_grid(self.svc_, self.grid_x_, self.grid_y_).astype(np.int16)
+
+
+# ----------------------------------------------------------------------------------------
+# Latent inference
+# ----------------------------------------------------------------------------------------
+def _scaled(stamps: np.ndarray, config: dict[str, Any]) -> np.ndarray:
+    from core.learn.scaling import scale_stamps
+
+    sc = config.get("scaling", {})
+    x = scale_stamps(np.nan_to_num(stamps, nan=0.0), method=sc.get("method", "maxabs"),
+                     per=sc.get("per", "stamp"))
+    return np.asarray(x, dtype=np.float32)[..., None]
+
+
+def _inference_model(model):
+    """A model mapping stamps to ``latent`` (and ``class`` probabilities for the CNN)."""
+    import keras
+
+    from core.learn.models import CVAE, LATENT_LAYER
+
+    if isinstance(model, CVAE):
+        return keras.Model(model.encoder.inputs, model.encoder.outputs[0])
+    return keras.Model(model.inputs, [model.get_layer(LATENT_LAYER).output, model.outputs[0]])
+
+
+_MODEL_CACHE: dict[str, Any] = {}
+
+
+def _cached_inference_model(path: str):
+    import keras
+
+    import core.learn.models  # noqa: F401  (registers the custom layers)
+
+    if path not in _MODEL_CACHE:
+        _MODEL_CACHE[path] = _inference_model(keras.models.load_model(path, compile=False))
+    return _MODEL_CACHE[path]
+
+
+@contextmanager
+def quiet_tensorflow():
+    """Silence TensorFlow's Python warnings for a block.
+
+    Every run's model traces its own predict function, and TensorFlow then warns about
+    "retracing" — expected here and not actionable for the user.
+    """
+    tf_log = logging.getLogger("tensorflow")
+    level = tf_log.level
+    tf_log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        tf_log.setLevel(level)
+
+
+def _predict(infer, x: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray | None]:
+    with quiet_tensorflow():
+        out = infer.predict(x, batch_size=batch_size, verbose=0)
+    if isinstance(out, (list, tuple)):
+        return np.asarray(out[0], np.float32), np.asarray(out[1], np.float32)
+    return np.asarray(out, np.float32), None
+
+
+def _chunk_latents(stamps_path: str, model_path: str, rows: np.ndarray, config: dict, batch_size: int):
+    from core.io.stamps import StampStore
+
+    store = StampStore.open(stamps_path, mode="r")
+    x = _scaled(store.read("object_only", rows=rows), config)
+    lat, prob = _predict(_cached_inference_model(model_path), x, batch_size)
+    return lat if prob is None else np.concatenate([lat, prob], axis=1)
+
+
+def extract_latents(
+    ws,
+    model_path: str | Path,
+    rows: np.ndarray,
+    config: dict[str, Any],
+    *,
+    batch_size: int = 256,
+    dask_threshold: int = 50000,
+    scheduler: str | None = None,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """512-d latents (and CNN class probabilities) of the given catalog rows, unaugmented.
+
+    Parameters
+    ----------
+    ws : core.workspace.workspace.Workspace
+    model_path : path
+        A saved ``model.keras`` (CNN or CvAE).
+    rows : (n,) int array
+        Catalog/stamp rows, increasing.
+    config : dict
+        The run's configuration (its ``scaling`` section scales the stamps as in training).
+    batch_size : int
+        Inference batch.
+    dask_threshold : int
+        More rows than this (or a ``scheduler``) -> one Dask task per stamp chunk.
+    scheduler : str, optional
+        Address of a running ``dask.distributed`` scheduler.
+
+    Returns
+    -------
+    latents : (n, 512) float32
+    probabilities : (n, 5) float32 or None (CvAE)
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    model_path = str(model_path)
+    if len(rows) <= dask_threshold and scheduler is None:
+        store = ws.stamps()
+        x = _scaled(store.read("object_only", rows=rows), config)
+        return _predict(_cached_inference_model(model_path), x, batch_size)
+
+    import dask
+    import dask.array as da
+
+    store = ws.stamps()
+    chunk = store.chunk
+    infer = _cached_inference_model(model_path)
+    width = infer.outputs[0].shape[-1] + (infer.outputs[1].shape[-1] if len(infer.outputs) > 1 else 0)
+    parts = []
+    for start in range(0, store.n, chunk):
+        sel = rows[(rows >= start) & (rows < start + chunk)]
+        if len(sel) == 0:
+            continue
+        task = dask.delayed(_chunk_latents)(str(ws.stamps_path), model_path, sel, config, batch_size)
+        parts.append(da.from_delayed(task, shape=(len(sel), width), dtype=np.float32))
+    arr = da.concatenate(parts, axis=0)
+    if scheduler:
+        from dask.distributed import Client
+
+        with Client(scheduler) as client:
+            out = client.compute(arr).result()
+    else:
+        out = arr.compute(scheduler="threads")
+    n_lat = infer.outputs[0].shape[-1]
+    return out[:, :n_lat], (out[:, n_lat:] if width > n_lat else None)
+
+
+# ----------------------------------------------------------------------------------------
+# The workspace step
+# ----------------------------------------------------------------------------------------
+def _reference_run(ws, run_id: str, model: str) -> str | None:
+    """The run to align to: the active run of the same model if embedded, else the newest
+    earlier embedded done run of that model."""
+    from core.learn.runs import list_runs
+
+    runs = [r for r in list_runs(ws) if r.model == model and r.id != run_id and r.status == "done"
+            and (r.path / EMBEDDING_NPZ).exists()]
+    active = ws.active_run(model)
+    for r in runs:
+        if r.id == active:
+            return r.id
+    this = next((r for r in list_runs(ws) if r.id == run_id), None)
+    earlier = [r for r in runs if this is None or r.created <= this.created]
+    return earlier[-1].id if earlier else (runs[-1].id if runs else None)
+
+
+def _run_labels(run_dir: Path, ids: np.ndarray) -> np.ndarray:
+    """Class index per galaxy from the run's ``labels.csv`` (train split only; −1 elsewhere)."""
+    import pandas as pd
+
+    y = np.full(len(ids), -1, dtype=np.int64)
+    path = run_dir / "labels.csv"
+    if not path.exists():
+        return y
+    table = pd.read_csv(path, dtype={"id": str, "label": str, "split": str}, keep_default_na=False)
+    train = table[(table["split"] == "train") & table["label"].isin(CLASSES)]
+    index = {c: i for i, c in enumerate(CLASSES)}
+    lookup = dict(zip(train["id"], train["label"].map(index)))
+    for i, gid in enumerate(ids):
+        y[i] = lookup.get(gid, -1)
+    return y
+
+
+def embed_run(ws, run_id: str, *, scheduler: str | None = None) -> Embedding:
+    """Latents + latent analysis of a finished run; writes ``embedding.npz``/``.json`` there.
+
+    Parameters
+    ----------
+    ws : core.workspace.workspace.Workspace
+    run_id : str
+    scheduler : str, optional
+        A ``dask.distributed`` scheduler address for the latent inference.
+
+    Returns
+    -------
+    Embedding
+    """
+    from core.workspace.config import read_config
+    from core.learn.runs import read_run
+
+    info = read_run(ws, run_id)
+    run_dir = info.path
+    model_path = run_dir / "model.keras"
+    if not model_path.exists():
+        raise FileNotFoundError(f"{model_path} is missing: run {run_id} has no trained model")
+    config = read_config(run_dir / "config.toml") if (run_dir / "config.toml").exists() else ws.config
+    ec = {**ws.config.get("embed", {}), **config.get("embed", {})}
+
+    cat = ws.read_catalog()
+    status = np.asarray(cat["prep_status"]).astype(str) if "prep_status" in cat.colnames else None
+    rows = np.flatnonzero(np.isin(status, PREPPED)) if status is not None else np.arange(len(cat))
+    if len(rows) < 2:
+        raise ValueError(f"only {len(rows)} prepared galaxies in {ws.root}: run `resx prep` first")
+    ids = np.asarray(cat["id"]).astype(str)[rows]
+
+    t0 = time.perf_counter()
+    latents, probs = extract_latents(ws, model_path, rows, config, batch_size=int(ec.get("batch_size", 256)),
+                                     dask_threshold=int(ec.get("dask_threshold", 50000)), scheduler=scheduler)
+    t_infer = time.perf_counter() - t0
+
+    reference, ref_id = None, ""
+    if ec.get("align", True):
+        ref_id = _reference_run(ws, run_id, info.model) or ""
+        if ref_id:
+            ref = Embedding.load(ws.run_dir(ref_id))
+            pos = {g: i for i, g in enumerate(ref.ids.astype(str))}
+            reference = np.full((len(ids), ref.pcs.shape[1]), np.nan)
+            for i, g in enumerate(ids):
+                j = pos.get(g)
+                if j is not None:
+                    reference[i] = ref.pcs[j]
+    t1 = time.perf_counter()
+    kernel = ec.get(f"svc_kernel_{info.model}", "rbf" if info.model == "cnn" else "linear")
+    analysis = LatentAnalysis(
+        n_components=int(ec.get("n_components", 3)), k_max=int(ec.get("k_max", 15)),
+        cluster_dims=int(ec.get("cluster_dims", 2)), svc_kernel=kernel,
+        svc_gamma=float(ec.get("svc_gamma", 0.7)), svc_c=float(ec.get("svc_c", 1.0)),
+        svc_target=ec.get("svc_target", "labels"), svc_max_train=int(ec.get("svc_max_train", 5000)),
+        grid=int(ec.get("grid", 300)), random_state=int(ec.get("seed", 0)),
+    )
+    if reference is not None and reference.shape[1] != int(ec.get("n_components", 3)):
+        reference = None
+    analysis.fit(latents, _run_labels(run_dir, ids), reference=reference)
+    t_analysis = time.perf_counter() - t1
+
+    emb = Embedding(
+        run_id=run_id, model=info.model, ids=ids, rows=rows, latents=latents,
+        pcs=analysis.pcs_.astype(np.float32), pcs_raw=analysis.pcs_raw_.astype(np.float32),
+        explained_variance=analysis.explained_variance_, ks=analysis.elbow_.ks_,
+        inertia=analysis.elbow_.inertia_, elbow_k=analysis.elbow_.k_, gmm_labels=analysis.gmm_labels_,
+        gmm_means=analysis.gmm_.means_, gmm_covariances=analysis.gmm_.covariances_,
+        svc_x=analysis.grid_x_, svc_y=analysis.grid_y_, svc_z=analysis.grid_z_,
+        svc_kernel=kernel, svc_target=analysis.svc_target_,
+        rotation=None if analysis.alignment_ is None else analysis.alignment_.rotation_,
+        aligned_to=ref_id if analysis.alignment_ is not None else "",
+        probabilities=probs, predicted=None if probs is None else probs.argmax(axis=1).astype(np.int16),
+        meta={"inference_s": round(t_infer, 3), "analysis_s": round(t_analysis, 3),
+              "created": time.strftime("%Y-%m-%dT%H:%M:%S")},
+    )
+    emb.save(run_dir)
+    log.info("embedded %d galaxies of run %s (inference %.1f s, analysis %.1f s)",
+             len(ids), run_id, t_infer, t_analysis)
+    return emb
+
+
+def run_embed(args) -> int:
+    """``resx embed WORKSPACE [--run RUN] [--model cnn|cvae] [--scheduler ADDR]``."""
+    from core.workspace.workspace import Workspace, WorkspaceError
+
+    try:
+        ws = Workspace.open(args.workspace)
+        run_id = args.run or ws.active_run(args.model)
+        if not run_id:
+            print(f"error: no active {args.model} run in {ws.root}; give --run RUN "
+                  f"(see `resx runs {ws.root}`)")
+            return 2
+        emb = embed_run(ws, run_id, scheduler=getattr(args, "scheduler", None))
+    except (WorkspaceError, FileNotFoundError, ValueError, OSError) as exc:
+        print(f"error: {exc}")
+        return 1
+    ev = ", ".join(f"{v:.1%}" for v in emb.explained_variance)
+    print(f"run {run_id} ({emb.model}): {len(emb.ids)} galaxies embedded")
+    print(f"  explained variance of PC1..PC{len(emb.explained_variance)}: {ev}")
+    print(f"  k-means elbow: k = {emb.elbow_k}; GMM with {emb.elbow_k} components on PC1-PC2")
+    print(f"  SVC ({emb.svc_kernel}) fitted to {emb.svc_target or 'nothing'}"
+          + (f"; PCs aligned to run {emb.aligned_to}" if emb.aligned_to else ""))
+    print(f"  inference {emb.meta['inference_s']:.1f} s, analysis {emb.meta['analysis_s']:.1f} s")
+    return 0

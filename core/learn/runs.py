@@ -1,0 +1,167 @@
+"""Training runs: one folder ``WORKSPACE/runs/<run-id>/`` per run, and the list of them.
+
+A run folder holds::
+
+    model.keras        the trained model (core.learn.models registers its custom layers)
+    config.toml        the exact configuration it was trained with
+    run.json           {id, model, labels, status, created, finished, error, init, epochs,
+                        accuracy, recon_mse}; status is running | done | failed | cancelled
+    labels.json        provenance of the labels: source, counts per class and split
+    labels.csv         id, label, split of every galaxy used (train / test)
+    history.csv        one row per epoch (loss, accuracy or recon/KL, learning rate)
+    progress.json      {"state", "epoch", "epochs", "history": {metric: [...]}}, every epoch
+    evaluation.json    on the held-out test split (see core.learn.train)
+    confusion.png      CNN;  reconstructions.png  CvAE
+    embedding.npz/json after `resx embed` (core.latent.analysis)
+    STOP               create this file to cancel a running training cleanly
+
+Only a run whose status is ``done`` can be the active one (``WORKSPACE/active.json``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from core.workspace.workspace import MODELS, Workspace, WorkspaceError
+
+RUN_JSON = "run.json"
+STATUSES = ("running", "done", "failed", "cancelled")
+
+
+@dataclass
+class RunInfo:
+    """What ``run.json`` says about a run, plus whether it is the active run of its model."""
+
+    id: str
+    model: str
+    labels: str
+    status: str
+    created: str
+    path: Path
+    finished: str | None = None
+    error: str | None = None
+    init: str | None = None
+    epochs: int | None = None
+    accuracy: float | None = None
+    recon_mse: float | None = None
+    active: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["path"] = str(self.path)
+        return d
+
+
+def _as_workspace(ws) -> Workspace:
+    return ws if isinstance(ws, Workspace) else Workspace.open(ws)
+
+
+def write_run_json(folder: str | Path, record: dict[str, Any]) -> None:
+    """Write ``run.json`` atomically (readers poll it while training runs)."""
+    folder = Path(folder)
+    tmp = folder / (RUN_JSON + ".tmp")
+    tmp.write_text(json.dumps(record, indent=2))
+    os.replace(tmp, folder / RUN_JSON)
+
+
+def read_run(ws, run_id: str) -> RunInfo:
+    """The :class:`RunInfo` of one run (:class:`WorkspaceError` if absent or unreadable)."""
+    ws = _as_workspace(ws)
+    folder = ws.run_dir(run_id)
+    try:
+        record = json.loads((folder / RUN_JSON).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise WorkspaceError(f"{folder / RUN_JSON} cannot be read: {exc}") from exc
+    active = ws.active_run(record.get("model", "")) == run_id
+    known = {k: record.get(k) for k in ("finished", "error", "init", "epochs", "accuracy", "recon_mse")}
+    return RunInfo(id=record.get("id", run_id), model=record.get("model", "?"),
+                   labels=record.get("labels", "?"), status=record.get("status", "?"),
+                   created=record.get("created", ""), path=folder, active=active, **known)
+
+
+def list_runs(ws) -> list[RunInfo]:
+    """Every run of a workspace with a readable ``run.json``, oldest first."""
+    ws = _as_workspace(ws)
+    if not ws.runs_dir.is_dir():
+        return []
+    runs = []
+    for folder in ws.runs_dir.iterdir():
+        if (folder / RUN_JSON).is_file():
+            try:
+                runs.append(read_run(ws, folder.name))
+            except WorkspaceError:
+                continue
+    return sorted(runs, key=lambda r: (r.created, r.id))
+
+
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def new_run_id(ws, model: str, run_id: str | None = None) -> str:
+    """A fresh run id: ``run_id`` if free (and a plain name), else ``<model>-YYYYmmdd-HHMMSS[-n]``."""
+    ws = _as_workspace(ws)
+    if run_id is not None:
+        if not _ID.match(run_id):
+            raise ValueError(f"run id {run_id!r} must be letters, digits, '.', '_' or '-'")
+        if (ws.runs_dir / run_id).exists():
+            raise ValueError(f"run {run_id!r} already exists in {ws.runs_dir}")
+        return run_id
+    base = f"{model}-{time.strftime('%Y%m%d-%H%M%S')}"
+    candidate, n = base, 1
+    while (ws.runs_dir / candidate).exists():
+        n += 1
+        candidate = f"{base}-{n}"
+    return candidate
+
+
+def activate(ws, run_id: str) -> RunInfo:
+    """Make a finished run the active run of its model."""
+    ws = _as_workspace(ws)
+    info = read_run(ws, run_id)
+    if info.status != "done":
+        raise ValueError(f"run {run_id} is {info.status}: only a finished (done) run can be active")
+    if info.model not in MODELS:
+        raise ValueError(f"run {run_id} has an unknown model {info.model!r}")
+    ws.set_active_run(info.model, run_id)
+    info.active = True
+    return info
+
+
+def _score(r: RunInfo) -> str:
+    if r.accuracy is not None:
+        return f"acc {r.accuracy:.1%}"
+    if r.recon_mse is not None:
+        return f"mse {r.recon_mse:.2e}"
+    return "-"
+
+
+def run_runs(args) -> int:
+    """``resx runs WORKSPACE [--json] [--activate RUN]``."""
+    try:
+        ws = Workspace.open(args.workspace)
+        if args.activate:
+            info = activate(ws, args.activate)
+            print(f"run {info.id} is now the active {info.model} run")
+        runs = list_runs(ws)
+    except (WorkspaceError, ValueError) as exc:
+        print(f"error: {exc}")
+        return 1
+    if args.json:
+        print(json.dumps([r.to_dict() for r in runs], indent=2))
+        return 0
+    if not runs:
+        print(f"no runs in {ws.root} yet: `resx train {ws.root} --model cnn`")
+        return 0
+    header = f"{'':2}{'run':<28} {'model':<5} {'labels':<9} {'status':<9} {'score':<13} created"
+    print(header)
+    for r in runs:
+        print(f"{'*' if r.active else ' ':2}{r.id:<28} {r.model:<5} {r.labels:<9} {r.status:<9} "
+              f"{_score(r):<13} {r.created}")
+    print("(* = active run of its model)")
+    return 0

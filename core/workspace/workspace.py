@@ -1,0 +1,189 @@
+"""The workspace folder: one directory that holds everything a campaign needs.
+
+Layout::
+
+    WORKSPACE/
+      config.toml        every setting (core.workspace.config.DEFAULT_CONFIG, overridden)
+      catalog.fits       one row per galaxy; row i <-> stamp i
+      stamps.zarr/       chunked stamp arrays (original, model, residual, object_only, goi_mask)
+      votes.sqlite       the vote store (unless config votes.database_url names another)
+      runs/<run-id>/     one folder per training run (see core.learn.runs)
+      active.json        the active run per model: {"cnn": "...", "cvae": "..."}
+      selections/        selections saved by name in the dashboard (one id per line)
+      prep/              prep's journal while a run is in progress (deleted when it completes)
+
+Catalog columns (standard names; ``core.io.catalog`` maps a user's names onto these):
+``id`` (str, unique), ``field``, ``ra``, ``dec``, ``z``, ``logmass``, ``hmag``, ``photflag``,
+``block`` (path of the GALFIT block), ``catalog_class`` (str, "" when unknown),
+``fit_quality`` (bool), GALFIT parameters ``gf_xc gf_yc gf_mag gf_re gf_n gf_ar gf_pa``,
+then what prep adds: ``prep_status`` ("pending" | "ok" | "flagged" | "error"),
+``prep_message``, ``sky_sigma``, ``spf``, ``spf_pos``, ``spf_neg``, ``bumpiness``, ``rff``,
+``cutout_padded``, and ``split`` ("train" | "test" | "excluded").
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from astropy.table import Table
+
+from core.workspace.config import default_config, merge, read_config, write_config
+
+log = logging.getLogger(__name__)
+
+MODELS = ("cnn", "cvae")
+
+
+class WorkspaceError(Exception):
+    """A workspace that does not exist, is incomplete, or is corrupt."""
+
+
+def default_workspace() -> Path:
+    """The embedded demo workspace (``$RESX_WORKSPACE`` or ``data/demo`` in the project)."""
+    env = os.environ.get("RESX_WORKSPACE")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[2] / "data" / "demo"
+
+
+class Workspace:
+    """A campaign's folder: config, catalog, stamps, votes and runs.
+
+    Use :meth:`create` for a new folder and :meth:`open` for an existing one.
+    """
+
+    CONFIG = "config.toml"
+    CATALOG = "catalog.fits"
+    STAMPS = "stamps.zarr"
+    VOTES = "votes.sqlite"
+    RUNS = "runs"
+    ACTIVE = "active.json"
+
+    def __init__(self, root: str | Path, config: dict[str, Any]):
+        self.root = Path(root)
+        self.config = config
+
+    # -- creation -----------------------------------------------------------------------
+    @classmethod
+    def create(
+        cls, root: str | Path, config: dict[str, Any] | None = None, *, exist_ok: bool = False
+    ) -> "Workspace":
+        """Create the folder and write its ``config.toml`` (defaults merged with ``config``)."""
+        root = Path(root)
+        if (root / cls.CONFIG).exists() and not exist_ok:
+            raise WorkspaceError(f"{root} is already a workspace (found {cls.CONFIG})")
+        root.mkdir(parents=True, exist_ok=True)
+        (root / cls.RUNS).mkdir(exist_ok=True)
+        cfg = merge(default_config(), config or {})
+        write_config(cfg, root / cls.CONFIG)
+        return cls(root, cfg)
+
+    @classmethod
+    def open(cls, root: str | Path) -> "Workspace":
+        """Open an existing workspace; :class:`WorkspaceError` says what is missing or wrong."""
+        root = Path(root)
+        if not root.exists():
+            raise WorkspaceError(
+                f"No workspace at {root}. Build the demo with `resx demo {root}`, or create one "
+                f"from GALFIT blocks with `resx ingest SOURCE {root}`."
+            )
+        cfg_path = root / cls.CONFIG
+        if not cfg_path.exists():
+            raise WorkspaceError(f"{root} is not a workspace: {cls.CONFIG} is missing (run `resx ingest`).")
+        try:
+            cfg = read_config(cfg_path)
+        except Exception as exc:  # tomllib.TOMLDecodeError, OSError, ...
+            raise WorkspaceError(f"{cfg_path} cannot be read: {exc}") from exc
+        return cls(root, cfg)
+
+    def save_config(self) -> None:
+        write_config(self.config, self.root / self.CONFIG)
+
+    # -- paths ----------------------------------------------------------------------------
+    @property
+    def catalog_path(self) -> Path:
+        return self.root / self.CATALOG
+
+    @property
+    def stamps_path(self) -> Path:
+        return self.root / self.STAMPS
+
+    def stamps(self):
+        """The stamp store (:class:`core.io.stamps.StampStore`) of this workspace."""
+        from core.io.stamps import StampStore
+
+        return StampStore.open(self.stamps_path)
+
+    @property
+    def votes_url(self) -> str:
+        """SQLAlchemy URL of the vote store (config ``votes.database_url`` or the SQLite file)."""
+        url = self.config.get("votes", {}).get("database_url")
+        return url or f"sqlite:///{(self.root / self.VOTES).resolve()}"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.root / self.RUNS
+
+    def run_dir(self, run_id: str) -> Path:
+        path = self.runs_dir / run_id
+        if not path.is_dir():
+            raise WorkspaceError(f"No run {run_id!r} in {self.runs_dir}")
+        return path
+
+    # -- catalog --------------------------------------------------------------------------
+    def read_catalog(self) -> Table:
+        """The workspace catalog (one row per galaxy, in stamp order).
+
+        NaN and empty strings are kept as values, not masked (``Table.read`` of a FITS table
+        masks them by default), and string columns are ``str``.
+        """
+        if not self.catalog_path.exists():
+            raise WorkspaceError(f"{self.catalog_path} is missing: run `resx ingest` first.")
+        try:
+            table = Table.read(self.catalog_path, format="fits", mask_invalid=False)
+        except Exception as exc:
+            raise WorkspaceError(f"{self.catalog_path} is corrupt: {exc}") from exc
+        table.convert_bytestring_to_unicode()
+        return table
+
+    def write_catalog(self, table: Table) -> None:
+        """Write the catalog atomically (temporary file + rename), so readers never see half a file."""
+        fd, tmp = tempfile.mkstemp(dir=self.root, suffix=".fits")
+        os.close(fd)
+        try:
+            table.write(tmp, overwrite=True)
+            os.replace(tmp, self.catalog_path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+    # -- active runs ----------------------------------------------------------------------
+    def active_runs(self) -> dict[str, str | None]:
+        path = self.root / self.ACTIVE
+        active: dict[str, str | None] = {m: None for m in MODELS}
+        if path.exists():
+            try:
+                active.update(json.loads(path.read_text()))
+            except json.JSONDecodeError:
+                log.warning("%s is corrupt; treating every model as having no active run", path)
+        return active
+
+    def active_run(self, model: str) -> str | None:
+        return self.active_runs().get(model)
+
+    def set_active_run(self, model: str, run_id: str | None) -> None:
+        if model not in MODELS:
+            raise ValueError(f"model must be one of {MODELS}, not {model!r}")
+        active = self.active_runs()
+        active[model] = run_id
+        tmp = self.root / (self.ACTIVE + ".tmp")
+        tmp.write_text(json.dumps(active, indent=2))
+        os.replace(tmp, self.root / self.ACTIVE)
+
+    def __repr__(self) -> str:
+        return f"Workspace({str(self.root)!r})"

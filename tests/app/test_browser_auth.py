@@ -1,0 +1,80 @@
+"""`panel serve app --basic-auth users.json`: votes are cast in the logged-in user's name only."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+
+from tests.app.test_browser_app import (CHROME_ARGS, CHROMIUM, PROJECT, current_votes, free_port, shot,  # noqa: E402
+                              wait_for)
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+
+
+@pytest.fixture(scope="module")
+def auth_server(tmp_path_factory):
+    from tests.app_workspace import make_workspace
+    from core.workspace.config import write_config
+    from core.workspace.workspace import Workspace
+
+    tmp = tmp_path_factory.mktemp("auth")
+    ws = make_workspace(tmp / "ws", n=120, size=16)
+    ws.config["votes"]["experts"] = ["carol"]
+    write_config(ws.config, ws.root / Workspace.CONFIG)
+    users = tmp / "users.json"
+    users.write_text(json.dumps({"carol": "secret-c", "dave": "secret-d"}))
+    port = free_port()
+    log = open(tmp / "server.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "panel", "serve", str(PROJECT / "app"), "--port", str(port),
+                             "--address", "127.0.0.1", "--allow-websocket-origin", f"127.0.0.1:{port}",
+                             "--basic-auth", str(users), "--cookie-secret", "resx-test-secret",
+                             "--args", "--workspace", str(ws.root)],
+                            stdout=log, stderr=subprocess.STDOUT, cwd=PROJECT,
+                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    time.sleep(3)
+    yield f"http://127.0.0.1:{port}", ws.root
+    proc.terminate()
+    proc.wait(timeout=20)
+    log.close()
+
+
+def test_login_name_is_the_inspector(auth_server):
+    base, ws = auth_server
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROME_ARGS)
+        page = browser.new_context(viewport={"width": 1500, "height": 1100}).new_page()
+        page.set_default_timeout(60_000)
+        for _ in range(120):  # the server may still be starting
+            try:
+                page.goto(f"{base}/app", timeout=240_000, wait_until="commit")
+                break
+            except Exception:
+                time.sleep(1)
+        page.wait_for_selector("input[name='username']", timeout=120_000)
+        page.fill("input[name='username']", "carol")
+        page.fill("input[name='password']", "secret-c")
+        page.locator("input[name='password']").press("Enter")
+        page.wait_for_selector(".resx-grid", timeout=240_000)
+        name = page.get_by_placeholder("enter your name once")
+        assert name.input_value() == "carol"
+        assert name.is_disabled()  # the vote cannot be cast in another name
+        page.get_by_placeholder("one id per line, or comma-separated").fill("G0000003")
+        page.get_by_role("button", name="Select ids").click()
+        page.locator(".resx-tile[data-id='G0000003']").wait_for()
+        page.locator(".resx-hint").click()
+        page.keyboard.press("2")
+        votes = wait_for(lambda: (v := current_votes(ws)) is not None and len(v) > 0 and v, 20)
+        assert votes is not None and len(votes) == 1
+        row = votes.iloc[0]
+        assert (row["id"], row["inspector"], row["label"]) == ("G0000003", "carol", "General")
+        assert row["role"] == "expert"  # carol is an expert in the workspace config
+        shot(page, "09_basic_auth_vote", scroll_to=".resx-grid")
+        browser.close()
