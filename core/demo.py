@@ -34,9 +34,15 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
+
+from core.errors import ResxError
 
 log = logging.getLogger(__name__)
+
+
+class DemoError(ResxError, ValueError):
+    """The demo cannot be built with these parameters."""
 
 MIN_GALAXIES = 1000
 SIMULATION = "simulation"
@@ -89,7 +95,7 @@ def build_demo(
     force: bool = False,
     progress: bool = True,
     schedule: dict[str, dict[str, Any]] | None = None,
-    echo=print,
+    echo: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Build (or complete) the demo workspace at ``root``.
 
@@ -107,8 +113,9 @@ def build_demo(
         Progress bars.
     schedule : dict, optional
         Training overrides per model (default :data:`DEMO_SCHEDULE`).
-    echo : callable
-        Where stage messages go (``print`` for the CLI).
+    echo : callable, optional
+        Where stage messages go (default: the ``core.demo`` logger at INFO; the CLI passes
+        ``print``).
 
     Returns
     -------
@@ -118,9 +125,10 @@ def build_demo(
     """
     from core.workspace.workspace import Workspace, default_workspace
 
+    echo = echo or log.info
     root = Path(root) if root is not None else default_workspace()
     if n < MIN_GALAXIES:
-        raise ValueError(f"the demo needs at least {MIN_GALAXIES} galaxies, not {n}")
+        raise DemoError(f"the demo needs at least {MIN_GALAXIES} galaxies, not {n}")
     if not force and _complete(root):
         info = json.loads((root / DEMO_JSON).read_text())
         info["skipped"] = True
@@ -228,27 +236,3 @@ def build_demo(
     info["complete"] = True
     save()
     return info
-
-
-def run_demo(args) -> int:
-    """``resx demo [WORKSPACE] [--n N] [--seed S] [--force]``."""
-    from core.workspace.workspace import WorkspaceError
-
-    try:
-        info = build_demo(args.workspace, n=args.n, seed=args.seed, force=args.force)
-    except (ValueError, OSError, WorkspaceError, RuntimeError) as exc:
-        print(f"error: {exc}")
-        return 1
-    if info.get("skipped"):
-        return 0
-    print(f"done in {info['total_s']:.0f} s: {info['workspace']}")
-    if info.get("accuracy") is not None:
-        rec = ", ".join(f"{c} {r:.0%}" for c, r in info.get("recall", {}).items())
-        print(f"  CNN test accuracy {info['accuracy']:.1%} (demo schedule); recall: {rec}")
-    if info.get("recon_mse") is not None:
-        print(f"  CvAE test reconstruction MSE {info['recon_mse']:.2e}")
-    for model, k in info.get("elbow_k", {}).items():
-        ev = ", ".join(f"{v:.0%}" for v in info["explained_variance"][model])
-        print(f"  {model}: elbow k = {k}; explained variance of 3 PCs {ev}")
-    print("open it with: panel serve app --show")
-    return 0

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 from astropy.table import Table
 
-from core.labels import CLASSES
 from core.io.stamps import StampStore
+from core.labels import CLASSES
 from core.workspace.workspace import Workspace
 
 

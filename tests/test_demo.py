@@ -15,7 +15,7 @@ def test_demo_refuses_fewer_than_1000_galaxies(tmp_path):
         demo.build_demo(tmp_path / "ws", n=999)
 
 
-def test_a_complete_demo_workspace_is_left_as_is(tmp_path, monkeypatch, capsys):
+def test_a_complete_demo_workspace_is_left_as_is(tmp_path, monkeypatch, caplog):
     from tests.model_workspace import make_workspace
 
     ws = make_workspace(tmp_path / "ws", n=20, size=16)
@@ -31,8 +31,9 @@ def test_a_complete_demo_workspace_is_left_as_is(tmp_path, monkeypatch, capsys):
         raise AssertionError("a complete demo must not be rebuilt")
 
     monkeypatch.setattr("core.simulation.survey.simulate_survey", boom)
-    info = demo.build_demo(ws.root, n=1000)
-    assert info["skipped"] and "already a complete demo" in capsys.readouterr().out
+    with caplog.at_level("INFO", logger="core.demo"):
+        info = demo.build_demo(ws.root, n=1000)
+    assert info["skipped"] and "already a complete demo" in caplog.text
     from core.cli.main import main
 
     assert main(["demo", str(ws.root)]) == 0

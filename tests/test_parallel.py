@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from numpy.testing import assert_array_equal
 
-from core.parallel import describe_scheduler, run_tasks, start_method
 from core.io.stamps import STAMP_KINDS
+from core.parallel import describe_scheduler, run_tasks, start_method
 
 
 def _square(x):

@@ -26,9 +26,9 @@ import numpy as np
 from astropy.io import fits
 from astropy.table import Table
 
+from core.fitting.sersic import sersic_image
 from core.io.galfit import write_block
 from core.labels import CLASSES
-from core.fitting.sersic import sersic_image
 from core.workspace.workspace import Workspace
 
 ZEROPOINT = 25.9463

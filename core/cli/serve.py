@@ -8,8 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-from core.workspace.workspace import default_workspace
-
 log = logging.getLogger(__name__)
 
 APP_DIR = Path(__file__).resolve().parents[2] / "app"
@@ -27,12 +25,24 @@ def serve_command(workspace: str | Path | None = None, port: int = 5006, extra: 
     extra : list of str, optional
         More ``panel serve`` options (e.g. ``["--basic-auth", "users.json"]``), placed before ``--args``.
     """
+    from core.workspace.workspace import default_workspace
+
     ws = Path(workspace) if workspace else default_workspace()
     return [sys.executable, "-m", "panel", "serve", str(APP_DIR), "--port", str(int(port)), *(extra or []),
             "--args", "--workspace", str(ws.resolve())]
 
 
-def run_serve(args: argparse.Namespace) -> int:
+HELP = "Serve the dashboard (same as `panel serve app`)."
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help=HELP, description=HELP)
+    p.set_defaults(func=run)
+    p.add_argument("workspace", nargs="?", default=None, metavar="WORKSPACE")
+    p.add_argument("--port", type=int, default=5006)
+
+
+def run(args: argparse.Namespace) -> int:
     """Handler of ``resx serve``: run the Panel server until interrupted; returns its exit status."""
     cmd = serve_command(args.workspace, args.port)
     ws = cmd[-1]

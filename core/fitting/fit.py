@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import logging
 import math
-import sys
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -40,18 +39,18 @@ from typing import Any
 
 import numpy as np
 import sep
-from astropy.io import fits
 from astropy.stats import mad_std
 from scipy import ndimage
 from scipy.optimize import least_squares
 from scipy.special import gammaincinv
 from threadpoolctl import ThreadpoolController
 
+from core.errors import ResxError
 from core.fitting.sersic import PSFConvolver, SersicRenderer, _normalised_psf, refinement_levels
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FIT_PARAMS", "SersicFit", "SersicFitError", "fit_sersic", "fit_to_block", "run_fit"]
+__all__ = ["FIT_PARAMS", "SersicFit", "SersicFitError", "fit_sersic", "fit_to_block"]
 
 #: Fitted parameters, in the order of the internal parameter vector.
 FIT_PARAMS = ("XC", "YC", "MAG", "RE", "N", "AR", "PA", "SKY")
@@ -78,7 +77,7 @@ def _one_blas_thread():
     return _THREADPOOLS.limit(limits=1, user_api="blas")
 
 
-class SersicFitError(ValueError):
+class SersicFitError(ResxError, ValueError):
     """An image that cannot be fitted (no valid pixels, no galaxy found, bad PSF...)."""
 
 
@@ -671,111 +670,3 @@ def fit_to_block(
                 zeropoint=zeropoint, extra_header=header, chi2nu=fit.chi2nu,
                 input_name=input_name)
     return fit
-
-
-# -- command line ---------------------------------------------------------------------------------
-
-
-def _read_image(path: str | Path, with_header: bool = False):
-    """The first 2-D image HDU of a FITS file, as native float64 (and its header)."""
-    try:
-        with fits.open(path) as hdul:
-            for hdu in hdul:
-                if hdu.data is not None and np.ndim(hdu.data) == 2:
-                    data = np.asarray(hdu.data, dtype=np.float64)
-                    return (data, hdu.header) if with_header else data
-    except (OSError, ValueError) as exc:
-        raise SersicFitError(f"{path}: cannot read FITS file ({exc})") from exc
-    raise SersicFitError(f"{path}: no 2-D image HDU")
-
-
-def _base_name(path: str | Path) -> str:
-    name = Path(path).name
-    for ext in (".fits.gz", ".fit.gz", ".fits.fz", ".fits", ".fit", ".fts"):
-        if name.lower().endswith(ext):
-            return name[: -len(ext)]
-    return Path(name).stem
-
-
-def _per_image(option: str | None, n: int, what: str) -> list[str | None]:
-    """One file for every image, or a comma-separated list of one file per image."""
-    if option is None:
-        return [None] * n
-    files = [f for f in option.split(",") if f]
-    if len(files) == 1:
-        return files * n
-    if len(files) != n:
-        raise SersicFitError(f"--{what}: give one file or one per image ({n}), got {len(files)}")
-    return files
-
-
-def run_fit(args) -> int:
-    """``resx fit IMAGE [IMAGE ...] --psf PSF --out DIR``: one GALFIT-format block per image.
-
-    As GALFIT does, the image header's ``EXPTIME`` (magnitudes refer to flux / EXPTIME) and
-    ``GAIN`` × ``NCOMBINE`` (Poisson noise in the sigma map when no ``--sigma`` is given) are used
-    when present. Writes ``DIR/<name>_block.fits`` per image and ``DIR/fit_summary.ecsv`` (one row per image:
-    status, message, parameters). A failed image is reported and recorded; the batch goes on.
-    Returns 1 if any image failed, else 0.
-    """
-    from astropy.table import Table
-    from tqdm import tqdm
-
-    out = Path(args.out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        psf = _read_image(args.psf)
-        _normalised_psf(psf)
-        sigmas = _per_image(getattr(args, "sigma", None), len(args.images), "sigma")
-        masks = _per_image(getattr(args, "mask", None), len(args.images), "mask")
-    except (SersicFitError, ValueError, OSError) as exc:
-        print(f"resx fit: {exc}", file=sys.stderr)
-        return 1
-    zeropoint = float(getattr(args, "zeropoint", 25.9463))
-    rows = []
-    failed = 0
-    for path, sig_path, mask_path in tqdm(list(zip(args.images, sigmas, masks)), desc="fit",
-                                          unit="image", disable=len(args.images) < 2):
-        block = out / f"{_base_name(path)}_block.fits"
-        row = {"image": str(path), "block": str(block), "status": "ok", "message": ""}
-        try:
-            image, header = _read_image(path, with_header=True)
-            # As GALFIT: magnitudes per EXPTIME, Poisson noise from GAIN (when no sigma map).
-            exptime = float(header.get("EXPTIME", 1.0) or 1.0)
-            gain = header.get("GAIN")
-            gain = float(gain) * float(header.get("NCOMBINE", 1) or 1) if gain else None
-            sigma = _read_image(sig_path) if sig_path else None
-            mask = _read_image(mask_path) != 0 if mask_path else None
-            for what, arr in (("sigma", sigma), ("mask", mask)):
-                if arr is not None and arr.shape != image.shape:
-                    raise SersicFitError(f"{what} map shape {arr.shape} differs from the image's "
-                                         f"{image.shape}")
-            fit = fit_to_block(image, psf, block, sigma=sigma, mask=mask, zeropoint=zeropoint,
-                               exptime=exptime, gain=gain,
-                               input_name=Path(path).name,
-                               extra_header={"DATAIN": Path(path).name,
-                                             "PSF": Path(args.psf).name})
-            if not fit.converged:
-                row["message"] = f"not converged: {fit.message}"
-            row["chi2nu"] = fit.chi2nu
-            for p in FIT_PARAMS:
-                row[p.lower()] = fit.params[p].value
-                row[p.lower() + "_flag"] = fit.params[p].flag
-        except Exception as exc:  # one bad image never stops the batch
-            failed += 1
-            msg = str(exc)
-            if str(path) not in msg:
-                msg = f"{path}: {msg}"
-            row.update(status="failed", message=msg, block="")
-            log.debug("fit failed", exc_info=True)
-            tqdm.write(f"resx fit: {msg}", file=sys.stderr)
-        rows.append(row)
-    cols = ["image", "block", "status", "message", "chi2nu"] + [
-        c for p in FIT_PARAMS for c in (p.lower(), p.lower() + "_flag")]
-    table = Table(rows=[[r.get(c, np.nan if c == "chi2nu" or not c.endswith("flag") and c not in
-                               ("image", "block", "status", "message") else "") for c in cols]
-                        for r in rows], names=cols)
-    table.write(out / "fit_summary.ecsv", overwrite=True)
-    print(f"fitted {len(rows) - failed} of {len(rows)} images; blocks in {out}"
-          + (f"; {failed} failed (see fit_summary.ecsv)" if failed else ""))
-    return 1 if failed else 0

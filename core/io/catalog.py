@@ -25,6 +25,8 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 from astropy.table import MaskedColumn, Table
 
+from core.errors import ResxError
+
 __all__ = [
     "STANDARD_COLUMNS",
     "ALIASES",
@@ -70,7 +72,7 @@ _FORMATS = {".fits": "fits", ".fit": "fits", ".fts": "fits", ".gz": "fits", ".ec
             ".csv": "ascii.csv"}
 
 
-class CatalogError(ValueError):
+class CatalogError(ResxError, ValueError):
     """A catalog that cannot be used; the message names the file and what is wrong."""
 
 
@@ -95,12 +97,12 @@ def parse_column_mapping(text: str | Mapping[str, str] | None) -> dict[str, str]
             if not part:
                 continue
             if "=" not in part:
-                raise ValueError(f"column mapping item {part!r} is not STANDARD=USER (e.g. hmag=H_F160W)")
+                raise CatalogError(f"column mapping item {part!r} is not STANDARD=USER (e.g. hmag=H_F160W)")
             std, user = (s.strip() for s in part.split("=", 1))
             items[std] = user
     unknown = [k for k in items if k not in STANDARD_COLUMNS]
     if unknown:
-        raise ValueError(f"unknown standard column(s) {unknown}; the standard names are "
+        raise CatalogError(f"unknown standard column(s) {unknown}; the standard names are "
                          f"{', '.join(STANDARD_COLUMNS)}")
     return items
 

@@ -40,6 +40,8 @@ import numpy as np
 from astropy.io import fits
 from astropy.io.fits.verify import VerifyWarning
 
+from core.errors import ResxError
+
 __all__ = [
     "PARAM_NAMES",
     "FLAGS",
@@ -69,7 +71,7 @@ _HEADER_COMMENTS = {
 }
 
 
-class GalfitBlockError(ValueError):
+class GalfitBlockError(ResxError, ValueError):
     """A GALFIT block that cannot be read: the message names the file and the problem.
 
     Attributes

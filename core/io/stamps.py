@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 import zarr
 
+from core.errors import ResxError
+
 STAMP_KINDS: tuple[str, ...] = ("original", "model", "residual", "object_only", "goi_mask")
 """The stamps kept per galaxy (paper §3.1, Figure 3)."""
 
@@ -30,6 +32,10 @@ _MASK_KINDS = ("goi_mask",)
 
 def _dtype(kind: str) -> np.dtype:
     return np.dtype(np.uint8) if kind in _MASK_KINDS else np.dtype(np.float32)
+
+
+class StampStoreError(ResxError, FileNotFoundError):
+    """No stamp store where one is expected (prep has not run)."""
 
 
 class StampStore:
@@ -79,10 +85,10 @@ class StampStore:
 
     @classmethod
     def open(cls, path: str | Path, mode: str = "r+") -> "StampStore":
-        """Open an existing store; ``FileNotFoundError`` names the path when there is none."""
+        """Open an existing store; :class:`StampStoreError` names the path when there is none."""
         path = Path(path)
         if not path.exists():
-            raise FileNotFoundError(f"No stamp store at {path}: run `resx prep` first.")
+            raise StampStoreError(f"No stamp store at {path}: run `resx prep` first.")
         try:
             group = zarr.open_group(str(path), mode=mode)
             return cls(group, path)

@@ -56,8 +56,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
-from core.latent.embedding import EMBEDDING_JSON, EMBEDDING_NPZ, Embedding, load_embedding  # noqa: F401 (re-exported)
 from core.labels import CLASSES
+from core.latent.embedding import EMBEDDING_JSON, EMBEDDING_NPZ, Embedding, EmbeddingError, load_embedding  # noqa: F401 (re-exported)
 
 log = logging.getLogger(__name__)
 
@@ -616,14 +616,15 @@ def embed_run(ws, run_id: str, *, scheduler: str | None = None) -> Embedding:
     -------
     Embedding
     """
-    from core.workspace.config import read_config
     from core.learn.runs import read_run
+    from core.workspace.config import read_config
+    from core.workspace.workspace import WorkspaceError
 
     info = read_run(ws, run_id)
     run_dir = info.path
     model_path = run_dir / "model.keras"
     if not model_path.exists():
-        raise FileNotFoundError(f"{model_path} is missing: run {run_id} has no trained model")
+        raise EmbeddingError(f"{model_path} is missing: run {run_id} has no trained model")
     config = read_config(run_dir / "config.toml") if (run_dir / "config.toml").exists() else ws.config
     ec = {**ws.config.get("embed", {}), **config.get("embed", {})}
 
@@ -631,7 +632,7 @@ def embed_run(ws, run_id: str, *, scheduler: str | None = None) -> Embedding:
     status = np.asarray(cat["prep_status"]).astype(str) if "prep_status" in cat.colnames else None
     rows = np.flatnonzero(np.isin(status, PREPPED)) if status is not None else np.arange(len(cat))
     if len(rows) < 2:
-        raise ValueError(f"only {len(rows)} prepared galaxies in {ws.root}: run `resx prep` first")
+        raise WorkspaceError(f"only {len(rows)} prepared galaxies in {ws.root}: run `resx prep` first")
     ids = np.asarray(cat["id"]).astype(str)[rows]
 
     t0 = time.perf_counter()
@@ -682,28 +683,3 @@ def embed_run(ws, run_id: str, *, scheduler: str | None = None) -> Embedding:
     log.info("embedded %d galaxies of run %s (inference %.1f s, analysis %.1f s)",
              len(ids), run_id, t_infer, t_analysis)
     return emb
-
-
-def run_embed(args) -> int:
-    """``resx embed WORKSPACE [--run RUN] [--model cnn|cvae] [--scheduler ADDR]``."""
-    from core.workspace.workspace import Workspace, WorkspaceError
-
-    try:
-        ws = Workspace.open(args.workspace)
-        run_id = args.run or ws.active_run(args.model)
-        if not run_id:
-            print(f"error: no active {args.model} run in {ws.root}; give --run RUN "
-                  f"(see `resx runs {ws.root}`)")
-            return 2
-        emb = embed_run(ws, run_id, scheduler=getattr(args, "scheduler", None))
-    except (WorkspaceError, FileNotFoundError, ValueError, OSError) as exc:
-        print(f"error: {exc}")
-        return 1
-    ev = ", ".join(f"{v:.1%}" for v in emb.explained_variance)
-    print(f"run {run_id} ({emb.model}): {len(emb.ids)} galaxies embedded")
-    print(f"  explained variance of PC1..PC{len(emb.explained_variance)}: {ev}")
-    print(f"  k-means elbow: k = {emb.elbow_k}; GMM with {emb.elbow_k} components on PC1-PC2")
-    print(f"  SVC ({emb.svc_kernel}) fitted to {emb.svc_target or 'nothing'}"
-          + (f"; PCs aligned to run {emb.aligned_to}" if emb.aligned_to else ""))
-    print(f"  inference {emb.meta['inference_s']:.1f} s, analysis {emb.meta['analysis_s']:.1f} s")
-    return 0

@@ -16,8 +16,14 @@ from typing import Any
 
 import numpy as np
 
+from core.errors import ResxError
+
 EMBEDDING_NPZ = "embedding.npz"
 EMBEDDING_JSON = "embedding.json"
+
+
+class EmbeddingError(ResxError, FileNotFoundError):
+    """A run without the files the latent analysis needs (no model, no embedding yet)."""
 
 
 @dataclass
@@ -92,7 +98,7 @@ class Embedding:
         folder = Path(folder)
         path = folder / EMBEDDING_NPZ
         if not path.exists():
-            raise FileNotFoundError(f"{path} does not exist: run `resx embed` for this run first")
+            raise EmbeddingError(f"{path} does not exist: run `resx embed` for this run first")
         wanted = None if only is None else set(only) | {"run_id", "model"}
         with np.load(path, allow_pickle=False) as z:
             data = {k: z[k] for k in z.files if wanted is None or k in wanted}

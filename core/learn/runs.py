@@ -28,10 +28,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from core.errors import ResxError
 from core.workspace.workspace import MODELS, Workspace, WorkspaceError
 
 RUN_JSON = "run.json"
 STATUSES = ("running", "done", "failed", "cancelled")
+
+
+class RunError(ResxError, ValueError):
+    """A run id that cannot be used: invalid, taken, unfinished, or of the wrong model."""
 
 
 @dataclass
@@ -108,9 +113,9 @@ def new_run_id(ws, model: str, run_id: str | None = None) -> str:
     ws = _as_workspace(ws)
     if run_id is not None:
         if not _ID.match(run_id):
-            raise ValueError(f"run id {run_id!r} must be letters, digits, '.', '_' or '-'")
+            raise RunError(f"run id {run_id!r} must be letters, digits, '.', '_' or '-'")
         if (ws.runs_dir / run_id).exists():
-            raise ValueError(f"run {run_id!r} already exists in {ws.runs_dir}")
+            raise RunError(f"run {run_id!r} already exists in {ws.runs_dir}")
         return run_id
     base = f"{model}-{time.strftime('%Y%m%d-%H%M%S')}"
     candidate, n = base, 1
@@ -125,43 +130,9 @@ def activate(ws, run_id: str) -> RunInfo:
     ws = _as_workspace(ws)
     info = read_run(ws, run_id)
     if info.status != "done":
-        raise ValueError(f"run {run_id} is {info.status}: only a finished (done) run can be active")
+        raise RunError(f"run {run_id} is {info.status}: only a finished (done) run can be active")
     if info.model not in MODELS:
-        raise ValueError(f"run {run_id} has an unknown model {info.model!r}")
+        raise RunError(f"run {run_id} has an unknown model {info.model!r}")
     ws.set_active_run(info.model, run_id)
     info.active = True
     return info
-
-
-def _score(r: RunInfo) -> str:
-    if r.accuracy is not None:
-        return f"acc {r.accuracy:.1%}"
-    if r.recon_mse is not None:
-        return f"mse {r.recon_mse:.2e}"
-    return "-"
-
-
-def run_runs(args) -> int:
-    """``resx runs WORKSPACE [--json] [--activate RUN]``."""
-    try:
-        ws = Workspace.open(args.workspace)
-        if args.activate:
-            info = activate(ws, args.activate)
-            print(f"run {info.id} is now the active {info.model} run")
-        runs = list_runs(ws)
-    except (WorkspaceError, ValueError) as exc:
-        print(f"error: {exc}")
-        return 1
-    if args.json:
-        print(json.dumps([r.to_dict() for r in runs], indent=2))
-        return 0
-    if not runs:
-        print(f"no runs in {ws.root} yet: `resx train {ws.root} --model cnn`")
-        return 0
-    header = f"{'':2}{'run':<28} {'model':<5} {'labels':<9} {'status':<9} {'score':<13} created"
-    print(header)
-    for r in runs:
-        print(f"{'*' if r.active else ' ':2}{r.id:<28} {r.model:<5} {r.labels:<9} {r.status:<9} "
-              f"{_score(r):<13} {r.created}")
-    print("(* = active run of its model)")
-    return 0

@@ -53,11 +53,12 @@ import keras  # noqa: E402
 import numpy as np
 from keras import ops
 
-from core.workspace.config import write_config
-from core.latent.analysis import quiet_tensorflow
+from core.errors import ResxError
 from core.labels import CLASSES, FIT_QUALITY
-from core.learn.runs import RunInfo, new_run_id, read_run, write_run_json
-from core.workspace.workspace import Workspace, WorkspaceError
+from core.latent.analysis import quiet_tensorflow
+from core.learn.runs import RunError, RunInfo, new_run_id, read_run, write_run_json
+from core.workspace.config import write_config
+from core.workspace.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ STOP_FILE = "STOP"
 LABEL_SOURCES = ("catalog", "consensus")
 
 
-class TrainingError(RuntimeError):
+class TrainingError(ResxError, RuntimeError):
     """Training could not start or did not finish (the run folder records why)."""
 
 
@@ -487,9 +488,9 @@ def train(
     if init is not None:
         init_info = read_run(ws, init)  # WorkspaceError if absent
         if init_info.model != model:
-            raise ValueError(f"--init {init} is a {init_info.model} run; cannot fine-tune a {model} from it")
+            raise RunError(f"--init {init} is a {init_info.model} run; cannot fine-tune a {model} from it")
         if not (init_info.path / "model.keras").exists():
-            raise ValueError(f"--init {init}: {init_info.path / 'model.keras'} is missing (status {init_info.status})")
+            raise RunError(f"--init {init}: {init_info.path / 'model.keras'} is missing (status {init_info.status})")
 
     ws.runs_dir.mkdir(exist_ok=True)
     rid = new_run_id(ws, model, run_id)
@@ -647,24 +648,3 @@ def _write_labels(run_dir: Path, data: TrainingData) -> None:
 # ----------------------------------------------------------------------------------------
 # Command line
 # ----------------------------------------------------------------------------------------
-def run_train(args) -> int:
-    """``resx train WORKSPACE --model cnn|cvae [...]``: 0 done, 1 failed, 130 cancelled."""
-    try:
-        info = train(
-            args.workspace, args.model, args.labels, init=args.init, epochs=args.epochs,
-            per_class=getattr(args, "per_class", None), seed=getattr(args, "seed", None),
-            run_id=getattr(args, "run_id", None), activate=not getattr(args, "no_activate", False),
-            embed=getattr(args, "embed", False), progress=True,
-        )
-    except (TrainingError, WorkspaceError, ValueError, OSError) as exc:
-        print(f"error: {exc}")
-        return 1
-    if info.status == "cancelled":
-        print(f"run {info.id} cancelled (not activated); last complete epoch in {info.path / 'checkpoint.keras'}")
-        return 130
-    score = (f"test accuracy {info.accuracy:.1%}" if info.accuracy is not None
-             else f"test reconstruction MSE {info.recon_mse:.3e}" if info.recon_mse is not None else "")
-    print(f"run {info.id} ({info.model}, {info.labels} labels) done: {score}"
-          + ("; active" if info.active else ""))
-    print(f"  folder: {info.path}")
-    return 0

@@ -36,13 +36,15 @@ import numpy as np
 from scipy import ndimage
 from scipy.optimize import curve_fit
 
+from core.errors import ResxError
+
 log = logging.getLogger(__name__)
 
 METRIC_COLUMNS: tuple[str, ...] = ("sky_sigma", "spf", "spf_pos", "spf_neg", "bumpiness", "rff")
 """Catalog columns written by :meth:`ResidualMetrics.as_dict`."""
 
 
-class MetricError(ValueError):
+class MetricError(ResxError, ValueError):
     """A measurement that cannot be made for this galaxy (recorded as a flag)."""
 
 

@@ -50,9 +50,10 @@ import numpy as np
 import sep
 from astropy.table import Column, Table
 
-from core.workspace.config import DEFAULT_CONFIG
-from core.prep.metrics import METRIC_COLUMNS, ResidualMetrics
+from core.errors import ResxError
 from core.io.stamps import STAMP_KINDS, StampStore
+from core.prep.metrics import METRIC_COLUMNS, ResidualMetrics
+from core.workspace.config import DEFAULT_CONFIG
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ MAX_PIXSTACK = 10_000_000
 MAX_SUB_OBJECTS = 16_384
 
 
-class PrepError(ValueError):
+class PrepError(ResxError, ValueError):
     """A galaxy that cannot be prepared; the message says why (recorded in the catalog)."""
 
 
@@ -776,25 +777,3 @@ def prep_report(cat: Table) -> str:
     else:
         lines.append("no galaxy was flagged or failed.")
     return "\n".join(lines)
-
-
-def run_prep(args) -> int:
-    """``resx prep WORKSPACE [--scheduler ADDRESS] [--workers N] [--redo] [--report]``."""
-    import sys
-
-    from core.workspace.workspace import Workspace, WorkspaceError
-
-    try:
-        ws = Workspace.open(args.workspace)
-        if getattr(args, "report", False):
-            print(prep_report(ws.read_catalog()))
-            return 0
-        cat = prep_workspace(ws, scheduler=args.scheduler, workers=args.workers, redo=args.redo)
-    except (WorkspaceError, OSError, ValueError) as exc:
-        print(f"resx prep: {exc}", file=sys.stderr)
-        return 1
-    print(prep_report(cat).splitlines()[0])
-    n_bad = sum(str(s).strip() in ("flagged", "error") for s in cat["prep_status"])
-    if n_bad:
-        print(f"{n_bad} galaxies flagged or failed: `resx prep {args.workspace} --report` lists them.")
-    return 0

@@ -57,7 +57,6 @@ are apportioned exactly to the fractions (largest remainder), then shuffled with
 
 from __future__ import annotations
 
-import argparse
 import csv
 import logging
 import math
@@ -69,8 +68,9 @@ from typing import Any
 
 import numpy as np
 
-from core.simulation import noise, substructure
+from core.errors import ResxError
 from core.labels import CLASSES, FIT_QUALITY, SKIP, TABLE1_FRACTIONS
+from core.simulation import noise, substructure
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,6 @@ __all__ = [
     "simulate_galaxy",
     "simulate_survey",
     "simulate_votes",
-    "run_simulate",
     "wfc3_psf",
     "write_previews",
 ]
@@ -169,6 +168,10 @@ _CATALOG_COLUMNS: dict[str, Any] = {
 
 
 # -- seeds and ids ----------------------------------------------------------------------------
+class SimulationError(ResxError, ValueError):
+    """Simulation parameters that cannot give a survey."""
+
+
 def galaxy_id(index: int) -> str:
     """The id of galaxy ``index`` (0-based): ``"SIM00001"`` for 0."""
     return f"SIM{index + 1:05d}"
@@ -871,11 +874,11 @@ def simulate_survey(
     from core.parallel import run_tasks
 
     if n < 1:
-        raise ValueError(f"n must be at least 1, got {n}")
+        raise SimulationError(f"n must be at least 1, got {n}")
     if size < 32:
-        raise ValueError(f"stamp size must be at least 32 px, got {size}")
+        raise SimulationError(f"stamp size must be at least 32 px, got {size}")
     if not 0.0 <= agreement <= 1.0:
-        raise ValueError(f"agreement must be within [0, 1], got {agreement}")
+        raise SimulationError(f"agreement must be within [0, 1], got {agreement}")
     out = Path(out)
     (out / "blocks").mkdir(parents=True, exist_ok=True)
     fits.writeto(out / "psf.fits", np.asarray(wfc3_psf(), dtype=np.float32), overwrite=True)
@@ -886,8 +889,8 @@ def simulate_survey(
             for i in range(0, n, chunk)]
     t0 = time.perf_counter()
     # imported before run_tasks forks its local workers, so they start with the fitter loaded
-    import core.io.galfit  # noqa: F401
     import core.fitting.fit  # noqa: F401
+    import core.io.galfit  # noqa: F401
 
     results = run_tasks(_simulate_chunk, args, scheduler=scheduler, workers=workers,
                         progress=progress, desc="simulate", unit="galaxy",
@@ -903,28 +906,3 @@ def simulate_survey(
     if preview:
         write_previews(out, cat)
     return cat
-
-
-def run_simulate(args: argparse.Namespace) -> int:
-    """``resx simulate``: simulate a survey and print a summary. Returns the exit status."""
-    import sys
-
-    try:
-        t0 = time.perf_counter()
-        cat = simulate_survey(args.n, args.seed, args.out, size=args.size, agreement=args.agreement,
-                              preview=args.preview, scheduler=args.scheduler, workers=args.workers)
-        dt = time.perf_counter() - t0
-    except (ValueError, OSError) as exc:
-        print(f"resx simulate: error: {exc}", file=sys.stderr)
-        return 1
-    ok = cat["status"] == "ok"
-    print(f"simulated {len(cat)} galaxies into {args.out} in {dt:.1f} s "
-          f"({len(cat) / dt:.1f} galaxies/s); {int(ok.sum())} ok, {int((~ok).sum())} failed")
-    for cls in CLASSES + (FIT_QUALITY,):
-        k = int(np.sum(cat["true_class"] == cls))
-        print(f"  {cls:<11s} {k:6d}  {100.0 * k / len(cat):5.1f} %")
-    for r in cat[~ok][:5]:
-        print(f"  failed {r['id']}: {r['message']}")
-    if args.preview:
-        print(f"contact sheets: {Path(args.out) / 'preview_<class>.png'}")
-    return 0 if ok.any() else 1

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from core.votes.consensus import UNDECIDED
 from core.labels import CLASSES, FIT_QUALITY, SKIP, VOTE_LABELS
+from core.votes.consensus import UNDECIDED
 
 #: Labels a judgment (non-skip vote) can carry; the categories of kappa and the confusion rows.
 JUDGMENT_LABELS: tuple[str, ...] = CLASSES + (FIT_QUALITY,)

@@ -17,12 +17,13 @@ import numpy as np
 import pandas as pd
 from astropy.table import Table
 
+from core.errors import ResxError
 from core.labels import VOTE_LABELS
 
 _ALIASES = {"galaxy": "id", "galaxy_id": "id"}
 
 
-class VoteFileError(ValueError):
+class VoteFileError(ResxError, ValueError):
     """A vote file that cannot be read (missing, unknown format, missing columns)."""
 
 

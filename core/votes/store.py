@@ -35,7 +35,6 @@ or label, or is otherwise invalid, every problem is reported and nothing is writ
 from __future__ import annotations
 
 import logging
-import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -47,10 +46,11 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy import event
 
-from core.votes.agreement import Agreement, compute_agreement
-from core.workspace.config import DEFAULT_CONFIG
-from core.votes.consensus import UNDECIDED, consensus_from_codes, consensus_from_votes
+from core.errors import ResxError, require
 from core.labels import FIT_QUALITY, SKIP, VOTE_LABELS
+from core.votes.agreement import Agreement, compute_agreement
+from core.votes.consensus import consensus_from_codes, consensus_from_votes
+from core.workspace.config import DEFAULT_CONFIG
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ _LABEL_ALIASES = {"unsure": SKIP, "fit_quality": FIT_QUALITY, "fit quality": FIT
 _LABEL_LOOKUP = {lab.lower(): lab for lab in VOTE_LABELS} | _LABEL_ALIASES
 
 
-class VoteStoreError(ValueError):
+class VoteStoreError(ResxError, ValueError):
     """A vote that cannot be stored (unknown label, galaxy or inspector, bad text, bad store)."""
 
 
@@ -242,6 +242,8 @@ def make_engine(url: str | sa.URL) -> sa.Engine:
     ------
     VoteStoreError
         For a malformed URL or an unsupported database.
+    core.errors.MissingDependencyError
+        For a PostgreSQL URL when psycopg (the ``postgres`` extra) is not installed.
     """
     try:
         url = sa.make_url(url)
@@ -251,7 +253,8 @@ def make_engine(url: str | sa.URL) -> sa.Engine:
     if backend == "sqlite":
         return _sqlite_engine(url)
     if backend == "postgresql":
-        if url.drivername == "postgresql":  # psycopg 3 is the driver this project installs
+        if url.drivername in ("postgresql", "postgresql+psycopg"):  # psycopg 3: the `postgres` extra
+            require("psycopg", "postgres", "a PostgreSQL vote store")
             url = url.set(drivername="postgresql+psycopg")
         return sa.create_engine(url, pool_pre_ping=True)
     raise VoteStoreError(f"unsupported vote database {backend!r}: use sqlite:///FILE or postgresql://...")
@@ -1014,95 +1017,3 @@ def open_store(workspace_or_url: Any, config: dict[str, Any] | None = None,
         if n_new:
             log.info("vote store: registered %d galaxies from %s", n_new, workspace.catalog_path)
     return store
-
-
-# ---------------------------------------------------------------------------------------------
-# Command line: resx votes import | export | stats
-# ---------------------------------------------------------------------------------------------
-def _open_for_cli(workspace: str) -> tuple[Any, VoteStore]:
-    from core.workspace.workspace import Workspace
-
-    ws = Workspace.open(workspace)
-    return ws, open_store(ws)
-
-
-def _cli_errors(function: Callable[[Any], int]) -> Callable[[Any], int]:
-    """Turn the errors a user can cause into a readable message and exit status 1."""
-    import functools
-
-    @functools.wraps(function)
-    def wrapper(args) -> int:
-        from core.votes.files import VoteFileError
-        from core.workspace.workspace import WorkspaceError
-
-        try:
-            return function(args)
-        except (VoteStoreError, VoteFileError, WorkspaceError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
-        except sa.exc.OperationalError as exc:
-            print(f"error: the vote database cannot be used: {exc.orig}", file=sys.stderr)
-            return 1
-
-    return wrapper
-
-
-@_cli_errors
-def run_import(args) -> int:
-    """``resx votes import WORKSPACE FILE [--source import|simulated]``."""
-    from core.votes.files import read_vote_file
-
-    table = read_vote_file(args.file)
-    _, store = _open_for_cli(args.workspace)
-    with store:
-        report = store.import_votes(table, source=args.source, name=str(args.file))
-    new = f" ({len(report.new_inspectors)} newly registered: {', '.join(report.new_inspectors)})" \
-        if report.new_inspectors else ""
-    print(f"imported {report.n_votes} votes by {len(report.inspectors)} inspector(s){new} "
-          f"from {args.file} into {args.workspace}")
-    return 0
-
-
-@_cli_errors
-def run_export(args) -> int:
-    """``resx votes export WORKSPACE --out FILE``."""
-    from core.votes.files import consensus_catalog, write_table
-    from core.workspace.workspace import WorkspaceError
-
-    ws, store = _open_for_cli(args.workspace)
-    with store:
-        consensus = store.consensus()
-    try:
-        catalog = ws.read_catalog()
-    except WorkspaceError as exc:
-        log.warning("exporting the consensus without catalog columns: %s", exc)
-        catalog = None
-    table = consensus_catalog(consensus, catalog)
-    write_table(table, args.out)
-    decided = int((table["consensus"] != UNDECIDED).sum())
-    print(f"wrote {len(table)} galaxies to {args.out}: {decided} with a consensus "
-          f"({int(table['expert'].sum())} expert-validated), {len(table) - decided} undecided")
-    return 0
-
-
-@_cli_errors
-def run_stats(args) -> int:
-    """``resx votes stats WORKSPACE``."""
-    _, store = _open_for_cli(args.workspace)
-    with store:
-        votes = store.current_votes()
-        consensus = store.consensus()
-        agreement = compute_agreement(votes, consensus)
-        n_inspectors = len(store.inspectors())
-    from fractions import Fraction
-
-    share = Fraction(float(store.config["fraction"])).limit_denominator(1000)
-    rule = f"{store.config['min_votes']} non-skip votes, a {share} majority"
-    print(f"{len(votes)} current votes by {n_inspectors} inspector(s) on {int((consensus['n_votes'] > 0).sum())} "
-          f"of {len(consensus)} galaxies (consensus rule: >= {rule})")
-    counts = consensus["label"].value_counts()
-    print("Consensus: " + ", ".join(f"{lab} {int(counts.get(lab, 0))}"
-                                     for lab in [*VOTE_LABELS[:-1], UNDECIDED]))
-    print()
-    print(agreement.to_text())
-    return 0

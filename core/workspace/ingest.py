@@ -27,11 +27,9 @@ the block has none. Standard columns the catalog lacks are filled with ``""`` (f
 
 from __future__ import annotations
 
-import argparse
 import logging
 import math
 import shutil
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -40,12 +38,12 @@ import numpy as np
 from astropy.table import Table
 
 from core.io.catalog import CatalogError, CutReport, apply_cuts, parse_column_mapping, read_catalog
-from core.workspace.config import default_config, merge, read_config
 from core.io.galfit import PARAM_NAMES, GalfitBlockError, read_block
 from core.labels import CLASSES, FIT_QUALITY
+from core.workspace.config import default_config, merge
 from core.workspace.workspace import Workspace, WorkspaceError
 
-__all__ = ["IngestReport", "ingest", "write_catalog", "run_ingest", "run_catalog"]
+__all__ = ["IngestReport", "ingest", "read_workspace_catalog", "write_catalog"]
 
 log = logging.getLogger(__name__)
 
@@ -415,7 +413,7 @@ def write_catalog(ws: Workspace, out: str | Path) -> Table:
     out = Path(out)
     fmt = _OUT_FORMATS.get(out.suffix.lower())
     if fmt is None:
-        raise ValueError(f"{out}: unsupported extension {out.suffix!r} (use .fits, .csv or .ecsv)")
+        raise CatalogError(f"{out}: unsupported extension {out.suffix!r} (use .fits, .csv or .ecsv)")
     if not ws.catalog_path.exists():
         raise WorkspaceError(f"{ws.catalog_path} is missing: run `resx ingest` first.")
     try:
@@ -429,52 +427,3 @@ def write_catalog(ws: Workspace, out: str | Path) -> Table:
 
 
 # -- command-line handlers -----------------------------------------------------------------------
-
-
-def _err(msg: str) -> int:
-    print(f"error: {msg}", file=sys.stderr)
-    return 1
-
-
-def run_ingest(args: argparse.Namespace) -> int:
-    """``resx ingest SOURCE WORKSPACE [--blocks DIR] [--columns MAP] [--config TOML] [--force]
-    [--scheduler ADDRESS] [--workers N]``."""
-    try:
-        config = read_config(args.config) if getattr(args, "config", None) else None
-    except Exception as exc:
-        return _err(f"{args.config}: cannot read the config ({exc})")
-    try:
-        ws = ingest(args.source, args.workspace, columns=getattr(args, "columns", None), config=config,
-                    blocks_dir=getattr(args, "blocks", None), force=getattr(args, "force", False),
-                    scheduler=getattr(args, "scheduler", None), workers=getattr(args, "workers", None))
-    except (CatalogError, WorkspaceError, ValueError, OSError) as exc:
-        return _err(str(exc))
-    rep: IngestReport = ws.ingest_report
-    print(f"catalog {rep.catalog}: {rep.cuts.n_in} galaxies")
-    print(rep.cuts)
-    print(f"GALFIT blocks: {rep.n_blocks_ok} read, {len(rep.block_errors)} with errors")
-    for gid, msg in rep.block_errors[:10]:
-        print(f"  {gid}: {msg}")
-    if len(rep.block_errors) > 10:
-        print(f"  ... and {len(rep.block_errors) - 10} more (see prep_message in the catalog)")
-    if rep.unknown_classes:
-        print(f"unknown class labels left blank: {rep.unknown_classes}")
-    print(f"workspace {ws.root}: config.toml and catalog.fits written ({rep.cuts.n_out} galaxies)")
-    if rep.cuts.n_out == 0:
-        print("warning: no galaxy passed the cuts; check the column mapping (--columns) and the cuts "
-              "(--config)", file=sys.stderr)
-    if rep.votes_file:
-        print(f"votes found; import them with:\n  resx votes import {ws.root} {rep.votes_file} --source simulated")
-    print(f"next: resx prep {ws.root}")
-    return 0
-
-
-def run_catalog(args: argparse.Namespace) -> int:
-    """``resx catalog WORKSPACE --out FILE``: the catalog with every column."""
-    try:
-        ws = Workspace.open(args.workspace)
-        table = write_catalog(ws, args.out)
-    except (WorkspaceError, ValueError, OSError) as exc:
-        return _err(str(exc))
-    print(f"wrote {len(table)} galaxies x {len(table.colnames)} columns to {args.out}")
-    return 0

@@ -32,6 +32,7 @@ from typing import Any
 
 from astropy.table import Table
 
+from core.errors import ResxError
 from core.workspace.config import default_config, merge, read_config, write_config
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ log = logging.getLogger(__name__)
 MODELS = ("cnn", "cvae")
 
 
-class WorkspaceError(Exception):
+class WorkspaceError(ResxError):
     """A workspace that does not exist, is incomplete, or is corrupt."""
 
 

@@ -7,13 +7,10 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
-
-from tests.app.test_browser_app import (CHROME_ARGS, CHROMIUM, PROJECT, current_votes, free_port, shot,  # noqa: E402
-                              wait_for)
+from tests.app.test_browser_app import CHROME_ARGS, CHROMIUM, PROJECT, current_votes, free_port, shot, wait_for  # noqa: E402
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
@@ -21,9 +18,9 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright pac
 
 @pytest.fixture(scope="module")
 def auth_server(tmp_path_factory):
-    from tests.app_workspace import make_workspace
     from core.workspace.config import write_config
     from core.workspace.workspace import Workspace
+    from tests.app_workspace import make_workspace
 
     tmp = tmp_path_factory.mktemp("auth")
     ws = make_workspace(tmp / "ws", n=120, size=16)

@@ -5,15 +5,21 @@ from __future__ import annotations
 import base64
 import io
 import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-
-from app.state import (AppState, NO_LABEL, n_pages, page_of, parse_id_list, points_in_bounds,  # noqa: E402
-                       points_in_polygon, sort_rows)
+from app.state import (  # noqa: E402
+    NO_LABEL,
+    AppState,
+    n_pages,
+    page_of,
+    parse_id_list,
+    points_in_bounds,
+    points_in_polygon,
+    sort_rows,
+)
 from core.labels import CLASSES  # noqa: E402
 from core.workspace.workspace import WorkspaceError  # noqa: E402
 

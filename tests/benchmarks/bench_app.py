@@ -38,6 +38,7 @@ POLY = ([-7.0, -1.5, -1.5, -7.0], [-3.0, -3.0, 3.0, 3.0])  # around the "Clean" 
 
 def build(root: Path, n: int) -> Path:
     from app_workspace import make_workspace, write_stamps
+
     from core.labels import CLASSES
 
     t = time.perf_counter()

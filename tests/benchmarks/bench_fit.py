@@ -26,8 +26,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from core.fitting.sersic import PSFConvolver, convolve_psf, sersic_image  # noqa: E402
 from core.fitting.fit import fit_sersic  # noqa: E402
+from core.fitting.sersic import PSFConvolver, convolve_psf, sersic_image  # noqa: E402
 
 ZP = 25.9463
 

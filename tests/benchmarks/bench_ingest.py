@@ -27,8 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import core.workspace.ingest  # noqa: E402
 from core.io.galfit import GalfitParameter, write_block  # noqa: E402
-from core.workspace.ingest import ingest, read_header_chunk  # noqa: E402
 from core.parallel import start_method  # noqa: E402
+from core.workspace.ingest import ingest, read_header_chunk  # noqa: E402
 
 NO_CUTS = {"cuts": {k: None for k in ("hmag_max", "logmass_min", "z_min", "z_max", "photflag")}}
 

@@ -27,10 +27,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from core.simulation import survey as simulate  # noqa: E402
-from core.io.galfit import write_block  # noqa: E402
-from core.fitting.sersic import PSFConvolver, sersic_image  # noqa: E402
 from core.fitting.fit import fit_sersic  # noqa: E402
+from core.fitting.sersic import PSFConvolver, sersic_image  # noqa: E402
+from core.io.galfit import write_block  # noqa: E402
+from core.simulation import survey as simulate  # noqa: E402
 
 
 def _best(f, repeat: int = 50) -> float:

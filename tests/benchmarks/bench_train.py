@@ -42,14 +42,14 @@ def main() -> int:
     import keras
     import numpy as np
     import tensorflow as tf
+    from model_workspace import class_stamp
 
-    from core.learn.augment import augment_dataset
-    from core.workspace.config import default_config
-    from core.latent.analysis import _inference_model
     from core.labels import CLASSES
+    from core.latent.analysis import _inference_model
+    from core.learn.augment import augment_dataset
     from core.learn.models import build_model
     from core.learn.train import _callbacks, _StopFlag, make_schedule
-    from model_workspace import class_stamp
+    from core.workspace.config import default_config
 
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)

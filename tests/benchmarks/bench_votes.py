@@ -31,8 +31,8 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from core.votes.consensus import consensus_from_codes, consensus_from_votes, count_votes, decide  # noqa: E402
 from core.labels import SKIP, VOTE_LABELS  # noqa: E402
+from core.votes.consensus import consensus_from_codes, consensus_from_votes, count_votes, decide  # noqa: E402
 
 
 def make_votes(n_galaxies: int, seed: int = 0):

@@ -67,9 +67,9 @@ def main() -> int:
     if args.workspace:
         ws = Workspace.open(args.workspace)
     else:
-        from core.workspace.ingest import ingest
         from core.prep.pipeline import prep_workspace
         from core.simulation.survey import simulate_survey
+        from core.workspace.ingest import ingest
 
         root = Path(args.out or tempfile.mkdtemp(prefix="science_check_")) / "ws"
         t = time.perf_counter()

@@ -83,7 +83,7 @@ def test_import_fits_file(ws, tmp_path, capsys):
 
 def test_invalid_file_imports_nothing_and_says_why(ws, tmp_path, capsys):
     path = write_csv(tmp_path / "bad.csv", ["g1,ann,Core,", "nope,ann,Core,", "g2,ann,Spiral,", "g3,,Core,"])
-    assert main(["votes", "import", str(ws.root), str(path)]) == 1
+    assert main(["votes", "import", str(ws.root), str(path)]) == 2
     err = capsys.readouterr().err
     assert "bad.csv: 3 invalid row(s); nothing was imported" in err
     assert "row 2: unknown galaxy id 'nope'" in err and "row 3: unknown label 'Spiral'" in err
@@ -91,13 +91,13 @@ def test_invalid_file_imports_nothing_and_says_why(ws, tmp_path, capsys):
     assert len(open_store(ws).history()) == 0
 
     missing = write_csv(tmp_path / "cols.csv", ["g1,Core"], header="id,label")
-    assert main(["votes", "import", str(ws.root), str(missing)]) == 1
+    assert main(["votes", "import", str(ws.root), str(missing)]) == 2
     assert "missing column(s) inspector" in capsys.readouterr().err
-    assert main(["votes", "import", str(ws.root), str(tmp_path / "absent.csv")]) == 1
+    assert main(["votes", "import", str(ws.root), str(tmp_path / "absent.csv")]) == 2
     assert "no such file" in capsys.readouterr().err
-    assert main(["votes", "import", str(tmp_path / "nows"), str(path)]) == 1
+    assert main(["votes", "import", str(tmp_path / "nows"), str(path)]) == 2
     assert "No workspace" in capsys.readouterr().err
-    assert main(["votes", "export", str(ws.root), "--out", str(tmp_path / "x.txt")]) == 1
+    assert main(["votes", "export", str(ws.root), "--out", str(tmp_path / "x.txt")]) == 2
     assert "unknown file type" in capsys.readouterr().err
 
 

@@ -9,9 +9,9 @@ import pytest
 from astropy.io import fits
 from astropy.table import Table
 
-from core.io.galfit import read_block
-from core.fitting.sersic import convolve_psf, sersic_image
 from core.fitting.fit import SersicFitError, fit_sersic, fit_to_block
+from core.fitting.sersic import convolve_psf, sersic_image
+from core.io.galfit import read_block
 
 ZP = 25.9463
 

@@ -12,8 +12,15 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
-from core.latent.analysis import (KMeansElbow, LatentAnalysis, PCAlignment, elbow_point, load_embedding, predict_grid,
-                        svc_predict)
+from core.latent.analysis import (
+    KMeansElbow,
+    LatentAnalysis,
+    PCAlignment,
+    elbow_point,
+    load_embedding,
+    predict_grid,
+    svc_predict,
+)
 
 
 # -- elbow ------------------------------------------------------------------------------------
@@ -107,9 +114,8 @@ def test_latent_analysis_shapes_and_targets():
 # -- `resx embed` on trained runs ----------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    from tests.model_workspace import make_workspace
-
     from core.learn.train import train
+    from tests.model_workspace import make_workspace
 
     ws = make_workspace(tmp_path_factory.mktemp("embed") / "ws", n=240, size=24)
     cnn = train(ws, "cnn", epochs=1, per_class=40, run_id="cnn-1", config={"models": {"filters": [8, 16, 16]}})
@@ -168,8 +174,8 @@ def test_embed_aligns_a_retrain_to_the_previous_run(trained):
 
 @pytest.mark.slow
 def test_embed_with_dask_chunks_matches_the_direct_path(trained):
-    from core.workspace.config import read_config
     from core.latent.analysis import extract_latents
+    from core.workspace.config import read_config
 
     ws, cnn, _ = trained
     rows = np.arange(0, 200)
@@ -181,13 +187,12 @@ def test_embed_with_dask_chunks_matches_the_direct_path(trained):
 
 
 def test_embed_reports_a_missing_run(tmp_path, capsys):
+    from core.cli.main import main
     from tests.model_workspace import make_workspace
 
-    from core.cli.main import main
-
     ws = make_workspace(tmp_path / "ws", n=30, size=16)
-    assert main(["embed", str(ws.root), "--run", "nope"]) == 1
-    assert "No run 'nope'" in capsys.readouterr().out
+    assert main(["embed", str(ws.root), "--run", "nope"]) == 2
+    assert capsys.readouterr().err.startswith("resx embed: No run 'nope'")
     assert main(["embed", str(ws.root)]) == 2
     with pytest.raises(FileNotFoundError):
         (ws.runs_dir / "x").mkdir()

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
-from core.learn.augment import augment_dataset, augment_numpy, split_sample, transform_index_maps
 from core.labels import CLASSES
+from core.learn.augment import augment_dataset, augment_numpy, split_sample, transform_index_maps
 from core.learn.scaling import StampScaler, scale_stamps
 
 

@@ -9,9 +9,18 @@ import numpy as np
 import pytest
 from keras import layers
 
+from core.learn.models import (
+    CVAE,
+    LATENT_LAYER,
+    Sampling,
+    build_cnn,
+    build_cvae,
+    build_model,
+    kl_divergence,
+    latent_model,
+    model_params,
+)
 from core.workspace.config import default_config
-from core.learn.models import (CVAE, LATENT_LAYER, Sampling, build_cnn, build_cvae, build_model, kl_divergence,
-                         latent_model, model_params)
 
 
 def _layers(model, kind):

@@ -186,10 +186,9 @@ def test_a_failed_run_is_recorded_and_not_activated(ws, first):
 
 
 def test_consensus_labels_exclude_skip_undecided_and_fit_quality(tmp_path):
-    from tests.model_workspace import make_workspace
-
     from core.learn.train import training_labels
     from core.votes.store import open_store
+    from tests.model_workspace import make_workspace
 
     w = make_workspace(tmp_path / "ws", n=12, size=16)
     with open_store(w) as store:
@@ -238,5 +237,6 @@ def test_cvae_run_and_resx_runs(ws, first, capsys):
     assert "cnn-first" in out and "mse" in out
     assert main(["runs", str(ws.root), "--activate", "cnn-first"]) == 0
     assert ws.active_run("cnn") == "cnn-first"
-    assert main(["train", str(ws.root), "--model", "cnn", "--init", "nope"]) == 1
-    assert "nope" in capsys.readouterr().out
+    assert main(["train", str(ws.root), "--model", "cnn", "--init", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("resx train: ") and "nope" in err

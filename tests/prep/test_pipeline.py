@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
+from core.io.stamps import STAMP_KINDS
 from core.prep import pipeline as prep
 from core.prep.pipeline import (
     PrepError,
@@ -17,7 +18,6 @@ from core.prep.pipeline import (
     prep_workspace,
     resample_sky,
 )
-from core.io.stamps import STAMP_KINDS
 from tests.workspace_factory import make_workspace
 
 SIZE = 100
@@ -247,7 +247,7 @@ def test_rerun_skips_finished_and_resumes_from_journal(tmp_path, monkeypatch):
 def test_resx_prep_report(bad_ws, capsys):
     from core.cli.main import main
 
-    assert main(["prep", str(bad_ws.root)]) == 0
+    assert main(["prep", str(bad_ws.root)]) == 1  # finished, with per-galaxy errors
     out = capsys.readouterr().out
     assert "error 6" in out and "--report" in out
     assert main(["prep", str(bad_ws.root), "--report"]) == 0
@@ -255,7 +255,7 @@ def test_resx_prep_report(bad_ws, capsys):
     for i in BAD:
         assert f"G{i:04d}" in out
     assert "G0000" not in out
-    assert main(["prep", str(bad_ws.root / "nope")]) == 1
+    assert main(["prep", str(bad_ws.root / "nope")]) == 2
     assert "No workspace" in capsys.readouterr().err
 
 

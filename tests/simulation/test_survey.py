@@ -11,10 +11,10 @@ import pytest
 from astropy.io import fits
 from astropy.table import Table
 
-from core.simulation import noise, substructure
-from core.simulation import survey as simulate
 from core.io.galfit import read_block
 from core.labels import CLASSES, FIT_QUALITY, SKIP, TABLE1_FRACTIONS, VOTE_LABELS
+from core.simulation import noise, substructure
+from core.simulation import survey as simulate
 
 SEED = 7
 
@@ -343,9 +343,9 @@ def test_cli_simulate_and_preview(tmp_path, capsys):
 def test_cli_bad_input_is_a_readable_error(tmp_path, capsys):
     from core.cli.main import main
 
-    assert main(["simulate", "--n", "0", "--out", str(tmp_path / "x")]) == 1
+    assert main(["simulate", "--n", "0", "--out", str(tmp_path / "x")]) == 2
     assert "n must be at least 1" in capsys.readouterr().err
-    assert main(["simulate", "--n", "2", "--agreement", "1.5", "--out", str(tmp_path / "x")]) == 1
+    assert main(["simulate", "--n", "2", "--agreement", "1.5", "--out", str(tmp_path / "x")]) == 2
 
 
 def test_residual_snr_hand_value_box_and_mask():

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from core.labels import VOTE_LABELS
 from core.votes.agreement import compute_agreement, confusion_matrices, fleiss_kappa, inspector_agreement
 from core.votes.consensus import consensus_from_codes, consensus_from_votes, count_votes, decide
-from core.labels import VOTE_LABELS
 
 
 def one(labels, expert=None, **kw):

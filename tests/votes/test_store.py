@@ -28,8 +28,8 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from core.votes import store as V
 from core.labels import CLASSES, VOTE_LABELS
+from core.votes import store as V
 from core.votes.store import VoteStoreError, migrate, open_store
 
 PROJECT = Path(__file__).resolve().parents[2]

@@ -3,10 +3,10 @@ import pytest
 from astropy.io import fits
 from astropy.table import Table
 
-from core.io.catalog import CatalogError
 from core.cli.main import main
-from core.workspace.config import read_config
+from core.io.catalog import CatalogError
 from core.io.galfit import GalfitParameter, write_block
+from core.workspace.config import read_config
 from core.workspace.ingest import ingest, read_workspace_catalog, write_catalog
 from core.workspace.workspace import Workspace, WorkspaceError
 
@@ -178,14 +178,14 @@ def test_cli_ingest_and_catalog(simfolder, tmp_path, capsys):
 
 
 def test_cli_errors_are_readable(tmp_path, capsys):
-    assert main(["ingest", str(tmp_path / "nope"), str(tmp_path / "ws")]) == 1
+    assert main(["ingest", str(tmp_path / "nope"), str(tmp_path / "ws")]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and "nope" in err and "Traceback" not in err
-    assert main(["catalog", str(tmp_path / "nows"), "--out", str(tmp_path / "x.csv")]) == 1
+    assert err.startswith("resx ingest: ") and "nope" in err and "Traceback" not in err
+    assert main(["catalog", str(tmp_path / "nows"), "--out", str(tmp_path / "x.csv")]) == 2
     assert "No workspace" in capsys.readouterr().err
     ws = Workspace.create(tmp_path / "ws")
     ws.write_catalog(Table({"id": ["a"]}))
-    assert main(["catalog", str(ws.root), "--out", str(tmp_path / "x.txt")]) == 1
+    assert main(["catalog", str(ws.root), "--out", str(tmp_path / "x.txt")]) == 2
     assert "unsupported extension" in capsys.readouterr().err
     with pytest.raises(ValueError):
         write_catalog(ws, tmp_path / "x.parquet")
@@ -332,7 +332,7 @@ def test_cli_ingest_workers_and_scheduler_options(survey, tmp_path, monkeypatch,
     cfg = tmp_path / "nocuts.toml"
     cfg.write_text("[cuts]\n" + "".join(f'{k} = "none"\n' for k in NO_CUTS["cuts"]))
     assert main(["ingest", str(survey), str(tmp_path / "ws"), "--blocks", str(survey.parent / "blocks"),
-                 "--config", str(cfg), "--workers", "2", "--scheduler", "threads"]) == 0
+                 "--config", str(cfg), "--workers", "2", "--scheduler", "threads"]) == 1  # 4 bad blocks
     (call,) = spy_run_tasks
     assert call[2]["workers"] == 2 and call[2]["scheduler"] == "threads" and len(call[1]) == 3
     out = capsys.readouterr().out

@@ -1,0 +1,23 @@
+"""``resx catalog``: the workspace catalog with every column, as FITS, CSV or ECSV."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "Write the workspace catalog (FITS, CSV or ECSV by extension)."
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("catalog", help=HELP, description=HELP)
+    p.set_defaults(func=run)
+    p.add_argument("workspace", metavar="WORKSPACE")
+    p.add_argument("--out", required=True, help="output file (.fits, .csv or .ecsv)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from core.workspace.ingest import write_catalog
+    from core.workspace.workspace import Workspace
+
+    table = write_catalog(Workspace.open(args.workspace), args.out)
+    print(f"wrote {len(table)} galaxies x {len(table.colnames)} columns to {args.out}")
+    return 0

@@ -1,0 +1,53 @@
+"""``resx ingest``: a workspace from a catalog and GALFIT blocks (:func:`core.workspace.ingest.ingest`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+HELP = "Create a workspace from a catalog and GALFIT blocks (or a `resx simulate` folder)."
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("ingest", help=HELP, description=HELP)
+    p.set_defaults(func=run)
+    p.add_argument("source", metavar="SOURCE", help="a `resx simulate` folder, or a catalog file (FITS/ECSV/CSV)")
+    p.add_argument("workspace", metavar="WORKSPACE", help="workspace folder to create")
+    p.add_argument("--blocks", default=None, help="folder of GALFIT blocks when SOURCE is a catalog")
+    p.add_argument("--columns", default=None, help="column mapping, e.g. 'hmag=H_F160W,logmass=M_med'")
+    p.add_argument("--config", default=None, help="TOML file overriding the defaults")
+    p.add_argument("--force", action="store_true", help="overwrite an existing workspace")
+    p.add_argument("--scheduler", default=None,
+                   help="address of a running dask.distributed scheduler to read the block headers on "
+                   "(its workers must see the blocks at the same paths; default: this machine)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="local workers reading the block headers (default: one per core; 1: no "
+                   "worker processes); a catalog of fewer than 1000 blocks is read in this process")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Ingest and print the cut report; 1 when some blocks could not be read."""
+    from core.workspace.config import read_config
+    from core.workspace.ingest import ingest
+
+    config = read_config(args.config) if args.config else None
+    ws = ingest(args.source, args.workspace, columns=args.columns, config=config, blocks_dir=args.blocks,
+                force=args.force, scheduler=args.scheduler, workers=args.workers)
+    rep = ws.ingest_report
+    print(f"catalog {rep.catalog}: {rep.cuts.n_in} galaxies")
+    print(rep.cuts)
+    print(f"GALFIT blocks: {rep.n_blocks_ok} read, {len(rep.block_errors)} with errors")
+    for gid, msg in rep.block_errors[:10]:
+        print(f"  {gid}: {msg}")
+    if len(rep.block_errors) > 10:
+        print(f"  ... and {len(rep.block_errors) - 10} more (see prep_message in the catalog)")
+    if rep.unknown_classes:
+        print(f"unknown class labels left blank: {rep.unknown_classes}")
+    print(f"workspace {ws.root}: config.toml and catalog.fits written ({rep.cuts.n_out} galaxies)")
+    if rep.cuts.n_out == 0:
+        print("warning: no galaxy passed the cuts; check the column mapping (--columns) and the cuts "
+              "(--config)", file=sys.stderr)
+    if rep.votes_file:
+        print(f"votes found; import them with:\n  resx votes import {ws.root} {rep.votes_file} --source simulated")
+    print(f"next: resx prep {ws.root}")
+    return 1 if rep.block_errors else 0

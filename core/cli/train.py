@@ -1,0 +1,41 @@
+"""``resx train``: a training run of the CNN or the CvAE (:func:`core.learn.train.train`)."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "Train the CNN or the CvAE; each run is a folder runs/<run-id>/."
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help=HELP, description=HELP)
+    p.set_defaults(func=run)
+    p.add_argument("workspace", metavar="WORKSPACE")
+    p.add_argument("--model", choices=["cnn", "cvae"], required=True)
+    p.add_argument("--labels", choices=["catalog", "consensus"], default="catalog",
+                   help="catalog classes or the inspectors' consensus (default catalog)")
+    p.add_argument("--init", default=None, metavar="RUN", help="fine-tune from this run's weights")
+    p.add_argument("--epochs", type=int, default=None, help="epochs (default from config)")
+    p.add_argument("--per-class", type=int, default=None, help="augmented images per class per epoch")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--run-id", default=None, help="id of the new run (default: model + timestamp)")
+    p.add_argument("--no-activate", action="store_true", help="do not make the new run the active one")
+    p.add_argument("--embed", action="store_true", help="run `resx embed` on the new run when it ends")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train; 0 done, 130 cancelled (a ``STOP`` file from the dashboard)."""
+    from core.learn.train import train
+
+    info = train(args.workspace, args.model, args.labels, init=args.init, epochs=args.epochs,
+                 per_class=args.per_class, seed=args.seed, run_id=args.run_id,
+                 activate=not args.no_activate, embed=args.embed, progress=True)
+    if info.status == "cancelled":
+        print(f"run {info.id} cancelled (not activated); last complete epoch in {info.path / 'checkpoint.keras'}")
+        return 130
+    score = (f"test accuracy {info.accuracy:.1%}" if info.accuracy is not None
+             else f"test reconstruction MSE {info.recon_mse:.3e}" if info.recon_mse is not None else "")
+    print(f"run {info.id} ({info.model}, {info.labels} labels) done: {score}"
+          + ("; active" if info.active else ""))
+    print(f"  folder: {info.path}")
+    return 0

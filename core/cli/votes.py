@@ -1,0 +1,102 @@
+"""``resx votes import|export|stats``: the inspectors' vote store (:mod:`core.votes`)."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+from fractions import Fraction
+from typing import Iterator
+
+log = logging.getLogger(__name__)
+
+HELP = "Inspector votes: import, export, agreement statistics."
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    votes = sub.add_parser("votes", help=HELP, description=HELP)
+    vsub = votes.add_subparsers(dest="votes_command", metavar="ACTION", required=True)
+    p = vsub.add_parser("import", help="Import votes (CSV or FITS: id, inspector, label[, comment]).")
+    p.set_defaults(func=run_import)
+    p.add_argument("workspace", metavar="WORKSPACE")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--source", choices=["import", "simulated"], default="import")
+    p = vsub.add_parser("export", help="Write the consensus catalog (FITS or CSV by extension).")
+    p.set_defaults(func=run_export)
+    p.add_argument("workspace", metavar="WORKSPACE")
+    p.add_argument("--out", required=True)
+    p = vsub.add_parser("stats", help="Fleiss' kappa, per-inspector agreement and confusion matrices.")
+    p.set_defaults(func=run_stats)
+    p.add_argument("workspace", metavar="WORKSPACE")
+
+
+@contextlib.contextmanager
+def _store(workspace: str) -> Iterator[tuple]:
+    """The workspace and its open vote store; a database that cannot be used is a VoteStoreError."""
+    import sqlalchemy as sa
+
+    from core.votes.store import VoteStoreError, open_store
+    from core.workspace.workspace import Workspace
+
+    ws = Workspace.open(workspace)
+    try:
+        with open_store(ws) as store:
+            yield ws, store
+    except sa.exc.OperationalError as exc:
+        raise VoteStoreError(f"the vote database cannot be used: {exc.orig}") from exc
+
+
+def run_import(args: argparse.Namespace) -> int:
+    from core.votes.files import read_vote_file
+
+    table = read_vote_file(args.file)
+    with _store(args.workspace) as (_, store):
+        report = store.import_votes(table, source=args.source, name=str(args.file))
+    new = f" ({len(report.new_inspectors)} newly registered: {', '.join(report.new_inspectors)})" \
+        if report.new_inspectors else ""
+    print(f"imported {report.n_votes} votes by {len(report.inspectors)} inspector(s){new} "
+          f"from {args.file} into {args.workspace}")
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from core.votes.consensus import UNDECIDED
+    from core.votes.files import consensus_catalog, write_table
+    from core.workspace.workspace import WorkspaceError
+
+    with _store(args.workspace) as (ws, store):
+        consensus = store.consensus()
+    try:
+        catalog = ws.read_catalog()
+    except WorkspaceError as exc:
+        log.warning("exporting the consensus without catalog columns: %s", exc)
+        catalog = None
+    table = consensus_catalog(consensus, catalog)
+    write_table(table, args.out)
+    decided = int((table["consensus"] != UNDECIDED).sum())
+    print(f"wrote {len(table)} galaxies to {args.out}: {decided} with a consensus "
+          f"({int(table['expert'].sum())} expert-validated), {len(table) - decided} undecided")
+    return 0
+
+
+def run_stats(args: argparse.Namespace) -> int:
+    from core.labels import VOTE_LABELS
+    from core.votes.agreement import compute_agreement
+    from core.votes.consensus import UNDECIDED
+
+    with _store(args.workspace) as (_, store):
+        votes = store.current_votes()
+        consensus = store.consensus()
+        agreement = compute_agreement(votes, consensus)
+        n_inspectors = len(store.inspectors())
+        rule_cfg = dict(store.config)
+    share = Fraction(float(rule_cfg["fraction"])).limit_denominator(1000)
+    rule = f"{rule_cfg['min_votes']} non-skip votes, a {share} majority"
+    print(f"{len(votes)} current votes by {n_inspectors} inspector(s) on {int((consensus['n_votes'] > 0).sum())} "
+          f"of {len(consensus)} galaxies (consensus rule: >= {rule})")
+    counts = consensus["label"].value_counts()
+    print("Consensus: " + ", ".join(f"{lab} {int(counts.get(lab, 0))}"
+                                     for lab in [*VOTE_LABELS[:-1], UNDECIDED]))
+    print()
+    print(agreement.to_text())
+    return 0
