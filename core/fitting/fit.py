@@ -47,6 +47,7 @@ from threadpoolctl import ThreadpoolController
 
 from core.errors import ResxError
 from core.fitting.sersic import PSFConvolver, SersicRenderer, _normalised_psf, refinement_levels
+from core.segmentation import SegmentationError, detect, find_goi
 
 log = logging.getLogger(__name__)
 
@@ -171,33 +172,6 @@ def _sky_stats(image: np.ndarray, bad: np.ndarray) -> tuple[float, float]:
             break
         good = good[keep]
     return float(np.median(good)), float(good.std())
-
-
-def _segment(image: np.ndarray, bad: np.ndarray, rms: float, thresh: float, minarea: int,
-             deblend_cont: float) -> np.ndarray:
-    data = np.ascontiguousarray(np.where(bad, 0.0, image), dtype=np.float64)
-    _, segmap = sep.extract(data, thresh, err=rms, mask=bad, minarea=minarea,
-                            deblend_cont=deblend_cont, segmentation_map=True)
-    return np.asarray(segmap, dtype=np.int32)
-
-
-def _goi_label(segmap: np.ndarray, cx: float, cy: float, radius: float) -> int:
-    """Label under the 0-based position (cx, cy), else the nearest within ``radius`` px, else 0."""
-    ny, nx = segmap.shape
-    i, j = int(round(cx)), int(round(cy))
-    if 0 <= i < nx and 0 <= j < ny and segmap[j, i] > 0:
-        return int(segmap[j, i])
-    r = int(math.ceil(radius))
-    y0, y1, x0, x1 = max(j - r, 0), min(j + r + 1, ny), max(i - r, 0), min(i + r + 1, nx)
-    if y0 >= y1 or x0 >= x1:
-        return 0
-    win = segmap[y0:y1, x0:x1]
-    yy, xx = np.nonzero(win > 0)
-    if len(yy) == 0:
-        return 0
-    d2 = (xx + x0 - cx) ** 2 + (yy + y0 - cy) ** 2
-    k = int(np.argmin(d2))
-    return int(win[yy[k], xx[k]]) if d2[k] <= radius**2 else 0
 
 
 def _initial_guess(data: np.ndarray, goi: np.ndarray, fitmask: np.ndarray, cx: float, cy: float,
@@ -434,7 +408,11 @@ def fit_sersic(
     if not rms > 0:  # a noiseless image
         rms = 1e-4 * float(np.abs(data - sky0).max() or 1.0)
     if segmap is None:
-        segmap = _segment(data - sky0, bad, rms, detect_thresh, minarea, deblend_cont)
+        try:
+            _, segmap = detect(data - sky0, rms=rms, thresh=detect_thresh, minarea=minarea, mask=bad,
+                               deblend_cont=deblend_cont)
+        except SegmentationError as exc:
+            raise SersicFitError(str(exc)) from exc
         # Re-estimate the sky from source-free pixels.
         sky_pix = ~bad & ~ndimage.binary_dilation(segmap > 0, iterations=3)
         if sky_pix.sum() > 50:
@@ -450,7 +428,7 @@ def fit_sersic(
         segmap = segmap.astype(np.int32)
     cx = init["XC"] - 1.0 if "XC" in init else (nx - 1) / 2.0
     cy = init["YC"] - 1.0 if "YC" in init else (ny - 1) / 2.0
-    label = _goi_label(segmap, cx, cy, radius=max(3.0, 0.05 * min(nx, ny)))
+    label, _ = find_goi(segmap, cx, cy, search_radius=max(3.0, 0.05 * min(nx, ny)))
     goi = segmap == label if label > 0 else np.zeros(image.shape, bool)
     neighbours = (segmap > 0) & ~goi
     if mask_grow > 0 and neighbours.any():

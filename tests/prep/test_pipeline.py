@@ -7,111 +7,17 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
 from core.io.stamps import STAMP_KINDS
+from core.prep import galaxy
 from core.prep import pipeline as prep
-from core.prep.pipeline import (
-    PrepError,
-    cutout,
-    extract_segments,
-    goi_mask,
-    object_only,
-    prep_galaxy,
-    prep_workspace,
-    resample_sky,
-)
+from core.prep.galaxy import prep_galaxy
+from core.prep.object_only import PrepError, object_only
+from core.prep.pipeline import prep_workspace
 from tests.workspace_factory import make_workspace
 
 SIZE = 100
 
 
-def _gauss(x, y, sigma, amp, shape=(SIZE, SIZE)):
-    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]]
-    return amp * np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * sigma**2))
-
-
-@pytest.fixture
-def scene():
-    """A galaxy at the centre (0-based 49.6, 50.3), an interloper at (82, 18), sky sigma 1."""
-    rng = np.random.default_rng(7)
-    gal = _gauss(49.6, 50.3, 4.0, 60.0)
-    inter = _gauss(82.0, 18.0, 2.5, 40.0)
-    noise = rng.normal(0.0, 1.0, (SIZE, SIZE))
-    model = 0.9 * gal + 5.0
-    inp = gal + inter + noise + 5.0
-    return {"input": inp, "model": model, "residual": inp - model, "xc": 50.6, "yc": 51.3,
-            "inter": (82, 18)}
-
-
-def test_extraction_accepts_what_sep_refuses(scene):
-    ref = extract_segments(scene["input"])[1]
-    assert len(np.unique(ref)) - 1 == 2  # galaxy + interloper
-    for arr in (scene["input"].astype(">f4"), scene["input"].astype(np.float16),
-                np.round(scene["input"] * 100).astype(np.int64), np.asfortranarray(scene["input"])):
-        seg = extract_segments(arr)[1]
-        assert len(np.unique(seg)) - 1 == 2
-
-
-def test_extraction_raises_sep_limits(scene, monkeypatch):
-    import sep
-
-    old = sep.get_extract_pixstack()
-    try:
-        sep.set_extract_pixstack(50)  # far too small: SEP overflows, prep raises the limit and retries
-        seg = extract_segments(scene["input"])[1]
-        assert len(np.unique(seg)) - 1 == 2
-        assert sep.get_extract_pixstack() > 50
-    finally:
-        sep.set_extract_pixstack(old)
-
-
-def test_goi_mask_under_centroid_nearest_and_none():
-    seg = np.zeros((20, 20), np.int32)
-    seg[5:10, 5:10] = 1
-    seg[15:18, 15:18] = 2
-    mask, label, d = goi_mask(seg, 7.2, 6.8)
-    assert label == 1 and d == 0 and mask.sum() == 25
-    mask, label, d = goi_mask(seg, 12.0, 16.0, search_radius=3)  # nearest: column 15 of segment 2
-    assert label == 2 and d == 3.0
-    with pytest.raises(PrepError, match="no segment"):
-        goi_mask(seg, 2.0, 18.0, search_radius=3)
-    with pytest.raises(PrepError, match="off the"):
-        goi_mask(seg, 25.0, 3.0)
-
-
-def test_resample_sky_draws_whole_source_free_blocks():
-    rng = np.random.default_rng(0)
-    img = rng.normal(size=(40, 40))
-    sky = np.ones((40, 40), bool)
-    sky[10:30, 10:30] = False
-    (out,), b = resample_sky(img, sky, (23, 17), block=5, rng=1)
-    assert b == 5 and out.shape == (23, 17)
-    # every 5x5 block of the output is a 5x5 block of the input lying entirely in the sky
-    win = np.lib.stride_tricks.sliding_window_view(img, (5, 5))
-    ok = np.lib.stride_tricks.sliding_window_view(sky, (5, 5)).all(axis=(-2, -1))
-    for by in range(0, 20, 5):
-        for bx in range(0, 15, 5):
-            hits = np.argwhere((win == out[by : by + 5, bx : bx + 5]).all(axis=(-2, -1)))
-            assert len(hits) and all(ok[y, x] for y, x in hits)
-    again, _ = resample_sky(img, sky, (23, 17), block=5, rng=1)
-    assert_array_equal(out, again[0])
-    # no complete 5x5 sky block: falls back to smaller blocks
-    checker = np.indices((40, 40)).sum(0) % 2 == 0
-    (_,), b = resample_sky(img, checker, (10, 10), block=5, rng=0)
-    assert b == 1
-    with pytest.raises(PrepError):
-        resample_sky(img, np.zeros((40, 40), bool), (5, 5))
-
-
-@pytest.mark.parametrize("size", [50, 64, 51])
-def test_cutouts_are_centred(size):
-    img = np.zeros((SIZE, SIZE))
-    img[61, 37] = 1.0  # 0-based row 61, column 37
-    stamp, padded = cutout(img, 37.3, 60.8, size)
-    assert not padded and stamp.shape == (size, size)
-    assert stamp[size // 2, size // 2] == 1.0
-    img[61, 10] = 2.0
-    edge, padded = cutout(img, 3.0, 61.0, size, fill=-5.0)
-    assert padded and edge.shape == (size, size)
-    assert edge[size // 2, 0] == -5.0 and edge[size // 2, size // 2 + 7] == 2.0
+from tests.conftest import gauss as _gauss  # noqa: E402
 
 
 def test_object_only_replaces_interloper_with_sky(scene):
@@ -211,7 +117,7 @@ def test_prep_workspace_records_every_bad_input_and_goes_on(bad_ws):
     assert oo.shape == (10, 50, 50)
     assert np.isfinite(oo[good]).all() and np.isnan(oo[list(BAD)]).all()
     one = prep.prep_block(bad_ws.root / ws_cat["block"][0], ws_cat["gf_xc"][0], ws_cat["gf_yc"][0],
-                          seed=prep.galaxy_seed(0, "G0000"), config=bad_ws.config["prep"])
+                          seed=galaxy.galaxy_seed(0, "G0000"), config=bad_ws.config["prep"])
     assert_array_equal(store.read("object_only", 0), one.stamps["object_only"].astype(np.float32))
     assert not (bad_ws.root / prep.JOURNAL_DIR).exists()
 
@@ -261,7 +167,7 @@ def test_resx_prep_report(bad_ws, capsys):
 
 def test_real_galfit_block(shared_data):
     """The GALFIT example block (ACS F606W, GOODS-S): prepared, metrics finite."""
-    r = prep.prep_block(shared_data / "galfit_goodss_f606w" / "imgblock.fits", None, None, seed=0)
+    r = galaxy.prep_block(shared_data / "galfit_goodss_f606w" / "imgblock.fits", None, None, seed=0)
     assert r.status in ("ok", "flagged"), r.message
     assert r.goi.sum() > 100 and r.stamps["goi_mask"][25, 25] == 1
     assert all(np.isfinite(v) for v in r.metrics.values())
