@@ -40,7 +40,7 @@ import numpy as np
 from astropy.table import Table
 
 from core.io.catalog import CatalogError, CutReport, apply_cuts, parse_column_mapping, read_catalog
-from core.workspace.config import default_config, merge, read_config
+from core.workspace.config import ConfigError, default_config, merge, read_config, validate
 from core.io.galfit import PARAM_NAMES, GalfitBlockError, read_block
 from core.labels import CLASSES, FIT_QUALITY
 from core.workspace.workspace import Workspace, WorkspaceError
@@ -302,6 +302,8 @@ def ingest(
 
     Raises
     ------
+    ConfigError
+        ``config`` has an unknown key or a wrong value (checked before anything is read).
     CatalogError
         The catalog cannot be read, lacks a column the enabled cuts need, or has no way to find
         the blocks. Nothing is written in that case.
@@ -310,6 +312,7 @@ def ingest(
     """
     source = Path(source)
     root = Path(workspace_path)
+    validate(dict(config or {}), "the ingest configuration")
     cfg = merge(default_config(), dict(config or {}))
     mapping = {**parse_column_mapping(cfg.get("catalog", {}).get("columns")),
                **parse_column_mapping(columns)}
@@ -441,6 +444,8 @@ def run_ingest(args: argparse.Namespace) -> int:
     [--scheduler ADDRESS] [--workers N]``."""
     try:
         config = read_config(args.config) if getattr(args, "config", None) else None
+    except ConfigError as exc:  # names the file and every bad key
+        return _err(str(exc))
     except Exception as exc:
         return _err(f"{args.config}: cannot read the config ({exc})")
     try:
