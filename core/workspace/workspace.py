@@ -4,7 +4,7 @@ Layout::
 
     WORKSPACE/
       config.toml        every setting (core.workspace.config.SCHEMA, overridden), with its schema_version
-      config.v1.toml     the original config.toml, kept when opening migrated it from schema 1
+      config.v1.toml     the original config.toml, kept when Workspace.open migrated it from schema 1
       catalog.fits       one row per galaxy; row i <-> stamp i
       stamps.zarr/       chunked stamp arrays (original, model, residual, object_only, goi_mask)
       votes.sqlite       the vote store (unless config votes.database_url names another)
