@@ -30,6 +30,7 @@ import param
 from matplotlib.path import Path as MplPath
 
 from core.labels import CLASSES, FIT_QUALITY, SKIP, VOTE_LABELS
+from core.workspace.config import DEFAULT_CONFIG
 from core.workspace.workspace import MODELS, Workspace, WorkspaceError
 
 log = logging.getLogger(__name__)
@@ -358,8 +359,9 @@ class AppState(param.Parameterized):
         }
         self.vcfg = dict(self.ws.config.get("votes", {}) or {})
         self.acfg = dict(self.ws.config.get("app", {}) or {})
-        self.blind = bool(self.acfg.get("blind", self.vcfg.get("blind", False)))
-        self.experts = set(self.acfg.get("experts", self.vcfg.get("experts", [])) or [])
+        # one place each (config schema 2; Workspace.open migrates votes.blind -> app.blind)
+        self.blind = bool(self.acfg.get("blind", DEFAULT_CONFIG["app"]["blind"]))
+        self.experts = set(self.vcfg.get("experts") or [])
         self._store = None
         self._emb_cache: dict[str, dict[str, Any]] = {}
         self._frames: dict[tuple, pd.DataFrame] = {}

@@ -17,6 +17,7 @@ import panel as pn
 
 from app.state import AppState
 from core.labels import CLASSES
+from core.workspace.config import DEFAULT_CONFIG
 from core.workspace.workspace import MODELS
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,8 @@ class RunsView:
         # retrain controls
         self.r_model = pn.widgets.RadioButtonGroup(label="model", options=list(MODELS), value=state.model,
                                                    color="light")
-        self.r_epochs = pn.widgets.IntInput(label="epochs", value=int(state.acfg.get("retrain_epochs", 10)),
+        epochs = state.acfg.get("retrain_epochs", DEFAULT_CONFIG["app"]["retrain_epochs"])
+        self.r_epochs = pn.widgets.IntInput(label="epochs", value=int(epochs),
                                             start=1, end=1000, width=100, css_classes=["resx-epochs"])
         self.r_mode = pn.widgets.RadioButtonGroup(label="start from", options=["fine-tune", "scratch"],
                                                   value="fine-tune", color="light")

@@ -83,25 +83,17 @@ import keras  # noqa: E402
 from keras import layers, ops
 
 from core.labels import CLASSES
+from core.workspace.config import DEFAULT_CONFIG
 
 #: Name of the CNN's 512-d latent layer (the one §5 analyses).
 LATENT_LAYER = "latent"
 
-#: Defaults of config section ``models`` (see :data:`core.workspace.config.DEFAULT_CONFIG`).
+#: Defaults of config section ``models``, from :data:`core.workspace.config.DEFAULT_CONFIG`
+#: (``input_size`` there is None, meaning ``prep.cutout``).
 DEFAULTS: dict[str, Any] = {
-    "input_size": 50,
-    "filters": (32, 64, 128),
-    "kernel_size": 3,
-    "latent_dim": 512,
-    "noise_stddev": 0.02,
-    "dropout": 0.5,
-    "kl_weight": 1.0,
-    "kl_reduction": "mean",
-    "recon_reduction": "sum",
-    "kernel_initializer": "he_normal",
-    "log_var_bias": -6.0,
-    "output_init": "zeros",
-    "kl_warmup": 1 / 3,
+    **DEFAULT_CONFIG["models"],
+    "input_size": DEFAULT_CONFIG["prep"]["cutout"],
+    "filters": tuple(DEFAULT_CONFIG["models"]["filters"]),
 }
 
 

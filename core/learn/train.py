@@ -465,16 +465,19 @@ def train(
 
     Raises
     ------
+    ConfigError
+        ``config`` has an unknown key or a wrong value (no run is created).
     TrainingError
         The run failed (its ``run.json`` has status ``failed`` and the error).
     """
-    from core.workspace.config import merge
+    from core.workspace.config import merge, validate
 
     ws = workspace if isinstance(workspace, Workspace) else Workspace.open(workspace)
     if model not in ("cnn", "cvae"):
         raise ValueError(f"model must be 'cnn' or 'cvae', not {model!r}")
     if labels not in LABEL_SOURCES:
         raise ValueError(f"labels must be one of {LABEL_SOURCES}, not {labels!r}")
+    validate(config or {}, "the training configuration")  # a typo fails before the run folder exists
     cfg = merge(ws.config, config or {})
     tc = cfg.setdefault("train", {})
     if epochs is not None:

@@ -40,7 +40,7 @@ from astropy.table import Table
 from core.io.catalog import CatalogError, CutReport, apply_cuts, parse_column_mapping, read_catalog
 from core.io.galfit import PARAM_NAMES, GalfitBlockError, read_block
 from core.labels import CLASSES, FIT_QUALITY
-from core.workspace.config import default_config, merge
+from core.workspace.config import default_config, merge, validate
 from core.workspace.workspace import Workspace, WorkspaceError
 
 __all__ = ["IngestReport", "ingest", "read_workspace_catalog", "write_catalog"]
@@ -300,6 +300,8 @@ def ingest(
 
     Raises
     ------
+    ConfigError
+        ``config`` has an unknown key or a wrong value (checked before anything is read).
     CatalogError
         The catalog cannot be read, lacks a column the enabled cuts need, or has no way to find
         the blocks. Nothing is written in that case.
@@ -308,6 +310,7 @@ def ingest(
     """
     source = Path(source)
     root = Path(workspace_path)
+    validate(dict(config or {}), "the ingest configuration")
     cfg = merge(default_config(), dict(config or {}))
     mapping = {**parse_column_mapping(cfg.get("catalog", {}).get("columns")),
                **parse_column_mapping(columns)}
@@ -425,5 +428,3 @@ def write_catalog(ws: Workspace, out: str | Path) -> Table:
     table.write(out, format=fmt, overwrite=True)
     return table
 
-
-# -- command-line handlers -----------------------------------------------------------------------

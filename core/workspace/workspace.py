@@ -3,7 +3,8 @@
 Layout::
 
     WORKSPACE/
-      config.toml        every setting (core.workspace.config.DEFAULT_CONFIG, overridden)
+      config.toml        every setting (core.workspace.config.SCHEMA, overridden), with its schema_version
+      config.v1.toml     the original config.toml, kept when Workspace.open migrated it from schema 1
       catalog.fits       one row per galaxy; row i <-> stamp i
       stamps.zarr/       chunked stamp arrays (original, model, residual, object_only, goi_mask)
       votes.sqlite       the vote store (unless config votes.database_url names another)
@@ -33,7 +34,16 @@ from typing import Any
 from astropy.table import Table
 
 from core.errors import ResxError
-from core.workspace.config import default_config, merge, read_config, write_config
+from core.workspace.config import (
+    SCHEMA_VERSION,
+    ConfigError,
+    ConfigFile,
+    default_config,
+    load_config,
+    merge,
+    validate,
+    write_config,
+)
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +52,23 @@ MODELS = ("cnn", "cvae")
 
 class WorkspaceError(ResxError):
     """A workspace that does not exist, is incomplete, or is corrupt."""
+
+
+def _write_migrated(path: Path, loaded: ConfigFile) -> None:
+    """Keep the original of a migrated ``config.toml``, write the migrated one, and say so."""
+    backup = path.with_name(f"{path.stem}.v{loaded.version}{path.suffix}")
+    try:
+        try:
+            with open(backup, "xb") as fh:  # exclusive: a second process keeps the first copy
+                fh.write(path.read_bytes())
+        except FileExistsError:
+            pass
+        write_config(loaded.config, path)
+        done = f"rewritten (the original is kept as {backup.name})"
+    except OSError as exc:
+        done = f"not rewritten ({exc}): migrated in memory at every open"
+    log.warning("%s is schema %d; migrated to schema %d and %s: %s", path, loaded.version, SCHEMA_VERSION,
+                done, "; ".join(loaded.changes) or "no setting changed")
 
 
 def default_workspace() -> Path:
@@ -74,8 +101,26 @@ class Workspace:
     def create(
         cls, root: str | Path, config: dict[str, Any] | None = None, *, exist_ok: bool = False
     ) -> "Workspace":
-        """Create the folder and write its ``config.toml`` (defaults merged with ``config``)."""
+        """Create the folder and write its ``config.toml`` (defaults merged with ``config``).
+
+        Parameters
+        ----------
+        root : str or Path
+            The workspace folder (created if needed).
+        config : dict, optional
+            Overrides of :data:`core.workspace.config.DEFAULT_CONFIG`.
+        exist_ok : bool
+            Overwrite the config of an existing workspace.
+
+        Raises
+        ------
+        ConfigError
+            ``config`` has an unknown key or a wrong value (nothing is created).
+        WorkspaceError
+            ``root`` is already a workspace and ``exist_ok`` is false.
+        """
         root = Path(root)
+        validate(config or {}, "the configuration given to Workspace.create")
         if (root / cls.CONFIG).exists() and not exist_ok:
             raise WorkspaceError(f"{root} is already a workspace (found {cls.CONFIG})")
         root.mkdir(parents=True, exist_ok=True)
@@ -86,7 +131,32 @@ class Workspace:
 
     @classmethod
     def open(cls, root: str | Path) -> "Workspace":
-        """Open an existing workspace; :class:`WorkspaceError` says what is missing or wrong."""
+        """Open an existing workspace.
+
+        Its ``config.toml`` is checked against the schema. A file of an older schema version
+        (every workspace written before ``schema_version`` existed is version 1) is migrated:
+        the changes are logged as a warning, and the migrated file is written back atomically
+        (temporary file + rename) so the migration happens once; the original is kept as
+        ``config.v<N>.toml``. If the file cannot be written (a read-only copy), the workspace
+        opens with the migrated settings in memory.
+
+        Parameters
+        ----------
+        root : str or Path
+            The workspace folder.
+
+        Returns
+        -------
+        Workspace
+
+        Raises
+        ------
+        WorkspaceError
+            The folder or its ``config.toml`` is missing, or the file is not readable TOML.
+        ConfigError
+            ``config.toml`` has an unknown key or a wrong value (every problem listed), or was
+            written by a newer Residual Explorer.
+        """
         root = Path(root)
         if not root.exists():
             raise WorkspaceError(
@@ -97,12 +167,17 @@ class Workspace:
         if not cfg_path.exists():
             raise WorkspaceError(f"{root} is not a workspace: {cls.CONFIG} is missing (run `resx ingest`).")
         try:
-            cfg = read_config(cfg_path)
+            loaded = load_config(cfg_path)
+        except ConfigError:
+            raise
         except Exception as exc:  # tomllib.TOMLDecodeError, OSError, ...
             raise WorkspaceError(f"{cfg_path} cannot be read: {exc}") from exc
-        return cls(root, cfg)
+        if loaded.migrated:
+            _write_migrated(cfg_path, loaded)
+        return cls(root, loaded.config)
 
     def save_config(self) -> None:
+        """Write :attr:`config` to ``config.toml`` (atomically; :class:`ConfigError` if invalid)."""
         write_config(self.config, self.root / self.CONFIG)
 
     # -- paths ----------------------------------------------------------------------------

@@ -69,7 +69,7 @@ def build_workspace(root: Path) -> Path:
     ws = Workspace.open(root)
     ws.config.setdefault("augment", {})["per_class"] = 16  # a retrain from the UI takes seconds
     ws.config["votes"]["min_votes"] = 1
-    ws.config["votes"]["blind"] = False
+    ws.config["app"]["blind"] = False
     write_config(ws.config, ws.root / Workspace.CONFIG)
     from core.votes.store import open_store
 

@@ -124,3 +124,11 @@ def test_tensorflow_start_up_lines_are_not_shown(tmp_path):
                           f"`resx demo {tmp_path / 'nope'}`, or create one from GALFIT blocks with " \
                           f"`resx ingest SOURCE {tmp_path / 'nope'}`.\n"
     assert proc.stdout == ""
+
+
+def test_a_config_file_that_is_not_toml_is_an_expected_error(tmp_path, capsys):
+    bad = tmp_path / "over.toml"
+    bad.write_text("[cuts\nhmag_max = 24\n")
+    assert main(["ingest", str(tmp_path / "survey"), str(tmp_path / "ws"), "--config", str(bad)]) == EXIT_ERROR
+    err = capsys.readouterr().err
+    assert err.startswith(f"resx ingest: {bad}: not valid TOML") and "unexpected" not in err
