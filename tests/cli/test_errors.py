@@ -33,7 +33,9 @@ def test_every_expected_failure_derives_from_resx_error():
     from core.learn.runs import RunError
     from core.learn.train import TrainingError
     from core.prep.metrics import MetricError
-    from core.prep.pipeline import PrepError
+    from core.prep.object_only import PrepError
+    from core.segmentation import SegmentationError
+    from core.workspace.config import ConfigError
     from core.simulation.survey import SimulationError
     from core.votes.files import VoteFileError
     from core.votes.store import VoteImportError, VoteStoreError
@@ -41,7 +43,7 @@ def test_every_expected_failure_derives_from_resx_error():
 
     for cls in (SersicFitError, CatalogError, GalfitBlockError, ImageReadError, StampStoreError, EmbeddingError,
                 RunError, TrainingError, MetricError, PrepError, SimulationError, VoteFileError, VoteImportError,
-                VoteStoreError, WorkspaceError, MissingDependencyError):
+                VoteStoreError, WorkspaceError, MissingDependencyError, SegmentationError, ConfigError):
         assert issubclass(cls, ResxError), cls
 
 
