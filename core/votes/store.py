@@ -1,24 +1,11 @@
 """The inspectors' vote store: a durable, multi-user, append-only history of votes.
 
-One interface over two databases (SQLAlchemy Core, parameterised queries only):
-
-* **SQLite** (default): ``votes.sqlite`` in the workspace. Every connection sets
-  ``journal_mode=WAL`` (readers never block the writer), ``busy_timeout`` (writers queue
-  instead of failing), ``synchronous=FULL`` (a committed vote survives a crash of the process
-  and of the machine) and ``foreign_keys=ON``. Write transactions start with
-  ``BEGIN IMMEDIATE`` so concurrent writers serialise cleanly instead of dead-locking.
-* **PostgreSQL**: any ``postgresql://`` URL (config ``votes.database_url``), through psycopg 3.
-
-Schema (versioned; :data:`MIGRATIONS` are applied in order and recorded in ``schema_version``):
-``labels`` (the vocabulary, :data:`core.labels.VOTE_LABELS`), ``inspectors`` (name, role
-``inspector`` | ``expert``), ``galaxies`` (the workspace's ids: a vote on any other id is
-rejected), ``actions`` (one row per cast — a bulk vote on thousands of galaxies is one action —
-or per undo) and ``votes`` (galaxy, inspector, label, comment, created_at, source
-``ui`` | ``import`` | ``simulated``). Since schema 3 every vote also carries integer codes,
-``galaxy_pk`` (``galaxies.pk``) and ``label_code`` (``labels.code``, the order of
-:data:`core.labels.VOTE_LABELS`), so :meth:`VoteStore.consensus` reads integers only and maps
-them to the galaxy ids once, with one array take (about 4 s for 10^6 galaxies x 4 votes on a
-loaded 2-core machine, against ~140 s for reading the votes as strings; ``bench_votes.py``).
+One interface (:class:`VoteStore`) over two databases (SQLAlchemy Core, parameterised queries
+only): SQLite by default, PostgreSQL for a team on several servers; the tables, their migrations
+and the engines are :mod:`core.votes.schema`, what a vote may contain :mod:`core.votes.validation`.
+Consensus reads integer codes only and maps them to the galaxy ids once, with one array take
+(about 4 s for 10^6 galaxies x 4 votes on a loaded 2-core machine, against ~140 s for reading
+the votes as strings; ``bench_votes.py``).
 
 History is append-only: nothing is ever updated or deleted. An inspector's *current* vote on a
 galaxy is their latest vote whose action has not been undone. :meth:`VoteStore.undo_last`
@@ -35,332 +22,48 @@ or label, or is otherwise invalid, every problem is reported and nothing is writ
 from __future__ import annotations
 
 import logging
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Iterable
 
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
-from sqlalchemy import event
 
-from core.errors import ResxError, require
-from core.labels import FIT_QUALITY, SKIP, VOTE_LABELS
+from core.labels import VOTE_LABELS
 from core.votes.agreement import Agreement, compute_agreement
 from core.votes.consensus import consensus_from_codes, consensus_from_votes
+from core.votes.errors import VoteImportError, VoteStoreError
+from core.votes.schema import (
+    actions,
+    galaxies,
+    insert_ignore,
+    inspectors,
+    labels_table,
+    make_engine,
+    metadata,
+    migrate,
+    now_utc,
+    votes_table,
+    write_connection,
+)
+from core.votes.validation import (
+    MAX_COMMENT,
+    MAX_NAME,
+    ROLES,
+    SOURCES,
+    check_galaxy_id,
+    check_galaxy_ids,
+    check_text,
+    normalize_label,
+)
 from core.workspace.config import DEFAULT_CONFIG
+
+__all__ = ["ImportReport", "VoteImportError", "VoteStore", "VoteStoreError", "migrate", "open_store"]
 
 log = logging.getLogger(__name__)
 
-ROLES: tuple[str, ...] = ("inspector", "expert")
-SOURCES: tuple[str, ...] = ("ui", "import", "simulated")
-
-#: Longest accepted inspector name, galaxy id and comment (characters).
-MAX_NAME = 200
-MAX_GALAXY_ID = 200
-MAX_COMMENT = 10_000
-#: How long a writer waits for another one before giving up (seconds).
-BUSY_TIMEOUT_S = 60.0
 #: Galaxy ids checked per query.
 _CHUNK = 5000
-
-_LABEL_ALIASES = {"unsure": SKIP, "fit_quality": FIT_QUALITY, "fit quality": FIT_QUALITY}
-_LABEL_LOOKUP = {lab.lower(): lab for lab in VOTE_LABELS} | _LABEL_ALIASES
-
-
-class VoteStoreError(ResxError, ValueError):
-    """A vote that cannot be stored (unknown label, galaxy or inspector, bad text, bad store)."""
-
-
-class VoteImportError(VoteStoreError):
-    """An import file with invalid rows; :attr:`problems` lists them. Nothing was written."""
-
-    def __init__(self, path: str, problems: list[str]):
-        self.path, self.problems = path, problems
-        shown = "\n  ".join(problems[:20])
-        more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
-        super().__init__(f"{path}: {len(problems)} invalid row(s); nothing was imported:\n  {shown}{more}")
-
-
-# ---------------------------------------------------------------------------------------------
-# Schema
-# ---------------------------------------------------------------------------------------------
-_BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # SQLite autoincrements INTEGER only
-_Time = sa.DateTime(timezone=True)
-
-metadata = sa.MetaData()
-
-schema_version = sa.Table(
-    "schema_version", metadata,
-    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
-    sa.Column("applied_at", _Time, nullable=False),
-    sa.Column("description", sa.Text, nullable=False),
-)
-labels_table = sa.Table(
-    "labels", metadata,
-    sa.Column("name", sa.String(32), primary_key=True),
-    sa.Column("code", sa.Integer, nullable=True, unique=True),  # schema 3: integer label code
-)
-inspectors = sa.Table(
-    "inspectors", metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("name", sa.Text, nullable=False, unique=True),
-    sa.Column("role", sa.String(16), nullable=False),
-    sa.Column("created_at", _Time, nullable=False),
-    sa.CheckConstraint("role IN ('inspector', 'expert')", name="ck_inspectors_role"),
-)
-galaxies = sa.Table(
-    "galaxies", metadata,
-    sa.Column("pk", _BigId, primary_key=True, autoincrement=True),
-    sa.Column("id", sa.Text, nullable=False, unique=True),
-)
-actions = sa.Table(
-    "actions", metadata,
-    sa.Column("id", _BigId, primary_key=True, autoincrement=True),
-    sa.Column("inspector_id", sa.Integer, sa.ForeignKey("inspectors.id"), nullable=False),
-    sa.Column("kind", sa.String(8), nullable=False),
-    sa.Column("undoes", _BigId, sa.ForeignKey("actions.id"), nullable=True, unique=True),
-    sa.Column("source", sa.String(16), nullable=False),
-    sa.Column("n_votes", sa.Integer, nullable=False),
-    sa.Column("created_at", _Time, nullable=False),
-    sa.CheckConstraint("kind IN ('cast', 'undo')", name="ck_actions_kind"),
-    sa.CheckConstraint("(kind = 'undo') = (undoes IS NOT NULL)", name="ck_actions_undoes"),
-)
-votes_table = sa.Table(
-    "votes", metadata,
-    sa.Column("id", _BigId, primary_key=True, autoincrement=True),
-    sa.Column("action_id", _BigId, sa.ForeignKey("actions.id"), nullable=False),
-    sa.Column("galaxy_id", sa.Text, sa.ForeignKey("galaxies.id"), nullable=False),
-    sa.Column("inspector_id", sa.Integer, sa.ForeignKey("inspectors.id"), nullable=False),
-    sa.Column("label", sa.String(32), sa.ForeignKey("labels.name"), nullable=False),
-    sa.Column("comment", sa.Text, nullable=False),
-    sa.Column("source", sa.String(16), nullable=False),
-    sa.Column("created_at", _Time, nullable=False),
-    # Schema 3: integer codes of the galaxy (galaxies.pk) and label (labels.code), written
-    # with every vote so consensus reads integers only (nullable: added by ALTER TABLE).
-    sa.Column("galaxy_pk", _BigId, sa.ForeignKey("galaxies.pk"), nullable=True),
-    sa.Column("label_code", sa.Integer, sa.ForeignKey("labels.code"), nullable=True),
-    sa.CheckConstraint("source IN ('ui', 'import', 'simulated')", name="ck_votes_source"),
-)
-
-#: Columns added by migration 3 (left out of the tables migration 1 creates).
-_ADDED_IN_3 = {"labels": ("code",), "votes": ("galaxy_pk", "label_code")}
-
-
-def _migrate_1(conn: sa.Connection) -> None:
-    # The tables as they were at version 1: the declarations above less later columns.
-    v1 = sa.MetaData()
-    for table in (labels_table, inspectors, galaxies, actions, votes_table):
-        later = _ADDED_IN_3.get(table.name, ())
-        columns = [c._copy() for c in table.columns if c.name not in later]
-        checks = [sa.CheckConstraint(c.sqltext, name=c.name) for c in table.constraints
-                  if isinstance(c, sa.CheckConstraint)]
-        foreign = [sa.ForeignKeyConstraint([c.name for c in fk.columns], [e.target_fullname for e in fk.elements],
-                                           name=fk.name)
-                   for fk in table.foreign_key_constraints if not {c.name for c in fk.columns} & set(later)]
-        sa.Table(table.name, v1, *columns, *checks, *foreign)
-    v1.create_all(conn)
-
-
-def _migrate_2(conn: sa.Connection) -> None:
-    # Current votes: latest per (galaxy, inspector); undo: last action per inspector.
-    # Plain DDL (not sa.Index objects, which would attach to the tables and be created by
-    # migration 1 from then on).
-    for ddl in (
-        "CREATE INDEX ix_votes_galaxy_inspector ON votes (galaxy_id, inspector_id, id)",
-        "CREATE INDEX ix_votes_action ON votes (action_id)",
-        "CREATE INDEX ix_actions_inspector ON actions (inspector_id, id)",
-    ):
-        conn.exec_driver_sql(ddl)
-
-
-def _migrate_3(conn: sa.Connection) -> None:
-    # Integer label codes (the vocabulary's order) and integer galaxy keys on every vote.
-    conn.exec_driver_sql("ALTER TABLE labels ADD COLUMN code INTEGER")
-    for code, name in enumerate(VOTE_LABELS):
-        conn.execute(labels_table.update().where(labels_table.c.name == name).values(code=code))
-    others = conn.execute(sa.select(labels_table.c.name).where(labels_table.c.code.is_(None))
-                          .order_by(labels_table.c.name)).scalars().all()
-    for code, name in enumerate(others, start=len(VOTE_LABELS)):
-        conn.execute(labels_table.update().where(labels_table.c.name == name).values(code=code))
-    conn.exec_driver_sql("CREATE UNIQUE INDEX ux_labels_code ON labels (code)")
-    big = "INTEGER" if conn.dialect.name == "sqlite" else "BIGINT"
-    conn.exec_driver_sql(f"ALTER TABLE votes ADD COLUMN galaxy_pk {big} REFERENCES galaxies (pk)")
-    conn.exec_driver_sql("ALTER TABLE votes ADD COLUMN label_code INTEGER REFERENCES labels (code)")
-    conn.exec_driver_sql(
-        "UPDATE votes SET galaxy_pk = (SELECT pk FROM galaxies WHERE galaxies.id = votes.galaxy_id), "
-        "label_code = (SELECT code FROM labels WHERE labels.name = votes.label)")
-
-
-#: Ordered schema migrations: (version, description, function applied in one transaction).
-MIGRATIONS: list[tuple[int, str, Callable[[sa.Connection], None]]] = [
-    (1, "tables: labels, inspectors, galaxies, actions, votes", _migrate_1),
-    (2, "indexes for current votes and undo", _migrate_2),
-    (3, "integer galaxy keys and label codes on votes", _migrate_3),
-]
-SCHEMA_VERSION = MIGRATIONS[-1][0]
-_PG_MIGRATION_LOCK = 0x72657378  # "resx": advisory lock key serialising migrations
-
-
-# ---------------------------------------------------------------------------------------------
-# Engines
-# ---------------------------------------------------------------------------------------------
-def _sqlite_engine(url: sa.URL) -> sa.Engine:
-    kwargs: dict[str, Any] = {"connect_args": {"timeout": BUSY_TIMEOUT_S}}
-    if url.database in (None, "", ":memory:"):
-        kwargs["poolclass"] = sa.pool.StaticPool
-        kwargs["connect_args"]["check_same_thread"] = False
-    else:
-        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = sa.create_engine(url, **kwargs)
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection, _record):  # every new connection
-        # Let SQLAlchemy's "begin" event (below) issue BEGIN, not the sqlite3 module.
-        dbapi_connection.isolation_level = None
-        cur = dbapi_connection.cursor()
-        cur.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-        cur.execute("PRAGMA journal_mode = WAL")
-        cur.execute("PRAGMA synchronous = FULL")
-        cur.execute("PRAGMA foreign_keys = ON")
-        cur.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn):
-        mode = "IMMEDIATE" if conn.get_execution_options().get("resx_write") else "DEFERRED"
-        conn.exec_driver_sql(f"BEGIN {mode}")
-
-    return engine
-
-
-def make_engine(url: str | sa.URL) -> sa.Engine:
-    """A SQLAlchemy engine for a vote store URL (``sqlite:///FILE`` or ``postgresql://...``).
-
-    Raises
-    ------
-    VoteStoreError
-        For a malformed URL or an unsupported database.
-    core.errors.MissingDependencyError
-        For a PostgreSQL URL when psycopg (the ``postgres`` extra) is not installed.
-    """
-    try:
-        url = sa.make_url(url)
-    except Exception as exc:
-        raise VoteStoreError(f"{url!r} is not a database URL: {exc}") from exc
-    backend = url.get_backend_name()
-    if backend == "sqlite":
-        return _sqlite_engine(url)
-    if backend == "postgresql":
-        if url.drivername in ("postgresql", "postgresql+psycopg"):  # psycopg 3: the `postgres` extra
-            require("psycopg", "postgres", "a PostgreSQL vote store")
-            url = url.set(drivername="postgresql+psycopg")
-        return sa.create_engine(url, pool_pre_ping=True)
-    raise VoteStoreError(f"unsupported vote database {backend!r}: use sqlite:///FILE or postgresql://...")
-
-
-def migrate(engine: sa.Engine, target: int | None = None) -> int:
-    """Bring the schema up to ``target`` (default: :data:`SCHEMA_VERSION`); return the version.
-
-    Safe to call from many processes at once: the check and the migrations run in one
-    exclusive transaction (SQLite ``BEGIN IMMEDIATE``, a PostgreSQL advisory lock).
-    """
-    target = SCHEMA_VERSION if target is None else target
-    with _write_connection(engine) as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_PG_MIGRATION_LOCK)))
-        schema_version.create(conn, checkfirst=True)
-        current = conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar() or 0
-        if current > SCHEMA_VERSION:
-            raise VoteStoreError(
-                f"the vote store {engine.url.render_as_string(hide_password=True)} has schema version "
-                f"{current}, newer than this Residual Explorer understands ({SCHEMA_VERSION}); upgrade it"
-            )
-        for version, description, function in MIGRATIONS:
-            if current < version <= target:
-                log.info("vote store: migrating to schema version %d (%s)", version, description)
-                function(conn)
-                conn.execute(schema_version.insert().values(
-                    version=version, applied_at=_now(), description=description))
-                current = version
-        if current >= 1:
-            known = set(conn.execute(sa.select(labels_table.c.name)).scalars())
-            missing = [lab for lab in VOTE_LABELS if lab not in known]
-            if missing and current >= 3:
-                start = conn.execute(sa.select(sa.func.max(labels_table.c.code))).scalar()
-                start = -1 if start is None else start
-                conn.execute(labels_table.insert(), [{"name": lab, "code": start + 1 + k}
-                                                     for k, lab in enumerate(missing)])
-            elif missing:
-                conn.execute(sa.insert(labels_table).values(name=sa.bindparam("name")),
-                             [{"name": lab} for lab in missing])
-    return current
-
-
-def _insert_ignore(conn: sa.Connection, table: sa.Table, key: str):
-    """``INSERT ... ON CONFLICT (key) DO NOTHING`` for the connection's database."""
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(table).on_conflict_do_nothing(index_elements=[key])
-
-
-@contextmanager
-def _write_connection(engine: sa.Engine) -> Iterator[sa.Connection]:
-    with engine.connect() as conn:
-        conn.execution_options(resx_write=True)
-        with conn.begin():
-            yield conn
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-# ---------------------------------------------------------------------------------------------
-# Validation
-# ---------------------------------------------------------------------------------------------
-def _text(value: Any, what: str, max_len: int, *, allow_empty: bool = False) -> str:
-    if isinstance(value, bytes):
-        value = value.decode("utf-8")
-    if not isinstance(value, str):
-        raise VoteStoreError(f"{what} must be a string, not {type(value).__name__} {value!r}")
-    value = str(value)  # numpy.str_ -> str
-    if "\x00" in value:
-        raise VoteStoreError(f"{what} {value[:40]!r} contains a NUL character")
-    if not allow_empty and not value.strip():
-        raise VoteStoreError(f"{what} must not be empty")
-    if len(value) > max_len:
-        raise VoteStoreError(f"{what} is {len(value)} characters long; at most {max_len} are allowed")
-    return value
-
-
-def normalize_label(label: Any) -> str:
-    """The canonical vote label for ``label`` (case-insensitive; "unsure" means Skip).
-
-    Raises
-    ------
-    VoteStoreError
-        When the label is none of :data:`core.labels.VOTE_LABELS`.
-    """
-    if isinstance(label, str):
-        canonical = _LABEL_LOOKUP.get(label.strip().lower())
-        if canonical is not None:
-            return canonical
-    raise VoteStoreError(f"unknown label {label!r}; expected one of {', '.join(VOTE_LABELS)}")
-
-
-def _galaxy_id(value: Any) -> str:
-    if not isinstance(value, (str, bytes)):
-        value = str(value)
-    return _text(value, "galaxy id", MAX_GALAXY_ID)
-
-
-def _galaxy_ids(ids: Iterable[Any] | str) -> list[str]:
-    """Validated galaxy ids, each once, in first-seen order (a single string is one id)."""
-    return list(dict.fromkeys(_galaxy_id(g) for g in ([ids] if isinstance(ids, (str, bytes)) else ids)))
 
 
 def _positions(pks: np.ndarray, galaxy_pk: np.ndarray) -> np.ndarray:
@@ -425,7 +128,7 @@ class VoteStore:
         return f"VoteStore({self.url!r})"
 
     def _write(self):
-        return _write_connection(self.engine)
+        return write_connection(self.engine)
 
     # -- inspectors --------------------------------------------------------------------------
     def add_inspector(self, name: str, role: str = "inspector") -> None:
@@ -438,11 +141,11 @@ class VoteStore:
         role : {"inspector", "expert"}
             An expert's vote validates (overrides) the consensus of a galaxy.
         """
-        name = _text(name, "inspector name", MAX_NAME)
+        name = check_text(name, "inspector name", MAX_NAME)
         if role not in ROLES:
             raise VoteStoreError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
         with self._write() as conn:
-            conn.execute(_insert_ignore(conn, inspectors, "name").values(name=name, role=role, created_at=_now()))
+            conn.execute(insert_ignore(conn, inspectors, "name").values(name=name, role=role, created_at=now_utc()))
             row = conn.execute(sa.select(inspectors.c.id, inspectors.c.role)
                                .where(inspectors.c.name == name)).first()
             if row.role != role:
@@ -459,7 +162,7 @@ class VoteStore:
         return df
 
     def _inspector(self, conn: sa.Connection, name: Any) -> tuple[int, str]:
-        name = _text(name, "inspector name", MAX_NAME)
+        name = check_text(name, "inspector name", MAX_NAME)
         row = conn.execute(sa.select(inspectors.c.id, inspectors.c.role).where(inspectors.c.name == name)).first()
         if row is None:
             raise VoteStoreError(f"unknown inspector {name!r}: register them first (add_inspector)")
@@ -479,14 +182,14 @@ class VoteStore:
                 _, registered = self._galaxy_table(conn)
             if len(registered):
                 values = values[~pd.Index(values, dtype=object).isin(pd.Index(registered, dtype=object))]
-        ids = _galaxy_ids(values)
+        ids = check_galaxy_ids(values)
         if not ids:
             return 0
         with self._write() as conn:
             known = self._known(conn, ids)
             new = [g for g in ids if g not in known]
             if new:  # another writer may be adding the same ids right now
-                result = conn.execute(_insert_ignore(conn, galaxies, "id"), [{"id": g} for g in new])
+                result = conn.execute(insert_ignore(conn, galaxies, "id"), [{"id": g} for g in new])
                 n_new = result.rowcount if result.rowcount >= 0 else len(new)
             else:
                 n_new = 0
@@ -545,10 +248,10 @@ class VoteStore:
             Unknown label, galaxy or inspector, or invalid text; nothing is written then.
         """
         label = normalize_label(label)
-        comment = _text(comment, "comment", MAX_COMMENT, allow_empty=True)
+        comment = check_text(comment, "comment", MAX_COMMENT, allow_empty=True)
         if source not in SOURCES:
             raise VoteStoreError(f"source must be one of {', '.join(SOURCES)}, not {source!r}")
-        ids = _galaxy_ids(ids)
+        ids = check_galaxy_ids(ids)
         if not ids:
             return 0
         with self._write() as conn:
@@ -560,7 +263,7 @@ class VoteStore:
     @staticmethod
     def _insert_action(conn: sa.Connection, inspector_id: int, ids: list[str], labels: list[str],
                        comments: list[str], source: str, pks: dict[str, int]) -> int:
-        now = _now()
+        now = now_utc()
         codes = dict(conn.execute(sa.select(labels_table.c.name, labels_table.c.code)).all())
         action_id = conn.execute(actions.insert().values(
             inspector_id=inspector_id, kind="cast", undoes=None, source=source, n_votes=len(ids),
@@ -600,7 +303,7 @@ class VoteStore:
                 return 0
             conn.execute(actions.insert().values(
                 inspector_id=inspector_id, kind="undo", undoes=last.id, source=last.source,
-                n_votes=last.n_votes, created_at=_now()))
+                n_votes=last.n_votes, created_at=now_utc()))
         return int(last.n_votes)
 
     # -- reading -----------------------------------------------------------------------------
@@ -667,7 +370,7 @@ class VoteStore:
         """
         if ids is None:
             return self._frame(self._current_query())
-        ids = _galaxy_ids(ids)
+        ids = check_galaxy_ids(ids)
         return self._frame([self._current_query(galaxy_ids=ids[start:start + _CHUNK])
                             for start in range(0, max(len(ids), 1), _CHUNK)])
 
@@ -693,7 +396,7 @@ class VoteStore:
 
     def votes_for(self, galaxy_id: str) -> pd.DataFrame:
         """The current votes on one galaxy (columns as :meth:`current_votes`)."""
-        galaxy_id = _galaxy_id(galaxy_id)
+        galaxy_id = check_galaxy_id(galaxy_id)
         with self.engine.connect() as conn:
             self._check_galaxies(conn, [galaxy_id])
         return self.current_votes([galaxy_id])
@@ -746,7 +449,7 @@ class VoteStore:
         min_votes = int(self.config["min_votes"] if min_votes is None else min_votes)
         fraction = float(self.config["fraction"] if fraction is None else fraction)
         if ids is not None:
-            ids = _galaxy_ids(ids)
+            ids = check_galaxy_ids(ids)
             with self.engine.connect() as conn:
                 self._check_galaxies(conn, ids)
                 expert_lut = self._expert_lut(conn)
@@ -923,10 +626,10 @@ class VoteStore:
         row_numbers: list[int] = []
         for i, (gid, insp, lab, com) in enumerate(zip(table["id"], table["inspector"], table["label"], comments)):
             try:
-                gid = _galaxy_id(gid)
-                insp = _text(insp, "inspector name", MAX_NAME)
+                gid = check_galaxy_id(gid)
+                insp = check_text(insp, "inspector name", MAX_NAME)
                 lab = normalize_label(lab)
-                com = _text("" if com is None or (isinstance(com, float) and np.isnan(com)) else com,
+                com = check_text("" if com is None or (isinstance(com, float) and np.isnan(com)) else com,
                             "comment", MAX_COMMENT, allow_empty=True)
             except VoteStoreError as exc:
                 problems.append(f"row {i + 1}: {exc}")
@@ -945,8 +648,8 @@ class VoteStore:
             before = set(conn.execute(sa.select(inspectors.c.name)).scalars())
             new = [n for n in names if n not in before]
             for n in new:
-                conn.execute(_insert_ignore(conn, inspectors, "name").values(
-                    name=n, role="inspector", created_at=_now()))
+                conn.execute(insert_ignore(conn, inspectors, "name").values(
+                    name=n, role="inspector", created_at=now_utc()))
             existing = dict(conn.execute(sa.select(inspectors.c.name, inspectors.c.id)).all())
             by_inspector: dict[str, list[tuple[str, str, str, str]]] = {n: [] for n in names}
             for r in rows:

@@ -29,7 +29,9 @@ import pytest
 import sqlalchemy as sa
 
 from core.labels import CLASSES, VOTE_LABELS
+from core.votes import schema as S
 from core.votes import store as V
+from core.votes import validation as VV
 from core.votes.store import VoteStoreError, migrate, open_store
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -128,16 +130,16 @@ def store(url):
 # ---------------------------------------------------------------------------------------------
 def test_new_store_has_latest_schema_and_connection_settings(url):
     s = open_store(url)
-    assert s.schema_version == V.SCHEMA_VERSION == 3
+    assert s.schema_version == S.SCHEMA_VERSION == 3
     with s.engine.connect() as conn:
-        versions = conn.execute(sa.select(V.schema_version.c.version).order_by(V.schema_version.c.version))
+        versions = conn.execute(sa.select(S.schema_version.c.version).order_by(S.schema_version.c.version))
         assert list(versions.scalars()) == [1, 2, 3]
-        labels = dict(conn.execute(sa.select(V.labels_table.c.name, V.labels_table.c.code)).all())
+        labels = dict(conn.execute(sa.select(S.labels_table.c.name, S.labels_table.c.code)).all())
         assert labels == {name: code for code, name in enumerate(VOTE_LABELS)}
         if conn.dialect.name == "sqlite":
             assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
             assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
-            assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == V.BUSY_TIMEOUT_S * 1000
+            assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == S.BUSY_TIMEOUT_S * 1000
             assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
     # Reopening changes nothing.
     assert open_store(url).schema_version == 3
@@ -145,7 +147,7 @@ def test_new_store_has_latest_schema_and_connection_settings(url):
 
 
 def test_migrates_an_old_schema_and_refuses_a_newer_one(url):
-    engine = V.make_engine(url)
+    engine = S.make_engine(url)
     assert migrate(engine, target=1) == 1
     insp = sa.inspect(engine)
     assert "ix_votes_galaxy_inspector" not in {ix["name"] for ix in insp.get_indexes("votes")}
@@ -154,7 +156,7 @@ def test_migrates_an_old_schema_and_refuses_a_newer_one(url):
     assert s.schema_version == 3
     assert "ix_votes_galaxy_inspector" in {ix["name"] for ix in sa.inspect(s.engine).get_indexes("votes")}
     with s.engine.begin() as conn:
-        conn.execute(V.schema_version.insert().values(version=99, applied_at=V._now(), description="future"))
+        conn.execute(S.schema_version.insert().values(version=99, applied_at=S.now_utc(), description="future"))
     s.close()
     with pytest.raises(VoteStoreError, match="newer"):
         open_store(url)
@@ -162,26 +164,26 @@ def test_migrates_an_old_schema_and_refuses_a_newer_one(url):
 
 def test_migration_3_fills_integer_codes_of_existing_votes(url):
     # A version-2 store (no integer columns) with votes written the version-2 way.
-    engine = V.make_engine(url)
+    engine = S.make_engine(url)
     assert migrate(engine, target=2) == 2
     assert "galaxy_pk" not in {c["name"] for c in sa.inspect(engine).get_columns("votes")}
-    now = V._now()
+    now = S.now_utc()
     with engine.begin() as conn:
-        conn.execute(V.galaxies.insert(), [{"id": g} for g in ("a", "b", "c")])
-        conn.execute(sa.insert(V.inspectors).values(name="ann", role="inspector", created_at=now))
-        conn.execute(sa.insert(V.inspectors).values(name="bob", role="inspector", created_at=now))
-        conn.execute(sa.insert(V.inspectors).values(name="cyd", role="expert", created_at=now))
-        conn.execute(sa.insert(V.actions).values(inspector_id=1, kind="cast", source="ui", n_votes=3, created_at=now))
+        conn.execute(S.galaxies.insert(), [{"id": g} for g in ("a", "b", "c")])
+        conn.execute(sa.insert(S.inspectors).values(name="ann", role="inspector", created_at=now))
+        conn.execute(sa.insert(S.inspectors).values(name="bob", role="inspector", created_at=now))
+        conn.execute(sa.insert(S.inspectors).values(name="cyd", role="expert", created_at=now))
+        conn.execute(sa.insert(S.actions).values(inspector_id=1, kind="cast", source="ui", n_votes=3, created_at=now))
         rows = [("b", 1, "Core"), ("b", 2, "Core"), ("b", 3, "Clean"), ("a", 1, "Peculiar"), ("a", 2, "Skip")]
-        conn.execute(sa.insert(V.votes_table).values(
+        conn.execute(sa.insert(S.votes_table).values(
             action_id=1, galaxy_id=sa.bindparam("g"), inspector_id=sa.bindparam("i"), label=sa.bindparam("lab"),
             comment="", source="ui", created_at=now), [{"g": g, "i": i, "lab": lab} for g, i, lab in rows])
     engine.dispose()
     s = open_store(url)
     assert s.schema_version == 3
     with s.engine.connect() as conn:
-        codes = conn.execute(sa.select(V.votes_table.c.galaxy_id, V.votes_table.c.galaxy_pk, V.votes_table.c.label,
-                                       V.votes_table.c.label_code).order_by(V.votes_table.c.id)).all()
+        codes = conn.execute(sa.select(S.votes_table.c.galaxy_id, S.votes_table.c.galaxy_pk, S.votes_table.c.label,
+                                       S.votes_table.c.label_code).order_by(S.votes_table.c.id)).all()
     pk = {"a": 1, "b": 2, "c": 3}
     assert [(r[1], r[3]) for r in codes] == [(pk[g], VOTE_LABELS.index(lab)) for g, _, lab in rows]
     cons = s.consensus().set_index("id")
@@ -197,9 +199,9 @@ def test_foreign_keys_are_enforced_by_the_database(store):
     # Even bypassing the Python checks, the database refuses a vote on an unknown galaxy.
     with pytest.raises(sa.exc.IntegrityError):
         with store.engine.begin() as conn:
-            conn.execute(V.votes_table.insert().values(
+            conn.execute(S.votes_table.insert().values(
                 action_id=1, galaxy_id="nope", inspector_id=1, label="Clean", comment="",
-                source="ui", created_at=V._now()))
+                source="ui", created_at=S.now_utc()))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -318,7 +320,7 @@ def test_store_consensus_from_integer_codes_equals_the_string_rule(url, packed, 
     ids = [f"g,{i}'\"" if i % 7 == 0 else f"g{i}" for i in range(40)]
     s.add_galaxies(ids[:30])
     with s.engine.begin() as conn:  # a gap in the keys (e.g. a PostgreSQL sequence skipped values)
-        conn.execute(V.galaxies.insert().values(pk=1000, id="gap"))
+        conn.execute(S.galaxies.insert().values(pk=1000, id="gap"))
     names = ["ann", "bob", "cyd", "dee", "eve"]
     for n in names:
         s.add_inspector(n)
@@ -400,7 +402,7 @@ HOSTILE = [
     "名前 ünïcødé 🙂 \u202e",
     "tab\tnew\nline",
     "%s %(name)s :param ? $1",
-    "a" * V.MAX_NAME,
+    "a" * VV.MAX_NAME,
 ]
 
 
@@ -409,13 +411,13 @@ def test_hostile_text_is_stored_verbatim_never_executed(store):
     for name in HOSTILE:
         store.add_inspector(name)
     for i, name in enumerate(HOSTILE):
-        store.cast(HOSTILE, name, CLASSES[i % 5], comment=HOSTILE[-1 - i] + "x" * (V.MAX_COMMENT - 300))
+        store.cast(HOSTILE, name, CLASSES[i % 5], comment=HOSTILE[-1 - i] + "x" * (VV.MAX_COMMENT - 300))
     cur = store.current_votes()
     assert len(cur) == len(HOSTILE) ** 2
     assert set(cur["inspector"]) == set(HOSTILE) and set(cur["id"]) == set(HOSTILE)
     for i, name in enumerate(HOSTILE):
         mine = cur[cur["inspector"] == name]
-        assert set(mine["comment"]) == {HOSTILE[-1 - i] + "x" * (V.MAX_COMMENT - 300)}
+        assert set(mine["comment"]) == {HOSTILE[-1 - i] + "x" * (VV.MAX_COMMENT - 300)}
     assert set(store.inspectors()["name"]) >= set(HOSTILE)
     assert store.integrity_check() == "ok"
     assert len(store.votes_for(HOSTILE[0])) == len(HOSTILE)
@@ -424,12 +426,12 @@ def test_hostile_text_is_stored_verbatim_never_executed(store):
 HOSTILE_REJECTED = [
     lambda s: s.add_inspector(""),
     lambda s: s.add_inspector("   "),
-    lambda s: s.add_inspector("a" * (V.MAX_NAME + 1)),
+    lambda s: s.add_inspector("a" * (VV.MAX_NAME + 1)),
     lambda s: s.add_inspector("nul\x00byte"),
     lambda s: s.add_inspector(None),
     lambda s: s.add_galaxies([""]),
     lambda s: s.add_galaxies(["x\x00"]),
-    lambda s: s.cast("g0", "ann", "Core", comment="c" * (V.MAX_COMMENT + 1)),
+    lambda s: s.cast("g0", "ann", "Core", comment="c" * (VV.MAX_COMMENT + 1)),
     lambda s: s.cast("g0", "ann", "Core', 'x'); --"),
     lambda s: s.cast("g0", "ann", ""),
     lambda s: s.cast("g0", "ann", None),
@@ -525,7 +527,7 @@ def test_eight_processes_vote_at_once(url, tmp_path):
     assert list(c.loc[[f"g{i:03d}" for i in g], "label"]) == list(expected)
     assert (c["n_votes"] == N_PROC).all()
     with s.engine.connect() as conn:
-        assert list(conn.execute(sa.select(V.schema_version.c.version)).scalars()) == [1, 2, 3]
+        assert list(conn.execute(sa.select(S.schema_version.c.version)).scalars()) == [1, 2, 3]
     assert s.integrity_check() == "ok"
     s.close()
 

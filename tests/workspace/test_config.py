@@ -7,8 +7,19 @@ import pytest
 import tomli_w
 
 import core.workspace.config as config_module
-from core.workspace.config import (DEFAULT_CONFIG, MIGRATIONS, SCHEMA, SCHEMA_VERSION, ConfigError, default_config,
-                                   keep_old_default, load_config, problems, read_config, write_config)
+from core.workspace.config import (
+    DEFAULT_CONFIG,
+    MIGRATIONS,
+    SCHEMA,
+    SCHEMA_VERSION,
+    ConfigError,
+    default_config,
+    keep_old_default,
+    load_config,
+    problems,
+    read_config,
+    write_config,
+)
 from core.workspace.workspace import Workspace
 
 #: DEFAULT_CONFIG as the code wrote it before the schema existed (schema 1): no schema_version,
