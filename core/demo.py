@@ -215,7 +215,7 @@ def build_demo(
         return go
 
     def embed(model: str):
-        from core.latent.analysis import embed_run
+        from core.latent.embed import embed_run
 
         def go():
             ws = Workspace.open(root)

@@ -1,7 +1,7 @@
 """A small fabricated workspace for the dashboard's tests and benchmarks.
 
 Written through the engine's own writers (``core.workspace.workspace``, ``core.io.stamps.StampStore``,
-``core.latent.analysis.Embedding.save``) so the dashboard reads exactly the formats the engine writes,
+``core.latent.embedding.Embedding.save``) so the dashboard reads exactly the formats the engine writes,
 but with no training: the "runs" are made-up embeddings whose PCs are clusters, one per class,
 so a lasso on a cluster selects galaxies of one class.
 """
@@ -74,7 +74,7 @@ def write_stamps(ws: Workspace, classes: np.ndarray, size: int = 24, seed: int =
 def write_run(ws: Workspace, run_id: str, model: str, classes: np.ndarray, ids: np.ndarray, seed: int = 0,
               init: str | None = None, flip: float = 0.1) -> None:
     """A finished run folder with run.json, evaluation.json and embedding.npz (no model)."""
-    from core.latent.analysis import Embedding
+    from core.latent.embedding import Embedding
 
     rng = np.random.default_rng(seed)
     n = len(ids)

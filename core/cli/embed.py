@@ -1,4 +1,4 @@
-"""``resx embed``: latents, PCA, k-means elbow, GMM and SVC of a run (:func:`core.latent.analysis.embed_run`)."""
+"""``resx embed``: latents, PCA, k-means elbow, GMM and SVC of a run (:func:`core.latent.embed.embed_run`)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from core.latent.analysis import embed_run
+    from core.latent.embed import embed_run
     from core.workspace.workspace import Workspace, WorkspaceError
 
     ws = Workspace.open(args.workspace)

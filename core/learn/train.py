@@ -43,7 +43,6 @@ import signal
 import threading
 import time
 import traceback
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -51,24 +50,18 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up 
 
 import keras  # noqa: E402
 import numpy as np
-from keras import ops
 
-from core.errors import ResxError
-from core.labels import CLASSES, FIT_QUALITY
-from core.latent.analysis import quiet_tensorflow
+from core.learn.backend import distribution_strategy, quiet_tensorflow
+from core.learn.data import LABEL_SOURCES, TrainingData, TrainingError, load_training_data
+from core.learn.evaluate import evaluate_cnn, evaluate_cvae, plot_confusion, plot_reconstructions
 from core.learn.runs import RunError, RunInfo, new_run_id, read_run, write_run_json
+from core.learn.schedule import make_schedule
 from core.workspace.config import write_config
 from core.workspace.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
-PREPPED = ("ok", "flagged")
 STOP_FILE = "STOP"
-LABEL_SOURCES = ("catalog", "consensus")
-
-
-class TrainingError(ResxError, RuntimeError):
-    """Training could not start or did not finish (the run folder records why)."""
 
 
 class Cancelled(Exception):
@@ -76,162 +69,12 @@ class Cancelled(Exception):
 
 
 # ----------------------------------------------------------------------------------------
-# The learning-rate schedule
-# ----------------------------------------------------------------------------------------
-@keras.saving.register_keras_serializable(package="resx")
-class StepHalving(keras.optimizers.schedules.LearningRateSchedule):
-    """Step decay: ``lr = initial * factor ** floor(step / interval)``, ``interval`` =
-    ``drop_every * total_steps`` (rounded, at least 1)."""
-
-    def __init__(self, initial_learning_rate: float, total_steps: int, drop_every: float = 1 / 3,
-                 factor: float = 0.5):
-        self.initial_learning_rate = float(initial_learning_rate)
-        self.total_steps = int(total_steps)
-        self.drop_every = float(drop_every)
-        self.factor = float(factor)
-        self.interval = max(1, int(round(self.drop_every * self.total_steps)))
-
-    def __call__(self, step):
-        n = ops.floor(ops.cast(step, "float32") / float(self.interval))
-        return self.initial_learning_rate * ops.power(self.factor, n)
-
-    def get_config(self) -> dict[str, Any]:
-        return {"initial_learning_rate": self.initial_learning_rate, "total_steps": self.total_steps,
-                "drop_every": self.drop_every, "factor": self.factor}
-
-
-def make_schedule(initial_learning_rate: float, total_steps: int, drop_every: float = 1 / 3,
-                  factor: float = 0.5) -> StepHalving:
-    """The paper's schedule: ``lr = initial * factor ** floor(step / (drop_every * total_steps))``.
-
-    With the defaults the rate is 1e-4 for the first third of the steps, 5e-5 for the second
-    and 2.5e-5 for the last.
-    """
-    return StepHalving(initial_learning_rate, total_steps, drop_every, factor)
-
-
-# ----------------------------------------------------------------------------------------
-# Labels and data
-# ----------------------------------------------------------------------------------------
-@dataclass
-class TrainingData:
-    """The galaxies a run trains and tests on.
-
-    ``rows`` are catalog rows; ``labels`` the class names (:data:`core.labels.CLASSES`);
-    ``split`` ``"train"`` or ``"test"``; ``images`` the scaled object-only stamps
-    ``(n, S, S)`` float32 in [-1, 1]. ``provenance`` goes to ``labels.json``.
-    """
-
-    ids: np.ndarray
-    rows: np.ndarray
-    labels: np.ndarray
-    split: np.ndarray
-    images: np.ndarray
-    provenance: dict[str, Any]
-
-    def part(self, which: str) -> tuple[np.ndarray, np.ndarray]:
-        m = self.split == which
-        return self.images[m], self.labels[m]
-
-
-def _column(cat, name: str, default) -> np.ndarray:
-    if name in cat.colnames:
-        return np.asarray(cat[name])
-    return np.full(len(cat), default)
-
-
-def training_labels(ws: Workspace, source: str = "catalog") -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """Per catalog row: the training label ("" when none), an exclusion flag, and provenance.
-
-    Parameters
-    ----------
-    ws : Workspace
-    source : {"catalog", "consensus"}
-
-    Returns
-    -------
-    labels : (n,) str array
-        A class of :data:`CLASSES` or "".
-    excluded : (n,) bool array
-        Fit-quality galaxies (catalog flag, or a FitQuality consensus).
-    provenance : dict
-        ``source`` and, for consensus, the vote counts it came from.
-    """
-    cat = ws.read_catalog()
-    fq = _column(cat, "fit_quality", False).astype(bool)
-    prov: dict[str, Any] = {"source": source}
-    if source == "catalog":
-        labels = np.array([str(c).strip() for c in _column(cat, "catalog_class", "")], dtype=object)
-        prov["column"] = "catalog_class"
-    elif source == "consensus":
-        from core.votes.store import open_store
-
-        store = open_store(ws)
-        try:
-            cons = store.consensus()
-            rule = dict(store.config)
-        finally:
-            store.close()
-        lookup = dict(zip(cons["id"].astype(str), cons["label"].astype(str)))
-        ids = np.asarray(cat["id"]).astype(str)
-        raw = np.array([lookup.get(g, "") for g in ids], dtype=object)
-        fq = fq | (raw == FIT_QUALITY)
-        labels = raw.copy()
-        prov.update({
-            "rule": {k: rule.get(k) for k in ("min_votes", "fraction") if k in rule},
-            "galaxies_with_votes": int((cons["n_votes"] > 0).sum()) if "n_votes" in cons else None,
-            "undecided": int((raw == "undecided").sum()),
-            "fit_quality": int((raw == FIT_QUALITY).sum()),
-        })
-    else:
-        raise ValueError(f"labels must be one of {LABEL_SOURCES}, not {source!r}")
-    labels = np.where(np.isin(labels, CLASSES), labels, "").astype(str)
-    return labels, fq, prov
-
-
-def load_training_data(ws: Workspace, source: str = "catalog", config: dict[str, Any] | None = None) -> TrainingData:
-    """Labels, split and scaled stamps of every labelled, prepared galaxy (see module docstring)."""
-    from core.learn.augment import split_sample
-    from core.learn.scaling import scale_stamps
-
-    cfg = config or ws.config
-    cat = ws.read_catalog()
-    labels, fq, prov = training_labels(ws, source)
-    status = np.array([str(s).strip() for s in _column(cat, "prep_status", "ok")])
-    prepped = np.isin(status, PREPPED)
-    if "split" in cat.colnames:
-        split = np.array([str(s).strip() for s in cat["split"]])
-        prov["split"] = "catalog column 'split'"
-    else:
-        sc = cfg.get("split", {})
-        split = split_sample(labels, fq | ~prepped, sc.get("test_fraction", 0.2), sc.get("seed", 42))
-        prov["split"] = "core.learn.augment.split_sample on these labels"
-    use = prepped & ~fq & (labels != "") & np.isin(split, ("train", "test"))
-    rows = np.flatnonzero(use)
-    if not np.any(split[rows] == "train"):
-        raise TrainingError(
-            f"no labelled training galaxies in {ws.root} (labels: {source}); "
-            + ("vote on galaxies first, or train with --labels catalog" if source == "consensus"
-               else "does the catalog have a catalog_class column? try --labels consensus"))
-    stamps = ws.stamps().read("object_only", rows=rows)
-    bad = ~np.isfinite(stamps).all(axis=(1, 2))
-    if bad.any():
-        log.warning("%d stamps with NaN pixels set to 0 (prep status ok/flagged but incomplete)", int(bad.sum()))
-    sc = cfg.get("scaling", {})
-    images = scale_stamps(np.nan_to_num(stamps, nan=0.0, posinf=0.0, neginf=0.0),
-                          method=sc.get("method", "maxabs"), per=sc.get("per", "stamp"))
-    lab, spl = labels[rows], split[rows]
-    counts = {s: {c: int(np.sum((lab == c) & (spl == s))) for c in CLASSES} for s in ("train", "test")}
-    prov.update({"counts": counts, "n_train": int(np.sum(spl == "train")), "n_test": int(np.sum(spl == "test"))})
-    return TrainingData(ids=np.asarray(cat["id"]).astype(str)[rows], rows=rows, labels=lab, split=spl,
-                        images=np.asarray(images, np.float32), provenance=prov)
 
 
 # ----------------------------------------------------------------------------------------
 # Callbacks
 # ----------------------------------------------------------------------------------------
 def _callbacks(run_dir: Path, epochs: int, steps: int, schedule, stop: Callable[[], bool], progress: bool):
-    import keras
 
     class RunMonitor(keras.callbacks.Callback):
         """history.csv, progress.json, checkpoint.keras every epoch; STOP file / signal -> stop."""
@@ -319,100 +162,8 @@ class _StopFlag:
 
 
 # ----------------------------------------------------------------------------------------
-# Evaluation
-# ----------------------------------------------------------------------------------------
-def evaluate_cnn(model, x: np.ndarray, labels: np.ndarray, batch_size: int = 256) -> dict[str, Any]:
-    """Accuracy, per-class precision/recall/support and the confusion matrix (rows: true class)."""
-    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
-
-    y = np.array([CLASSES.index(c) for c in labels])
-    prob = model.predict(x[..., None], batch_size=batch_size, verbose=0)
-    pred = prob.argmax(axis=1)
-    p, r, _, s = precision_recall_fscore_support(y, pred, labels=range(len(CLASSES)), zero_division=0)
-    cm = confusion_matrix(y, pred, labels=range(len(CLASSES)))
-    return {
-        "n_test": int(len(y)),
-        "accuracy": float(np.mean(pred == y)) if len(y) else None,
-        "classes": list(CLASSES),
-        "per_class": {c: {"precision": float(p[i]), "recall": float(r[i]), "support": int(s[i])}
-                      for i, c in enumerate(CLASSES)},
-        "confusion": cm.tolist(),
-    }
-
-
-def evaluate_cvae(model, x: np.ndarray, batch_size: int = 256) -> tuple[dict[str, Any], np.ndarray]:
-    """Reconstruction MSE (decoded from the encoder mean) and mean KL on ``x``; also the reconstructions."""
-    from core.learn.models import kl_divergence
-
-    xb = x[..., None]
-    rec = model.predict(xb, batch_size=batch_size, verbose=0)
-    z_mean, z_log_var, _ = model.encoder.predict(xb, batch_size=batch_size, verbose=0)
-    mse = float(np.mean((rec[..., 0] - x) ** 2)) if len(x) else None
-    kl = float(kl_divergence(z_mean, z_log_var, model.kl_reduction)) if len(x) else None
-    return {"n_test": int(len(x)), "recon_mse": mse, "kl": kl}, rec[..., 0]
-
-
-def plot_confusion(cm: np.ndarray, path: Path, title: str = "") -> None:
-    """Confusion matrix PNG: colour = fraction of the true class, numbers = counts."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    cm = np.asarray(cm)
-    frac = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
-    fig, ax = plt.subplots(figsize=(5.2, 4.6), dpi=110)
-    im = ax.imshow(frac, cmap="Blues", vmin=0, vmax=1)
-    for i in range(cm.shape[0]):
-        for j in range(cm.shape[1]):
-            ax.text(j, i, f"{cm[i, j]}\n{frac[i, j]:.0%}", ha="center", va="center", fontsize=8,
-                    color="white" if frac[i, j] > 0.5 else "black")
-    ax.set_xticks(range(len(CLASSES)), CLASSES, rotation=30)
-    ax.set_yticks(range(len(CLASSES)), CLASSES)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true (test split)")
-    ax.set_title(title, fontsize=9)
-    fig.colorbar(im, ax=ax, fraction=0.046, label="fraction of true class")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-
-
-def plot_reconstructions(x: np.ndarray, rec: np.ndarray, path: Path, n: int = 8, seed: int = 0) -> None:
-    """Input (top) / reconstruction (bottom) pairs like the paper's Figure 8."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    n = min(n, len(x))
-    pick = np.sort(np.random.default_rng(seed).choice(len(x), n, replace=False)) if n else []
-    fig, axes = plt.subplots(2, max(n, 1), figsize=(1.3 * max(n, 1), 2.9), dpi=110, squeeze=False)
-    for col, i in enumerate(pick):
-        for row, img in enumerate((x[i], rec[i])):
-            ax = axes[row, col]
-            ax.imshow(img, cmap="RdBu_r", vmin=-1, vmax=1, origin="lower")
-            ax.set_xticks([])
-            ax.set_yticks([])
-    axes[0, 0].set_ylabel("input")
-    axes[1, 0].set_ylabel("reconstruction")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-
-
-# ----------------------------------------------------------------------------------------
 # A run
 # ----------------------------------------------------------------------------------------
-def _strategy():
-    import tensorflow as tf
-
-    gpus = tf.config.list_logical_devices("GPU")
-    if len(gpus) > 1:
-        return tf.distribute.MirroredStrategy()
-    return tf.distribute.get_strategy()
-
-
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S")
 
@@ -450,7 +201,7 @@ def train(
     activate : bool
         Make the run the active one of its model when it finishes (``done``).
     embed : bool
-        Run :func:`core.latent.analysis.embed_run` on the finished run.
+        Run :func:`core.latent.embed.embed_run` on the finished run.
     progress : bool
         Show a tqdm progress bar per epoch.
     handle_signals : bool
@@ -531,7 +282,7 @@ def train(
     if activate:
         ws.set_active_run(model, rid)
     if embed:
-        from core.latent.analysis import embed_run
+        from core.latent.embed import embed_run
 
         embed_run(ws, rid)
     return read_run(ws, rid)
@@ -554,7 +305,6 @@ def _last_epoch(run_dir: Path) -> int:
 
 def _train_in(ws: Workspace, run_dir: Path, cfg: dict[str, Any], kind: str, labels: str,
               init: str | None, stop: _StopFlag, progress: bool) -> dict[str, Any]:
-    import keras
     import tensorflow as tf
 
     from core.learn.augment import augment_dataset
@@ -589,7 +339,7 @@ def _train_in(ws: Workspace, run_dir: Path, cfg: dict[str, Any], kind: str, labe
     schedule = make_schedule(float(tc.get("learning_rate", 1e-4)), steps * epochs,
                              float(tc.get("lr_drop_every", 1 / 3)), float(tc.get("lr_factor", 0.5)))
 
-    with _strategy().scope():
+    with distribution_strategy().scope():
         if init:
             net = keras.models.load_model(ws.run_dir(init) / "model.keras", compile=False)
             shape = tuple(net.inputs[0].shape[1:3]) if kind == "cnn" else tuple(net.encoder.inputs[0].shape[1:3])

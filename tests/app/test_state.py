@@ -120,7 +120,7 @@ def test_state_opens_active_runs_and_aligns_by_id(state):
 
 
 def test_embedding_in_another_order_is_aligned(state, tmp_path):
-    from core.latent.analysis import Embedding
+    from core.latent.embedding import Embedding
 
     emb = Embedding.load(state.ws.runs_dir / "cnn-a")
     perm = np.random.default_rng(0).permutation(len(emb.ids))

@@ -45,10 +45,11 @@ def main() -> int:
     from model_workspace import class_stamp
 
     from core.labels import CLASSES
-    from core.latent.analysis import _inference_model
+    from core.latent.inference import _inference_model
     from core.learn.augment import augment_dataset
     from core.learn.models import build_model
-    from core.learn.train import _callbacks, _StopFlag, make_schedule
+    from core.learn.schedule import make_schedule
+    from core.learn.train import _callbacks, _StopFlag
     from core.workspace.config import default_config
 
     keras.utils.set_random_seed(0)

@@ -58,7 +58,7 @@ def main() -> int:
     ap.add_argument("--json", default=None, help="also write the numbers to this JSON file")
     args = ap.parse_args()
 
-    from core.latent.analysis import embed_run
+    from core.latent.embed import embed_run
     from core.learn.train import train
     from core.workspace.workspace import Workspace
 

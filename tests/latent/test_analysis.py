@@ -17,10 +17,10 @@ from core.latent.analysis import (
     LatentAnalysis,
     PCAlignment,
     elbow_point,
-    load_embedding,
     predict_grid,
     svc_predict,
 )
+from core.latent.embedding import load_embedding
 
 
 # -- elbow ------------------------------------------------------------------------------------
@@ -155,7 +155,7 @@ def test_embed_run_writes_the_embedding(trained):
 def test_embed_aligns_a_retrain_to_the_previous_run(trained):
     import shutil
 
-    from core.latent.analysis import embed_run
+    from core.latent.embed import embed_run
 
     ws, cnn, _ = trained
     first = embed_run(ws, cnn.id)
@@ -174,7 +174,7 @@ def test_embed_aligns_a_retrain_to_the_previous_run(trained):
 
 @pytest.mark.slow
 def test_embed_with_dask_chunks_matches_the_direct_path(trained):
-    from core.latent.analysis import extract_latents
+    from core.latent.inference import extract_latents
     from core.workspace.config import read_config
 
     ws, cnn, _ = trained

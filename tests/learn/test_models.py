@@ -171,7 +171,7 @@ def test_models_save_and_reload(tmp_path):
 
 
 def test_step_halving_schedule():
-    from core.learn.train import make_schedule
+    from core.learn.schedule import make_schedule
 
     s = make_schedule(1e-4, total_steps=300)
     got = [float(s(step)) for step in (0, 99, 100, 199, 200, 299)]

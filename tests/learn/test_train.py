@@ -186,7 +186,7 @@ def test_a_failed_run_is_recorded_and_not_activated(ws, first):
 
 
 def test_consensus_labels_exclude_skip_undecided_and_fit_quality(tmp_path):
-    from core.learn.train import training_labels
+    from core.learn.data import training_labels
     from core.votes.store import open_store
     from tests.model_workspace import make_workspace
 

@@ -1,0 +1,138 @@
+"""Latent vectors of prepared galaxies from a trained run: the CNN's Dense-512 layer, the CvAE's encoder mean.
+
+Unaugmented stamps, no noise or dropout. Up to ``embed.dask_threshold`` galaxies (default 50,000)
+the stamps are read at once and passed through ``model.predict`` in batches of
+``embed.batch_size``; above it (or when a Dask scheduler address is given) each stamp-store chunk
+is a Dask task that reads, scales and predicts its own rows, so memory stays at a few chunks and a
+``dask.distributed`` cluster can share the work.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.learn.backend import quiet_tensorflow
+
+__all__ = ["extract_latents"]
+
+log = logging.getLogger(__name__)
+
+
+def _scaled(stamps: np.ndarray, config: dict[str, Any]) -> np.ndarray:
+    from core.learn.scaling import scale_stamps
+
+    sc = config.get("scaling", {})
+    x = scale_stamps(np.nan_to_num(stamps, nan=0.0), method=sc.get("method", "maxabs"),
+                     per=sc.get("per", "stamp"))
+    return np.asarray(x, dtype=np.float32)[..., None]
+
+
+def _inference_model(model):
+    """A model mapping stamps to ``latent`` (and ``class`` probabilities for the CNN)."""
+    import keras
+
+    from core.learn.models import CVAE, LATENT_LAYER
+
+    if isinstance(model, CVAE):
+        return keras.Model(model.encoder.inputs, model.encoder.outputs[0])
+    return keras.Model(model.inputs, [model.get_layer(LATENT_LAYER).output, model.outputs[0]])
+
+
+_MODEL_CACHE: dict[str, Any] = {}
+
+
+def _cached_inference_model(path: str):
+    import keras
+
+    import core.learn.models  # noqa: F401  (registers the custom layers)
+
+    if path not in _MODEL_CACHE:
+        _MODEL_CACHE[path] = _inference_model(keras.models.load_model(path, compile=False))
+    return _MODEL_CACHE[path]
+
+
+def _predict(infer, x: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray | None]:
+    with quiet_tensorflow():
+        out = infer.predict(x, batch_size=batch_size, verbose=0)
+    if isinstance(out, (list, tuple)):
+        return np.asarray(out[0], np.float32), np.asarray(out[1], np.float32)
+    return np.asarray(out, np.float32), None
+
+
+def _chunk_latents(stamps_path: str, model_path: str, rows: np.ndarray, config: dict, batch_size: int):
+    from core.io.stamps import StampStore
+
+    store = StampStore.open(stamps_path, mode="r")
+    x = _scaled(store.read("object_only", rows=rows), config)
+    lat, prob = _predict(_cached_inference_model(model_path), x, batch_size)
+    return lat if prob is None else np.concatenate([lat, prob], axis=1)
+
+
+def extract_latents(
+    ws,
+    model_path: str | Path,
+    rows: np.ndarray,
+    config: dict[str, Any],
+    *,
+    batch_size: int = 256,
+    dask_threshold: int = 50000,
+    scheduler: str | None = None,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """512-d latents (and CNN class probabilities) of the given catalog rows, unaugmented.
+
+    Parameters
+    ----------
+    ws : core.workspace.workspace.Workspace
+    model_path : path
+        A saved ``model.keras`` (CNN or CvAE).
+    rows : (n,) int array
+        Catalog/stamp rows, increasing.
+    config : dict
+        The run's configuration (its ``scaling`` section scales the stamps as in training).
+    batch_size : int
+        Inference batch.
+    dask_threshold : int
+        More rows than this (or a ``scheduler``) -> one Dask task per stamp chunk.
+    scheduler : str, optional
+        Address of a running ``dask.distributed`` scheduler.
+
+    Returns
+    -------
+    latents : (n, 512) float32
+    probabilities : (n, 5) float32 or None (CvAE)
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    model_path = str(model_path)
+    if len(rows) <= dask_threshold and scheduler is None:
+        store = ws.stamps()
+        x = _scaled(store.read("object_only", rows=rows), config)
+        return _predict(_cached_inference_model(model_path), x, batch_size)
+
+    import dask
+    import dask.array as da
+
+    store = ws.stamps()
+    chunk = store.chunk
+    infer = _cached_inference_model(model_path)
+    width = infer.outputs[0].shape[-1] + (infer.outputs[1].shape[-1] if len(infer.outputs) > 1 else 0)
+    parts = []
+    for start in range(0, store.n, chunk):
+        sel = rows[(rows >= start) & (rows < start + chunk)]
+        if len(sel) == 0:
+            continue
+        task = dask.delayed(_chunk_latents)(str(ws.stamps_path), model_path, sel, config, batch_size)
+        parts.append(da.from_delayed(task, shape=(len(sel), width), dtype=np.float32))
+    arr = da.concatenate(parts, axis=0)
+    if scheduler:
+        from dask.distributed import Client
+
+        with Client(scheduler) as client:
+            out = client.compute(arr).result()
+    else:
+        out = arr.compute(scheduler="threads")
+    n_lat = infer.outputs[0].shape[-1]
+    return out[:, :n_lat], (out[:, n_lat:] if width > n_lat else None)
