@@ -6,30 +6,27 @@ inspector, and two counters (``votes_version``, ``runs_version``) that views dep
 redraw when the vote store or the list of runs changes. Views never talk to each other.
 
 The science lives in ``core``; this module only loads what ``core`` wrote and keeps it aligned
-by catalog row. The selection helpers at the top are plain functions so they can be tested
-without a server.
+by catalog row. The colours are in :mod:`app.palettes`, the selection and paging helpers (plain
+functions, testable without a server) in :mod:`app.selection`, the retrain subprocess in
+:mod:`app.retrain`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import re
-import subprocess
-import sys
-import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
 import param
-from matplotlib.path import Path as MplPath
 
-from core.labels import CLASSES, FIT_QUALITY, SKIP, VOTE_LABELS
+from app.palettes import NO_LABEL, UNDECIDED
+from app.retrain import RetrainJob
+from app.selection import parse_id_list, points_in_bounds, points_in_polygon
+from core.labels import CLASSES, SKIP, VOTE_LABELS
 from core.workspace.workspace import MODELS, Workspace, WorkspaceError
 
 log = logging.getLogger(__name__)
@@ -46,104 +43,6 @@ COLOR_BY: dict[str, tuple[str, str]] = {
     "vote disagreement": ("disagreement", "continuous"),
     "model confidence": ("confidence", "continuous"),
 }
-
-#: Gallery sort orders: label -> (column of the map frame, ascending).
-SORT_BY: dict[str, tuple[str, bool]] = {
-    "selection order": ("", True),
-    "SPF (high first)": ("spf", False),
-    "confidence (low first)": ("confidence", True),
-    "confidence (high first)": ("confidence", False),
-    "disagreement (high first)": ("disagreement", False),
-    "id": ("id", True),
-}
-
-UNDECIDED = "undecided"
-NO_LABEL = "—"
-PER_PAGE = 48
-
-#: Fixed colours, so a class looks the same on every map, legend and tile.
-CLASS_COLORS: dict[str, str] = {
-    "Clean": "#4477aa",
-    "General": "#66ccee",
-    "Core": "#228833",
-    "Asymmetric": "#ccbb44",
-    "Peculiar": "#ee6677",
-    FIT_QUALITY: "#aa3377",
-    SKIP: "#999999",
-    UNDECIDED: "#bbbbbb",
-    "hidden": "#e8e8e8",
-    NO_LABEL: "#dddddd",
-}
-_CLUSTER_COLORS = ["#332288", "#88ccee", "#44aa99", "#117733", "#999933", "#ddcc77", "#cc6677",
-                   "#882255", "#aa4499", "#dddddd", "#6699cc", "#997700", "#ee99aa", "#004488", "#bbbbbb"]
-
-
-def color_key(column: str, values: Iterable[str]) -> dict[str, str]:
-    """Colours for the categories of a categorical colour column."""
-    values = sorted(set(values), key=str)
-    if column == "gmm":
-        return {v: _CLUSTER_COLORS[i % len(_CLUSTER_COLORS)] for i, v in enumerate(values)}
-    return {v: CLASS_COLORS.get(v, "#444444") for v in values}
-
-
-# --------------------------------------------------------------------------------------------
-# Selection: plain functions on arrays
-# --------------------------------------------------------------------------------------------
-def points_in_polygon(x: np.ndarray, y: np.ndarray, xs: Sequence[float], ys: Sequence[float]) -> np.ndarray:
-    """Boolean mask of the points (x, y) inside the polygon (xs, ys).
-
-    Vectorised (``matplotlib.path.Path.contains_points`` after a bounding-box cut), so 10⁶
-    points take a fraction of a second; no subsampling. A polygon of fewer than three
-    vertices selects nothing.
-    """
-    x = np.asarray(x, dtype=float)
-    y = np.asarray(y, dtype=float)
-    xs = np.asarray(xs, dtype=float)
-    ys = np.asarray(ys, dtype=float)
-    mask = np.zeros(x.shape, dtype=bool)
-    if xs.size < 3 or xs.size != ys.size:
-        return mask
-    box = (x >= xs.min()) & (x <= xs.max()) & (y >= ys.min()) & (y <= ys.max())
-    idx = np.flatnonzero(box)
-    if idx.size:
-        path = MplPath(np.column_stack([xs, ys]))
-        mask[idx] = path.contains_points(np.column_stack([x[idx], y[idx]]))
-    return mask
-
-
-def points_in_bounds(x: np.ndarray, y: np.ndarray, bounds: Sequence[float]) -> np.ndarray:
-    """Boolean mask of the points inside ``bounds = (x0, y0, x1, y1)`` (edges included)."""
-    x0, y0, x1, y1 = bounds
-    x0, x1 = min(x0, x1), max(x0, x1)
-    y0, y1 = min(y0, y1), max(y0, y1)
-    return (x >= x0) & (x <= x1) & (y >= y0) & (y <= y1)
-
-
-def parse_id_list(text: str) -> list[str]:
-    """Galaxy ids pasted by a user: separated by commas, semicolons, spaces or new lines."""
-    return [t for t in re.split(r"[\s,;]+", text.strip()) if t]
-
-
-def sort_rows(rows: np.ndarray, frame: pd.DataFrame, by: str) -> np.ndarray:
-    """The selected catalog rows in the order of :data:`SORT_BY` ``by`` (NaN last)."""
-    column, ascending = SORT_BY[by]
-    rows = np.asarray(rows, dtype=int)
-    if not column or rows.size == 0:
-        return rows
-    values = frame[column].reindex(rows)
-    order = values.reset_index(drop=True).sort_values(ascending=ascending, na_position="last", kind="stable")
-    return rows[order.index.to_numpy()]
-
-
-def page_of(rows: np.ndarray, page: int, per_page: int = PER_PAGE) -> np.ndarray:
-    """Rows of page ``page`` (0-based; clipped to the last page)."""
-    n_pages = max(1, -(-len(rows) // per_page))
-    page = min(max(page, 0), n_pages - 1)
-    return np.asarray(rows)[page * per_page:(page + 1) * per_page]
-
-
-def n_pages(n: int, per_page: int = PER_PAGE) -> int:
-    return max(1, -(-n // per_page))
 
 
 # --------------------------------------------------------------------------------------------
@@ -221,87 +120,6 @@ def _log10(values: np.ndarray) -> np.ndarray:
         out = np.log10(v)
     out[~np.isfinite(out)] = np.nan
     return out
-
-
-# --------------------------------------------------------------------------------------------
-# Retrain in a subprocess
-# --------------------------------------------------------------------------------------------
-class RetrainJob:
-    """One ``python -m core train ... --embed`` subprocess and its run folder.
-
-    The server never trains: it starts the process, reads ``progress.json`` when polled, writes
-    ``STOP`` to cancel, and reads ``run.json`` when the process has ended.
-    """
-
-    def __init__(self, ws: Workspace, model: str, epochs: int, init: str | None, run_id: str | None = None,
-                 extra_args: Sequence[str] = ()):
-        self.ws = ws
-        self.model = model
-        self.epochs = int(epochs)
-        self.init = init
-        self.run_id = run_id or f"{model}-ui-{time.strftime('%Y%m%d-%H%M%S')}"
-        self.cmd = [sys.executable, "-m", "core", "train", str(ws.root), "--model", model,
-                    "--labels", "consensus", "--epochs", str(self.epochs), "--run-id", self.run_id, "--embed",
-                    *extra_args]
-        if init:
-            self.cmd += ["--init", init]
-        self.log_path = Path(tempfile.gettempdir()) / f"resx-retrain-{os.getpid()}-{self.run_id}.log"
-        self.proc: subprocess.Popen | None = None
-        self.started = 0.0
-
-    @property
-    def run_dir(self) -> Path:
-        return self.ws.runs_dir / self.run_id
-
-    def start(self) -> None:
-        env = dict(os.environ)
-        project = str(Path(__file__).resolve().parent.parent)
-        env["PYTHONPATH"] = project + os.pathsep + env.get("PYTHONPATH", "")
-        with open(self.log_path, "wb") as fh:
-            self.proc = subprocess.Popen(self.cmd, stdout=fh, stderr=subprocess.STDOUT, cwd=project, env=env,
-                                         start_new_session=True)
-        self.started = time.time()
-        log.info("retrain started: %s (log %s)", " ".join(self.cmd), self.log_path)
-
-    def cancel(self) -> None:
-        """Ask the trainer to stop (a ``STOP`` file in the run folder)."""
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / "STOP").write_text("cancelled from the dashboard\n")
-
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def progress(self) -> dict[str, Any]:
-        """``progress.json`` of the run (empty dict before the first epoch)."""
-        try:
-            return json.loads((self.run_dir / "progress.json").read_text())
-        except (OSError, ValueError):
-            return {}
-
-    def run_json(self) -> dict[str, Any]:
-        try:
-            return json.loads((self.run_dir / "run.json").read_text())
-        except (OSError, ValueError):
-            return {}
-
-    def outcome(self) -> tuple[str, str]:
-        """(status, message) once the process has ended: done | failed | cancelled."""
-        info = self.run_json()
-        code = self.proc.returncode if self.proc else None
-        status = info.get("status") or ("done" if code == 0 else "failed")
-        if code not in (0, None) and status == "done":
-            status = "failed"
-        if status == "running":
-            status = "failed"
-        message = info.get("error") or ""
-        if status == "failed" and not message:
-            try:
-                tail = self.log_path.read_text(errors="replace").strip().splitlines()[-15:]
-            except OSError:
-                tail = []
-            message = "\n".join(tail) or f"the training process exited with status {code}"
-        return status, message
 
 
 # --------------------------------------------------------------------------------------------

@@ -23,7 +23,9 @@ from astropy.visualization import AsinhStretch, ZScaleInterval
 from panel.custom import JSComponent
 from PIL import Image
 
-from app.state import CLASS_COLORS, NO_LABEL, PER_PAGE, SORT_BY, AppState, n_pages, page_of, sort_rows
+from app.palettes import CLASS_COLORS, NO_LABEL
+from app.selection import PER_PAGE, SORT_BY, n_pages, page_of, sort_rows
+from app.state import AppState
 from core.labels import CLASSES, FIT_QUALITY, SKIP
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """Runs: the run selector, the run panel, and Retrain (a subprocess with live progress).
 
-Training never runs in the server: :class:`app.state.RetrainJob` starts
+Training never runs in the server: :class:`app.retrain.RetrainJob` starts
 ``python -m core train WS --labels consensus ... --embed`` and this view polls its
 ``progress.json``; cancel writes ``STOP`` in the run folder.
 """

@@ -12,7 +12,8 @@ import logging
 import numpy as np
 import panel as pn
 
-from app.state import CLASS_COLORS, AppState
+from app.palettes import CLASS_COLORS
+from app.state import AppState
 from app.views.gallery import KEYS, GalleryView
 from core.labels import VOTE_LABELS
 

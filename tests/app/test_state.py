@@ -1,4 +1,5 @@
-"""The dashboard's state and selection logic, without a server (app/state.py, app/views/*)."""
+"""The dashboard's state and selection logic, without a server (app/state.py, app/selection.py, app/retrain.py,
+app/views/*)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ import pandas as pd
 import pytest
 
 
-from app.state import (AppState, NO_LABEL, n_pages, page_of, parse_id_list, points_in_bounds,  # noqa: E402
-                       points_in_polygon, sort_rows)
+from app.palettes import NO_LABEL  # noqa: E402
+from app.selection import (n_pages, page_of, parse_id_list, points_in_bounds, points_in_polygon,  # noqa: E402
+                           sort_rows)
+from app.state import AppState  # noqa: E402
 from core.labels import CLASSES  # noqa: E402
 from core.workspace.workspace import WorkspaceError  # noqa: E402
 
@@ -324,7 +327,7 @@ def test_failed_retrain_keeps_the_active_run(state):
 
 def test_finished_retrain_becomes_active(state):
     """A run that ends 'done' with an embedding becomes the shown run (process faked by a script)."""
-    from app.state import RetrainJob
+    from app.retrain import RetrainJob
     from tests.app_workspace import write_run
 
     classes = np.array([CLASSES.index(c) for c in state.catalog["catalog_class"]])
@@ -432,7 +435,7 @@ def test_serve_command(tmp_path):
 
 def test_cancel_writes_stop_and_keeps_the_active_run(state):
     """Cancel = a STOP file in the run folder; a cancelled run is not made active (trainer faked)."""
-    from app.state import RetrainJob
+    from app.retrain import RetrainJob
 
     job = RetrainJob(state.ws, "cnn", 5, "cnn-a", run_id="cnn-cancel")
     run_dir = job.run_dir
