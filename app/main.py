@@ -89,7 +89,7 @@ def build(path: Path) -> pn.template.BaseTemplate:
 
     tmpl = template()
     gallery = GalleryView(state, template=tmpl)
-    voting = VotingView(state, gallery)
+    voting = VotingView(state)
     runs = RunsView(state)
     export = ExportView(state)
     select_by = SelectByView(state)

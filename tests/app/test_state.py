@@ -386,7 +386,7 @@ def test_gallery_pages_and_keys(state):
     from app.views.voting import VotingView
 
     gallery = GalleryView(state)
-    voting = VotingView(state, gallery)
+    voting = VotingView(state)
     state.select_where("catalog_class", ["Clean", "Core"])
     n = len(state.selected)
     assert len(gallery.grid.tiles) == min(48, n)
@@ -422,6 +422,63 @@ def test_gallery_pages_and_keys(state):
     assert set(cur.loc[cur["label"] == "Skip", "id"]) == set(state.ids[rows])
     detail = gallery.detail_view(rows[0])
     assert state.ids[rows[0]] in str(detail[0][0].object)
+
+
+def test_views_talk_only_through_the_state(state):
+    """The voting view reads the gallery's focus and ticks from the state, never from the gallery;
+    a key typed in the gallery is a state method whose outcome the voting view shows."""
+    from app.views.gallery import GalleryView
+    from app.views.voting import VotingView
+
+    gallery = GalleryView(state)
+    voting = VotingView(state)
+    assert not any(isinstance(v, GalleryView) for v in vars(voting).values())
+    state.select_where("catalog_class", ["Clean", "Core"])
+    tiles = gallery.grid.tiles
+    assert state.page_rows.tolist() == [t["row"] for t in tiles]
+    assert state.focused_row == tiles[0]["row"]
+    gallery.grid.focus = 4  # the browser moved the focus
+    assert state.focused_row == tiles[4]["row"]
+    assert voting.rows_for("focused tile").tolist() == [tiles[4]["row"]]
+    # without a name the vote is refused and said so, nothing is raised
+    assert state.vote_key("2", tiles[4]["row"]) == 0
+    assert state.vote_outcome["level"] == "warning" and "inspector name" in state.vote_outcome["error"]
+    state.inspector = "bea"
+    assert state.vote_key("2", tiles[4]["row"]) == 1
+    assert state.vote_outcome["label"] == "General" and state.vote_outcome["scope"] == "key"
+    assert "Recorded **General** for 1 galaxy as **bea**" in voting.status.object
+    assert state.vote_key("q", tiles[4]["row"]) == 0  # not a voting key
+    # a button vote on the focused tile moves the gallery's focus on, through the state
+    voting.scope.value = "focused tile"
+    voting.vote_scope("Peculiar")
+    assert gallery.grid.focus == 5 and state.focused_row == tiles[5]["row"]
+    cur = state.store.current_votes().set_index("id")
+    assert cur.loc[state.ids[tiles[4]["row"]], "label"] == "Peculiar"
+    # ticks made in the browser are the state's; a new selection clears them
+    gallery.grid.ticked = [tiles[1]["row"], tiles[2]["row"]]
+    assert state.ticked == [tiles[1]["row"], tiles[2]["row"]]
+    state.select_where("catalog_class", ["Core"])
+    assert state.ticked == [] and gallery.grid.ticked == []
+    # stamps come through the state, in the order asked for
+    rows = np.array([7, 3, 5])
+    st = state.stamps(rows, ["residual"])["residual"]
+    assert st.shape[0] == 3
+    np.testing.assert_array_equal(st[1], state.stamps(np.array([3]), ["residual"])["residual"][0])
+
+
+def test_run_panel_reads_and_activates_runs_through_the_state(state):
+    from core.workspace.workspace import Workspace
+
+    ev = state.run_evaluation("cnn-a")
+    assert "accuracy" in ev and "confusion_matrix" in ev
+    assert state.run_evaluation("no-such-run") == {} and state.run_evaluation(None) == {}
+    assert state.run_figures("cnn-a") == []
+    (state.ws.runs_dir / "cnn-a" / "confusion.png").write_bytes(b"")
+    assert [p.name for p in state.run_figures("cnn-a")] == ["confusion.png"]
+    assert state.run_row("cnn-a").model == "cnn" and state.run_row("nope") is None
+    state.activate_run("cvae", "cvae-a")
+    assert state.run_cvae == "cvae-a" and Workspace.open(state.ws.root).active_runs()["cvae"] == "cvae-a"
+    assert not state.cancel_retrain()  # nothing running
 
 
 def test_serve_command(tmp_path):
