@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import io
 import logging
-from pathlib import Path
 from typing import Any
 
 import matplotlib
@@ -23,6 +22,7 @@ from astropy.visualization import AsinhStretch, ZScaleInterval
 from panel.custom import JSComponent
 from PIL import Image
 
+from app import asset
 from app.palettes import CLASS_COLORS, NO_LABEL
 from app.selection import PER_PAGE, SORT_BY, n_pages, page_of, sort_rows
 from app.state import KEYS, AppState
@@ -134,7 +134,7 @@ class GalleryGrid(JSComponent):
     per_page = param.Integer(default=PER_PAGE)
     tile_px = param.Integer(default=104)
 
-    _stylesheets = [(Path(__file__).resolve().parents[2] / "assets" / "gallery.css").read_text()]
+    _stylesheets = [asset("gallery.css").read_text()]
 
     _esm = """
     export function render({ model, el }) {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
 import subprocess
 import sys
@@ -12,7 +13,7 @@ from core.workspace.workspace import default_workspace
 
 log = logging.getLogger(__name__)
 
-APP_DIR = Path(__file__).resolve().parents[2] / "app"
+APP_DIR = Path(importlib.util.find_spec("app").submodule_search_locations[0])  # the app package, not imported
 
 
 def serve_command(workspace: str | Path | None = None, port: int = 5006, extra: list[str] | None = None) -> list[str]:
