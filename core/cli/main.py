@@ -137,8 +137,10 @@ def build_parser() -> argparse.ArgumentParser:
     # -- demo / serve ----------------------------------------------------------------------------
     p = add("demo", "Build the demo workspace end to end: simulate, ingest, prep, train, embed.",
             "core.demo", "run_demo")
+    from core.workspace.locations import describe_default_workspace  # light: no astropy
+
     p.add_argument("workspace", nargs="?", default=None, metavar="WORKSPACE",
-                   help="folder (default data/demo in the project)")
+                   help=f"folder (default: {describe_default_workspace().replace('%', '%%')})")
     p.add_argument("--n", type=int, default=1000,
                    help="galaxies to simulate (default 1000, the most that fits the ~3 min goal on 2 CPU cores; >= 1000)")
     p.add_argument("--seed", type=int, default=0)

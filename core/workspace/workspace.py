@@ -33,6 +33,7 @@ from typing import Any
 from astropy.table import Table
 
 from core.workspace.config import default_config, merge, read_config, write_config
+from core.workspace.locations import default_workspace, source_checkout  # noqa: F401 - re-exported
 
 log = logging.getLogger(__name__)
 
@@ -41,14 +42,6 @@ MODELS = ("cnn", "cvae")
 
 class WorkspaceError(Exception):
     """A workspace that does not exist, is incomplete, or is corrupt."""
-
-
-def default_workspace() -> Path:
-    """The embedded demo workspace (``$RESX_WORKSPACE`` or ``data/demo`` in the project)."""
-    env = os.environ.get("RESX_WORKSPACE")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[2] / "data" / "demo"
 
 
 class Workspace:
