@@ -18,18 +18,14 @@ from pathlib import Path
 import holoviews as hv
 import panel as pn
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # `panel serve app` from a checkout without `pip install -e .`
-    sys.path.insert(0, str(ROOT))
-
-from app.state import COLOR_BY, AppState  # noqa: E402
-from core.workspace.workspace import WorkspaceError, default_workspace  # noqa: E402
+from app import asset
+from app.state import COLOR_BY, AppState
+from core.workspace.workspace import WorkspaceError, default_workspace
 
 log = logging.getLogger("app")
-ASSETS = ROOT / "assets"
 POLL_MS = 2000
 
-pn.extension(notifications=True, raw_css=[(ASSETS / "resx.css").read_text()])
+pn.extension(notifications=True, raw_css=[asset("resx.css").read_text()])
 hv.extension("bokeh")
 
 
@@ -41,7 +37,7 @@ def workspace_from_args(argv: list[str]) -> Path:
 
 
 def logo() -> str:
-    return "data:image/svg+xml;base64," + base64.b64encode((ASSETS / "logo.svg").read_bytes()).decode()
+    return "data:image/svg+xml;base64," + base64.b64encode(asset("logo.svg").read_bytes()).decode()
 
 
 def template(**kw):
@@ -65,8 +61,8 @@ def error_page(path: Path, exc: BaseException) -> pn.template.BaseTemplate:
 * your own GALFIT fits: `resx ingest CATALOG {path} --blocks BLOCKS`, then `resx prep {path}`,
   `resx train {path} --model cnn --embed` and `resx train {path} --model cvae --embed`
 
-then reload this page, or serve another workspace with
-`panel serve app --args --workspace DIR` (or `RESX_WORKSPACE=DIR panel serve app`).
+then reload this page, or serve another workspace with `resx serve DIR`
+(or `panel serve app --args --workspace DIR`, or `RESX_WORKSPACE=DIR panel serve app`).
 """
     tmpl = template()
     tmpl.main.append(pn.Column(pn.pane.Alert(text, alert_type="warning", css_classes=["resx-error"]),
@@ -89,7 +85,7 @@ def build(path: Path) -> pn.template.BaseTemplate:
 
     tmpl = template()
     gallery = GalleryView(state, template=tmpl)
-    voting = VotingView(state, gallery)
+    voting = VotingView(state)
     runs = RunsView(state)
     export = ExportView(state)
     select_by = SelectByView(state)

@@ -3,32 +3,34 @@
 Everything a view shows is a function of :class:`AppState`: the workspace, the active run of
 each model, the map's axes and colouring, the current selection (catalog row numbers), the
 inspector, and two counters (``votes_version``, ``runs_version``) that views depend on to
-redraw when the vote store or the list of runs changes. Views never talk to each other.
+redraw when the vote store or the list of runs changes. Views never talk to each other, nor
+to the workspace: what one view points at that another needs (the gallery's page, focused
+tile and ticked tiles) is a parameter here, every vote from a view goes through
+:meth:`AppState.record_vote` (its outcome in ``vote_outcome``), and stamps, runs'
+evaluations and the vote store are read through methods of the state.
 
 The science lives in ``core``; this module only loads what ``core`` wrote and keeps it aligned
-by catalog row. The selection helpers at the top are plain functions so they can be tested
-without a server.
+by catalog row. The colours are in :mod:`app.palettes`, the selection and paging helpers (plain
+functions, testable without a server) in :mod:`app.selection`, the retrain subprocess in
+:mod:`app.retrain`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import re
-import subprocess
-import sys
-import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
 import param
-from matplotlib.path import Path as MplPath
 
+from app.palettes import NO_LABEL, UNDECIDED
+from app.retrain import RetrainJob
+from app.selection import parse_id_list, points_in_bounds, points_in_polygon
 from core.labels import CLASSES, FIT_QUALITY, SKIP, VOTE_LABELS
 from core.workspace.config import DEFAULT_CONFIG
 from core.workspace.workspace import MODELS, Workspace, WorkspaceError
@@ -48,103 +50,11 @@ COLOR_BY: dict[str, tuple[str, str]] = {
     "model confidence": ("confidence", "continuous"),
 }
 
-#: Gallery sort orders: label -> (column of the map frame, ascending).
-SORT_BY: dict[str, tuple[str, bool]] = {
-    "selection order": ("", True),
-    "SPF (high first)": ("spf", False),
-    "confidence (low first)": ("confidence", True),
-    "confidence (high first)": ("confidence", False),
-    "disagreement (high first)": ("disagreement", False),
-    "id": ("id", True),
-}
+#: The gallery's voting keys: key -> vote label (1–5 the classes in order, f fit quality, s skip).
+KEYS: dict[str, str] = {str(i + 1): c for i, c in enumerate(CLASSES)} | {"f": FIT_QUALITY, "s": SKIP}
 
-UNDECIDED = "undecided"
-NO_LABEL = "—"
-PER_PAGE = 48
-
-#: Fixed colours, so a class looks the same on every map, legend and tile.
-CLASS_COLORS: dict[str, str] = {
-    "Clean": "#4477aa",
-    "General": "#66ccee",
-    "Core": "#228833",
-    "Asymmetric": "#ccbb44",
-    "Peculiar": "#ee6677",
-    FIT_QUALITY: "#aa3377",
-    SKIP: "#999999",
-    UNDECIDED: "#bbbbbb",
-    "hidden": "#e8e8e8",
-    NO_LABEL: "#dddddd",
-}
-_CLUSTER_COLORS = ["#332288", "#88ccee", "#44aa99", "#117733", "#999933", "#ddcc77", "#cc6677",
-                   "#882255", "#aa4499", "#dddddd", "#6699cc", "#997700", "#ee99aa", "#004488", "#bbbbbb"]
-
-
-def color_key(column: str, values: Iterable[str]) -> dict[str, str]:
-    """Colours for the categories of a categorical colour column."""
-    values = sorted(set(values), key=str)
-    if column == "gmm":
-        return {v: _CLUSTER_COLORS[i % len(_CLUSTER_COLORS)] for i, v in enumerate(values)}
-    return {v: CLASS_COLORS.get(v, "#444444") for v in values}
-
-
-# --------------------------------------------------------------------------------------------
-# Selection: plain functions on arrays
-# --------------------------------------------------------------------------------------------
-def points_in_polygon(x: np.ndarray, y: np.ndarray, xs: Sequence[float], ys: Sequence[float]) -> np.ndarray:
-    """Boolean mask of the points (x, y) inside the polygon (xs, ys).
-
-    Vectorised (``matplotlib.path.Path.contains_points`` after a bounding-box cut), so 10⁶
-    points take a fraction of a second; no subsampling. A polygon of fewer than three
-    vertices selects nothing.
-    """
-    x = np.asarray(x, dtype=float)
-    y = np.asarray(y, dtype=float)
-    xs = np.asarray(xs, dtype=float)
-    ys = np.asarray(ys, dtype=float)
-    mask = np.zeros(x.shape, dtype=bool)
-    if xs.size < 3 or xs.size != ys.size:
-        return mask
-    box = (x >= xs.min()) & (x <= xs.max()) & (y >= ys.min()) & (y <= ys.max())
-    idx = np.flatnonzero(box)
-    if idx.size:
-        path = MplPath(np.column_stack([xs, ys]))
-        mask[idx] = path.contains_points(np.column_stack([x[idx], y[idx]]))
-    return mask
-
-
-def points_in_bounds(x: np.ndarray, y: np.ndarray, bounds: Sequence[float]) -> np.ndarray:
-    """Boolean mask of the points inside ``bounds = (x0, y0, x1, y1)`` (edges included)."""
-    x0, y0, x1, y1 = bounds
-    x0, x1 = min(x0, x1), max(x0, x1)
-    y0, y1 = min(y0, y1), max(y0, y1)
-    return (x >= x0) & (x <= x1) & (y >= y0) & (y <= y1)
-
-
-def parse_id_list(text: str) -> list[str]:
-    """Galaxy ids pasted by a user: separated by commas, semicolons, spaces or new lines."""
-    return [t for t in re.split(r"[\s,;]+", text.strip()) if t]
-
-
-def sort_rows(rows: np.ndarray, frame: pd.DataFrame, by: str) -> np.ndarray:
-    """The selected catalog rows in the order of :data:`SORT_BY` ``by`` (NaN last)."""
-    column, ascending = SORT_BY[by]
-    rows = np.asarray(rows, dtype=int)
-    if not column or rows.size == 0:
-        return rows
-    values = frame[column].reindex(rows)
-    order = values.reset_index(drop=True).sort_values(ascending=ascending, na_position="last", kind="stable")
-    return rows[order.index.to_numpy()]
-
-
-def page_of(rows: np.ndarray, page: int, per_page: int = PER_PAGE) -> np.ndarray:
-    """Rows of page ``page`` (0-based; clipped to the last page)."""
-    n_pages = max(1, -(-len(rows) // per_page))
-    page = min(max(page, 0), n_pages - 1)
-    return np.asarray(rows)[page * per_page:(page + 1) * per_page]
-
-
-def n_pages(n: int, per_page: int = PER_PAGE) -> int:
-    return max(1, -(-n // per_page))
+#: The run files the run panel shows as pictures, when the run wrote them.
+RUN_FIGURES = ("confusion.png", "reconstructions.png")
 
 
 # --------------------------------------------------------------------------------------------
@@ -225,87 +135,6 @@ def _log10(values: np.ndarray) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------------
-# Retrain in a subprocess
-# --------------------------------------------------------------------------------------------
-class RetrainJob:
-    """One ``python -m core train ... --embed`` subprocess and its run folder.
-
-    The server never trains: it starts the process, reads ``progress.json`` when polled, writes
-    ``STOP`` to cancel, and reads ``run.json`` when the process has ended.
-    """
-
-    def __init__(self, ws: Workspace, model: str, epochs: int, init: str | None, run_id: str | None = None,
-                 extra_args: Sequence[str] = ()):
-        self.ws = ws
-        self.model = model
-        self.epochs = int(epochs)
-        self.init = init
-        self.run_id = run_id or f"{model}-ui-{time.strftime('%Y%m%d-%H%M%S')}"
-        self.cmd = [sys.executable, "-m", "core", "train", str(ws.root), "--model", model,
-                    "--labels", "consensus", "--epochs", str(self.epochs), "--run-id", self.run_id, "--embed",
-                    *extra_args]
-        if init:
-            self.cmd += ["--init", init]
-        self.log_path = Path(tempfile.gettempdir()) / f"resx-retrain-{os.getpid()}-{self.run_id}.log"
-        self.proc: subprocess.Popen | None = None
-        self.started = 0.0
-
-    @property
-    def run_dir(self) -> Path:
-        return self.ws.runs_dir / self.run_id
-
-    def start(self) -> None:
-        env = dict(os.environ)
-        project = str(Path(__file__).resolve().parent.parent)
-        env["PYTHONPATH"] = project + os.pathsep + env.get("PYTHONPATH", "")
-        with open(self.log_path, "wb") as fh:
-            self.proc = subprocess.Popen(self.cmd, stdout=fh, stderr=subprocess.STDOUT, cwd=project, env=env,
-                                         start_new_session=True)
-        self.started = time.time()
-        log.info("retrain started: %s (log %s)", " ".join(self.cmd), self.log_path)
-
-    def cancel(self) -> None:
-        """Ask the trainer to stop (a ``STOP`` file in the run folder)."""
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / "STOP").write_text("cancelled from the dashboard\n")
-
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def progress(self) -> dict[str, Any]:
-        """``progress.json`` of the run (empty dict before the first epoch)."""
-        try:
-            return json.loads((self.run_dir / "progress.json").read_text())
-        except (OSError, ValueError):
-            return {}
-
-    def run_json(self) -> dict[str, Any]:
-        try:
-            return json.loads((self.run_dir / "run.json").read_text())
-        except (OSError, ValueError):
-            return {}
-
-    def outcome(self) -> tuple[str, str]:
-        """(status, message) once the process has ended: done | failed | cancelled."""
-        info = self.run_json()
-        code = self.proc.returncode if self.proc else None
-        status = info.get("status") or ("done" if code == 0 else "failed")
-        if code not in (0, None) and status == "done":
-            status = "failed"
-        if status == "running":
-            status = "failed"
-        message = info.get("error") or ""
-        if status == "failed" and not message:
-            try:
-                tail = self.log_path.read_text(errors="replace").strip().splitlines()[-15:]
-            except OSError:
-                tail = []
-            message = "\n".join(tail) or f"the training process exited with status {code}"
-        return status, message
-
-
-# --------------------------------------------------------------------------------------------
 # The state
 # --------------------------------------------------------------------------------------------
 class AppState(param.Parameterized):
@@ -330,6 +159,11 @@ class AppState(param.Parameterized):
     votes_version = param.Integer(default=0)
     runs_version = param.Integer(default=0)
     message = param.String(default="", doc="last message for the user")
+    # what the gallery shows and points at (set by the gallery, read by the voting view)
+    page_rows = param.Array(default=np.empty(0, dtype=int), doc="catalog rows on the gallery's page, in order")
+    focused_row = param.Integer(default=None, allow_None=True, doc="catalog row of the gallery's focused tile")
+    ticked = param.List(default=[], doc="catalog rows whose tick box is on in the gallery")
+    vote_outcome = param.Dict(default={}, doc="the last vote cast from a view (see record_vote)")
 
     def __init__(self, workspace: str | Path, **params):
         super().__init__(workspace_path=str(workspace), **params)
@@ -403,6 +237,53 @@ class AppState(param.Parameterized):
 
     def runs_for(self, model: str) -> list[RunRow]:
         return [r for r in self.runs if r.model == model]
+
+    def run_row(self, run_id: str | None) -> RunRow | None:
+        """The run selector's row of ``run_id`` (None when the workspace has no such run)."""
+        return next((r for r in self.runs if r.id == run_id), None)
+
+    def activate_run(self, model: str, run_id: str) -> None:
+        """Show ``run_id`` and make it the workspace's active run of ``model``.
+
+        The active run (``active.json``) is what ``resx embed`` and every new session open.
+
+        Parameters
+        ----------
+        model : {"cnn", "cvae"}
+            The model the run belongs to.
+        run_id : str
+            A run of the workspace.
+        """
+        self.set_run(model, run_id)
+        self.ws.set_active_run(model, run_id)
+
+    def run_evaluation(self, run_id: str | None) -> dict[str, Any]:
+        """``evaluation.json`` of a run (accuracy, per-class recall, confusion matrix, ...).
+
+        Parameters
+        ----------
+        run_id : str or None
+            A run of the workspace.
+
+        Returns
+        -------
+        dict
+            Empty when there is no run, or the run wrote no (readable) evaluation.
+        """
+        if not run_id:
+            return {}
+        try:
+            out = json.loads((self.ws.runs_dir / run_id / "evaluation.json").read_text())
+        except (OSError, ValueError):
+            return {}
+        return out if isinstance(out, dict) else {}
+
+    def run_figures(self, run_id: str | None) -> list[Path]:
+        """The pictures of a run that exist (:data:`RUN_FIGURES`: confusion matrix, reconstructions)."""
+        if not run_id:
+            return []
+        folder = self.ws.runs_dir / run_id
+        return [folder / name for name in RUN_FIGURES if (folder / name).exists()]
 
     def embedding(self, run_id: str | None) -> dict[str, Any] | None:
         """The run's embedding (cached); None when there is no run or it has no embedding."""
@@ -526,6 +407,85 @@ class AppState(param.Parameterized):
         n = self.store.cast(ids, self.inspector, label, comment=comment, source="ui")
         self._update_votes(ids)
         return int(n) if n is not None else len(ids)
+
+    def record_vote(self, rows: Sequence[int], label: str, scope: str = "") -> int:
+        """Cast a vote from a view: like :meth:`vote`, but the outcome goes to :attr:`vote_outcome`.
+
+        A refusal (no inspector name, a store that is down) is reported, not raised, so that the
+        page stays up; the voting view shows every outcome.
+
+        Parameters
+        ----------
+        rows : sequence of int
+            Catalog rows of the galaxies.
+        label : str
+            One of :data:`core.labels.VOTE_LABELS`.
+        scope : str
+            What was labelled (e.g. ``"focused tile"``, ``"key"``), carried in the outcome.
+
+        Returns
+        -------
+        int
+            Number of galaxies labelled (0 when refused).
+        """
+        seq = int(self.vote_outcome.get("seq", 0)) + 1
+        try:
+            n = self.vote(rows, label)
+        except PermissionError as exc:
+            self.vote_outcome = {"seq": seq, "scope": scope, "label": label, "n": 0, "error": str(exc),
+                                 "level": "warning"}
+            return 0
+        except Exception as exc:  # the store refused (unknown id, database down): say so, keep the page
+            log.exception("vote failed")
+            self.vote_outcome = {"seq": seq, "scope": scope, "label": label, "n": 0,
+                                 "error": f"The vote was not recorded: {exc}", "level": "error"}
+            return 0
+        self.vote_outcome = {"seq": seq, "scope": scope, "label": label, "n": n, "inspector": self.inspector,
+                             "error": "", "level": "info"}
+        return n
+
+    def vote_key(self, key: str, row: int) -> int:
+        """A keyboard vote: ``key`` (:data:`KEYS`) labels the galaxy at catalog ``row``.
+
+        Parameters
+        ----------
+        key : str
+            The key typed; one that is not a voting key does nothing.
+        row : int
+            Catalog row of the tile the key was typed on.
+
+        Returns
+        -------
+        int
+            Number of galaxies labelled (0 or 1).
+        """
+        label = KEYS.get(key)
+        if not label:
+            return 0
+        return self.record_vote([int(row)], label, scope="key")
+
+    def focus_next(self) -> None:
+        """Move the gallery's focus to the next tile of its page (it stays on the last one)."""
+        rows = [int(r) for r in self.page_rows]
+        if self.focused_row is None or self.focused_row not in rows:
+            return
+        self.focused_row = rows[min(rows.index(self.focused_row) + 1, len(rows) - 1)]
+
+    def galaxy_votes(self, gid: str) -> pd.DataFrame:
+        """Every current vote on one galaxy, with its comment and time, read through the store's index.
+
+        Falls back to this session's copy of the current labels (no comments, no times) when
+        the store cannot be read, so that the detail view still opens.
+        """
+        try:
+            return self.store.votes_for(gid)
+        except Exception as exc:  # noqa: BLE001 - the detail still shows the stamps and metrics
+            log.warning("cannot read the votes of %s: %s", gid, exc)
+            return self.votes[self.votes["id"] == gid] if len(self.votes) else self.votes
+
+    def agreement(self) -> Any:
+        """Agreement statistics of the vote store (:meth:`core.votes.store.VoteStore.agreement`)."""
+        return self.store.agreement()
 
     def undo(self) -> Any:
         self._ensure_inspector()
@@ -684,6 +644,32 @@ class AppState(param.Parameterized):
     def clear_selection(self) -> None:
         self._set_selection(np.empty(0, dtype=int), "")
 
+    def stamps(self, rows: Sequence[int], kinds: Sequence[str]) -> dict[str, np.ndarray]:
+        """Stamps of the galaxies at catalog ``rows`` (any order), for each kind.
+
+        Parameters
+        ----------
+        rows : sequence of int
+            Catalog rows; the stamps come back in this order.
+        kinds : sequence of str
+            Stamp arrays of the workspace (``original``, ``model``, ``residual``, ``object_only``,
+            ``goi_mask``).
+
+        Returns
+        -------
+        dict
+            Kind -> array of shape (len(rows), ny, nx); read from the store in increasing row
+            order (chunk by chunk), then put back in the order of ``rows``.
+        """
+        rows = np.asarray(rows, dtype=int)
+        if rows.size == 0:
+            return {k: np.empty((0, 1, 1)) for k in kinds}
+        order = np.argsort(rows)
+        inv = np.empty_like(order)
+        inv[order] = np.arange(order.size)
+        store = self.ws.stamps()
+        return {k: np.asarray(store.read(k, rows[order]))[inv] for k in kinds}
+
     def selection_table(self, rows: np.ndarray | None = None) -> pd.DataFrame:
         """ids + votes + metrics of the selection (what 'export selection' writes)."""
         rows = self.selected if rows is None else np.asarray(rows, dtype=int)
@@ -743,6 +729,13 @@ class AppState(param.Parameterized):
         self.job = RetrainJob(self.ws, model, epochs, init, extra_args=extra_args)
         self.job.start()
         return self.job
+
+    def cancel_retrain(self) -> bool:
+        """Ask the running retrain to stop; False when none is running."""
+        if self.job is None or not self.job.running:
+            return False
+        self.job.cancel()
+        return True
 
     def finish_retrain(self) -> tuple[str, str]:
         """After the process ended: make a finished run active and refresh; else keep the active run."""

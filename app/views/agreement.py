@@ -41,7 +41,7 @@ class AgreementView:
         """Recompute κ and the per-inspector table from the store."""
         self._stale = False
         try:
-            ag = self.state.store.agreement()
+            ag = self.state.agreement()
         except Exception as exc:  # noqa: BLE001 - shown to the user, the page stays up
             self.summary.object = f"**No agreement statistics:** {exc}"
             self.table.visible = False

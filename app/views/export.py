@@ -10,7 +10,9 @@ import pandas as pd
 import panel as pn
 from astropy.table import Table
 
-from app.state import NO_LABEL, AppState, parse_id_list
+from app.palettes import NO_LABEL
+from app.selection import parse_id_list
+from app.state import AppState
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,7 @@ from __future__ import annotations
 import base64
 import io
 import logging
-from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import matplotlib
 import numpy as np
@@ -23,14 +22,16 @@ from astropy.visualization import AsinhStretch, ZScaleInterval
 from panel.custom import JSComponent
 from PIL import Image
 
-from app.state import CLASS_COLORS, NO_LABEL, PER_PAGE, SORT_BY, AppState, n_pages, page_of, sort_rows
-from core.labels import CLASSES, FIT_QUALITY, SKIP
+from app import asset
+from app.palettes import CLASS_COLORS, NO_LABEL
+from app.selection import PER_PAGE, SORT_BY, n_pages, page_of, sort_rows
+from app.state import KEYS, AppState
+
+__all__ = ["ALL_KINDS", "KEYS", "GalleryGrid", "GalleryView", "render_stamps", "residual_limit", "stretch_residual"]
 
 log = logging.getLogger(__name__)
 
 STRETCHES = ("linear", "asinh", "zscale")
-#: keyboard key -> vote label
-KEYS = {str(i + 1): c for i, c in enumerate(CLASSES)} | {"f": FIT_QUALITY, "s": SKIP}
 RESIDUAL_KINDS = ("residual", "object_only")
 ALL_KINDS = ("original", "model", "residual", "object_only", "goi_mask")
 
@@ -133,7 +134,7 @@ class GalleryGrid(JSComponent):
     per_page = param.Integer(default=PER_PAGE)
     tile_px = param.Integer(default=104)
 
-    _stylesheets = [(Path(__file__).resolve().parents[2] / "assets" / "gallery.css").read_text()]
+    _stylesheets = [asset("gallery.css").read_text()]
 
     _esm = """
     export function render({ model, el }) {
@@ -377,12 +378,17 @@ class GalleryView(param.Parameterized):
         self._uris_key: tuple | None = None
         self._uris: dict[str, list[str]] = {}
         self._tiles_key: tuple | None = None  # what the browser's tiles show (their images and page)
-        self.on_vote_key = None  # set by the voting view: (label, row) -> None
+        self._publishing = False  # True while the grid's focus is being copied into the state
         self.grid = GalleryGrid(on_open=self.open_detail, on_key=self._key, sizing_mode="stretch_width")
         self.info = pn.pane.Markdown("", margin=(0, 10))
         self.detail = pn.Column(sizing_mode="stretch_width")
         # the page buttons live in the grid (the browser turns the page and holds back the keys typed meanwhile)
         self.grid.param.watch(self._on_grid_page, ["page"])
+        # the focused tile and the ticked tiles are the state's (the voting view reads them there)
+        self.grid.param.watch(lambda e: self._publish_focus(), ["focus", "tiles"])
+        self.grid.param.watch(lambda e: self._publish_ticked(), ["ticked"])
+        state.param.watch(self._on_focused_row, ["focused_row"])
+        state.param.watch(self._on_ticked, ["ticked"])
         state.param.watch(self._on_selection, ["selected"])
         state.param.watch(lambda e: self.refresh(), ["votes_version", "run_cnn", "run_cvae", "model", "inspector"])
         self.param.watch(lambda e: self.refresh(), ["stretch", "invert", "shared_scale", "show_triplet",
@@ -399,8 +405,37 @@ class GalleryView(param.Parameterized):
         return st.map_frame()
 
     def _on_selection(self, event=None) -> None:
-        self.grid.ticked = []
+        self.state.ticked = []
         self._reorder()
+
+    # -- focus and ticks: the browser's, published in the state --------------------------------
+    def _publish_focus(self) -> None:
+        tiles = self.grid.tiles
+        row = int(tiles[min(self.grid.focus, len(tiles) - 1)]["row"]) if tiles else None
+        if self.state.focused_row != row:
+            self._publishing = True  # no echo: the browser may have set a focus for tiles still on their way
+            try:
+                self.state.focused_row = row
+            finally:
+                self._publishing = False
+
+    def _on_focused_row(self, event) -> None:
+        """The state moved the focus (e.g. on to the next tile after a vote): show it."""
+        if self._publishing:
+            return
+        rows = [t["row"] for t in self.grid.tiles]
+        if event.new in rows and rows.index(event.new) != self.grid.focus:
+            self.grid.focus = rows.index(event.new)
+
+    def _publish_ticked(self) -> None:
+        ticked = [int(r) for r in self.grid.ticked]
+        if list(self.state.ticked) != ticked:
+            self.state.ticked = ticked
+
+    def _on_ticked(self, event) -> None:
+        ticked = [int(r) for r in event.new]
+        if [int(r) for r in self.grid.ticked] != ticked:
+            self.grid.ticked = ticked
 
     def _reorder(self) -> None:
         st = self.state
@@ -445,17 +480,6 @@ class GalleryView(param.Parameterized):
             kinds.append("goi_mask")
         return kinds
 
-    def read_stamps(self, rows: np.ndarray, kinds: Sequence[str]) -> dict[str, np.ndarray]:
-        """Stamps of ``rows`` (any order) for each kind, read in increasing row order."""
-        rows = np.asarray(rows, dtype=int)
-        if rows.size == 0:
-            return {k: np.empty((0, 1, 1)) for k in kinds}
-        order = np.argsort(rows)
-        inv = np.empty_like(order)
-        inv[order] = np.arange(order.size)
-        store = self.state.ws.stamps()
-        return {k: np.asarray(store.read(k, rows[order]))[inv] for k in kinds}
-
     def tile_lines(self, rows: np.ndarray) -> list[tuple[list[str], str]]:
         """Caption lines and border colour of each tile (vectorised over the page)."""
         st = self.state
@@ -485,6 +509,7 @@ class GalleryView(param.Parameterized):
         page = min(self.page, pages - 1)
         rows = page_of(self._order, page)
         self.page_rows = rows
+        self.state.page_rows = rows
         self.grid.pages = pages
         src = self.state.selection_source
         self.info.object = (f"**{n}** selected{f' ({src})' if src else ''} · page {page + 1} / {pages}"
@@ -494,10 +519,10 @@ class GalleryView(param.Parameterized):
             self._tiles_key = None
             return
         key = (tuple(rows.tolist()), tuple(self.kinds), self.stretch, self.shared_scale, self.invert,
-               str(self.state.ws.root))
+               self.state.workspace_path)
         try:
             if self._uris_key != key:  # votes change only the captions: keep the drawn stamps
-                stamps = self.read_stamps(rows, self.kinds)
+                stamps = self.state.stamps(rows, self.kinds)
                 self._uris = render_stamps(stamps, self.stretch, self.shared_scale, self.invert)
                 self._uris_key = key
             uris = self._uris
@@ -521,25 +546,14 @@ class GalleryView(param.Parameterized):
 
     # -- keys and detail --------------------------------------------------------------------------
     def _key(self, key: str, row: int) -> None:
-        label = KEYS.get(key)
-        if label and self.on_vote_key:
-            self.on_vote_key(label, row)  # the component has already moved its focus on
-
-    def ticked_rows(self) -> np.ndarray:
-        return np.asarray(self.grid.ticked, dtype=int)
-
-    def focused_row(self) -> int | None:
-        tiles = self.grid.tiles
-        if not tiles:
-            return None
-        return int(tiles[min(self.grid.focus, len(tiles) - 1)]["row"])
+        self.state.vote_key(key, row)  # the component has already moved its focus on
 
     def detail_view(self, row: int) -> pn.viewable.Viewable:
         """Every stamp, the metrics and every vote of one galaxy."""
         st = self.state
         gid = str(st.ids[row])
         try:
-            stamps = self.read_stamps(np.array([row]), ALL_KINDS)
+            stamps = self.state.stamps(np.array([row]), ALL_KINDS)
             uris = render_stamps(stamps, self.stretch, self.shared_scale, self.invert)
             imgs = pn.Row(*[pn.Column(pn.pane.Markdown(f"**{k.replace('_', '-')}**", margin=(0, 5)),
                                       pn.pane.HTML(f'<img src="{uris[k][0]}" class="resx-big">', margin=0))
@@ -557,11 +571,7 @@ class GalleryView(param.Parameterized):
             metrics += f"\n| predicted ({st.model.upper()}) | {fr['predicted']} ({_fmt(fr['confidence'])}) |"
             metrics += f"\n| GMM cluster | {fr['gmm']} |"
         label, nvotes, _ = st.consensus_columns()
-        try:  # every current vote with its comment and time: one galaxy, read through the index
-            votes = st.store.votes_for(gid)
-        except Exception as exc:  # noqa: BLE001 - the detail still shows the stamps and metrics
-            log.warning("cannot read the votes of %s: %s", gid, exc)
-            votes = st.votes[st.votes["id"] == gid] if len(st.votes) else st.votes
+        votes = st.galaxy_votes(gid)  # every current vote with its comment and time
         if "created_at" in votes:
             votes = votes.assign(time=votes["created_at"].dt.strftime("%Y-%m-%d %H:%M UTC"))
         hidden = st.blind and not st.is_expert and not (len(votes) and (votes["inspector"] == st.inspector).any())

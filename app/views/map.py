@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 import panel as pn
 
-from app.state import COLOR_BY, AppState, color_key
+from app.palettes import color_key
+from app.state import COLOR_BY, AppState
 
 log = logging.getLogger(__name__)
 

@@ -1,13 +1,12 @@
 """Runs: the run selector, the run panel, and Retrain (a subprocess with live progress).
 
-Training never runs in the server: :class:`app.state.RetrainJob` starts
+Training never runs in the server: :class:`app.retrain.RetrainJob` starts
 ``python -m core train WS --labels consensus ... --embed`` and this view polls its
 ``progress.json``; cancel writes ``STOP`` in the run folder.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 
 import holoviews as hv
@@ -68,7 +67,7 @@ class RunsView:
         st = self.state
         st.set_run(st.model, event.new)
         if self.make_active.value:
-            st.ws.set_active_run(st.model, event.new)
+            st.activate_run(st.model, event.new)
 
     def run_summary(self) -> pn.viewable.Viewable:
         """Accuracy, the confusion matrix and the predictions changed for the shown run."""
@@ -76,12 +75,8 @@ class RunsView:
         run = st.run_of(st.model)
         if not run:
             return pn.pane.Markdown("No run yet.")
-        row = next((r for r in st.runs if r.id == run), None)
-        folder = st.ws.runs_dir / run
-        try:
-            ev = json.loads((folder / "evaluation.json").read_text())
-        except (OSError, ValueError):
-            ev = {}
+        row = st.run_row(run)
+        ev = st.run_evaluation(run)
         lines = [f"**{run}** · {row.model.upper() if row else ''} · {row.status if row else ''}"]
         info = row.info if row else {}
         for key, name in (("labels", "labels"), ("init", "fine-tuned from"), ("epochs", "epochs"),
@@ -110,9 +105,8 @@ class RunsView:
             labels = ev.get("classes", list(CLASSES))[: len(cm)]
             df = pd.DataFrame(cm, index=[f"true {c}" for c in labels], columns=labels[: len(cm[0])])
             parts.append(pn.pane.DataFrame(df, sizing_mode="stretch_width"))
-        for png in ("confusion.png", "reconstructions.png"):
-            if (folder / png).exists():
-                parts.append(pn.pane.PNG(str(folder / png), width=320))
+        for png in st.run_figures(run):
+            parts.append(pn.pane.PNG(str(png), width=320))
         return pn.Column(*parts, sizing_mode="stretch_width")
 
     # -- retrain ------------------------------------------------------------------------------
@@ -133,8 +127,7 @@ class RunsView:
                                f"{'from ' + job.init if job.init else 'from scratch'}) in a separate process…"
 
     def cancel(self) -> None:
-        if self.state.job is not None and self.state.job.running:
-            self.state.job.cancel()
+        if self.state.cancel_retrain():
             self.r_status.object += "  \nCancelling (the trainer stops at the end of this step)…"
             self.r_cancel.disabled = True
 

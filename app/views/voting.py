@@ -3,17 +3,23 @@
 Every vote goes straight to the vote store (``core.votes.store``) in the session's inspector name:
 the login name when the server runs with authentication (it cannot be changed), otherwise a
 name entered once in the sidebar.
+
+The view knows the gallery only through :class:`~app.state.AppState`: the focused and the ticked
+tiles are the state's ``focused_row`` and ``ticked``; the gallery's keys vote through
+:meth:`~app.state.AppState.vote_key`; every vote's outcome (``vote_outcome``) is shown here.
 """
 
 from __future__ import annotations
 
+import html
 import logging
+import re
 
 import numpy as np
 import panel as pn
 
-from app.state import CLASS_COLORS, AppState
-from app.views.gallery import KEYS, GalleryView
+from app.palettes import CLASS_COLORS
+from app.state import KEYS, AppState
 from core.labels import VOTE_LABELS
 
 log = logging.getLogger(__name__)
@@ -25,10 +31,8 @@ _KEY_OF = {label: key for key, label in KEYS.items()}
 class VotingView:
     """The vote buttons above the gallery, and the keyboard shortcuts."""
 
-    def __init__(self, state: AppState, gallery: GalleryView):
+    def __init__(self, state: AppState):
         self.state = state
-        self.gallery = gallery
-        gallery.on_vote_key = self.vote_row
         self.scope = pn.widgets.RadioButtonGroup(label="apply to", options=list(SCOPES), value=SCOPES[0],
                                                  color="light", width=330)
         self.buttons = []
@@ -43,6 +47,7 @@ class VotingView:
         self.undo.on_click(lambda e: self._undo())
         self.status = pn.pane.Markdown("", margin=(0, 10), css_classes=["resx-vote-status"])
         state.param.watch(lambda e: self._role(), ["inspector"])
+        state.param.watch(self._on_outcome, ["vote_outcome"])
         self._role()
 
     def _role(self) -> None:
@@ -50,45 +55,41 @@ class VotingView:
         if not st.inspector:
             self.status.object = "Enter your inspector name in the sidebar to vote."
         elif st.is_expert:
-            self.status.object = f"Voting as **{st.inspector}** (expert: your vote validates the label)."
+            self.status.object = f"Voting as **{_md(st.inspector)}** (expert: your vote validates the label)."
         else:
-            self.status.object = f"Voting as **{st.inspector}**."
+            self.status.object = f"Voting as **{_md(st.inspector)}**."
 
     def rows_for(self, scope: str) -> np.ndarray:
+        """Catalog rows that a vote with ``scope`` (one of :data:`SCOPES`) labels."""
+        st = self.state
         if scope == "focused tile":
-            row = self.gallery.focused_row()
-            return np.array([row] if row is not None else [], dtype=int)
+            return np.array([st.focused_row] if st.focused_row is not None else [], dtype=int)
         if scope == "ticked tiles":
-            return self.gallery.ticked_rows()
-        return np.asarray(self.state.selected, dtype=int)
+            return np.asarray(st.ticked, dtype=int)
+        return np.asarray(st.selected, dtype=int)
 
-    def _cast(self, rows: np.ndarray, label: str) -> int:
-        try:
-            n = self.state.vote(rows, label)
-        except PermissionError as exc:
-            self._notify(str(exc), "warning")
-            return 0
-        except Exception as exc:  # the store refused (unknown id, database down): say so, keep the page
-            log.exception("vote failed")
-            self._notify(f"The vote was not recorded: {exc}", "error")
-            return 0
-        self.status.object = (f"Recorded **{label}** for {n} galax{'y' if n == 1 else 'ies'} "
-                              f"as **{self.state.inspector}**.")
-        return n
+    def _on_outcome(self, event) -> None:
+        """Show a vote's outcome, whichever view cast it (a button here, a key in the gallery)."""
+        out = event.new or {}
+        if out.get("error"):
+            self._notify(out["error"], out.get("level", "error"))
+            return
+        if "n" not in out:
+            return
+        n = int(out["n"])
+        self.status.object = (f"Recorded **{_md(out['label'])}** for {n} galax{'y' if n == 1 else 'ies'} "
+                              f"as **{_md(out.get('inspector', ''))}**.")
 
     def vote_scope(self, label: str) -> None:
-        rows = self.rows_for(self.scope.value)
+        """Label the galaxies of the chosen scope; after the focused tile, the focus moves on."""
+        scope = self.scope.value
+        rows = self.rows_for(scope)
         if rows.size == 0:
-            self._notify(f"No {self.scope.value.replace('whole ', '')} to label.", "warning")
+            self._notify(f"No {scope.replace('whole ', '')} to label.", "warning")
             return
-        n = self._cast(rows, label)
-        if n and self.scope.value == "focused tile":
-            g = self.gallery.grid
-            g.focus = min(g.focus + 1, max(len(g.tiles) - 1, 0))
-
-    def vote_row(self, label: str, row: int) -> None:
-        """A keyboard vote on one tile."""
-        self._cast(np.array([row]), label)
+        n = self.state.record_vote(rows, label, scope=scope)
+        if n and scope == "focused tile":
+            self.state.focus_next()
 
     def _undo(self) -> None:
         try:
@@ -113,3 +114,8 @@ class VotingView:
                              css_classes=["resx-hint"]),
             sizing_mode="stretch_width",
         )
+
+
+def _md(text: str) -> str:
+    """User text (an inspector's name) as literal Markdown: no markup, no HTML."""
+    return re.sub(r"([\\`*_{}\[\]()#+\-.!|~])", r"\\\1", html.escape(str(text), quote=False))

@@ -10,8 +10,10 @@ HELP = "Build the demo workspace end to end: simulate, ingest, prep, train, embe
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help=HELP, description=HELP)
     p.set_defaults(func=run)
+    from core.workspace.locations import describe_default_workspace  # light: no astropy
+
     p.add_argument("workspace", nargs="?", default=None, metavar="WORKSPACE",
-                   help="folder (default data/demo in the project)")
+                   help=f"folder (default: {describe_default_workspace().replace('%', '%%')})")
     p.add_argument("--n", type=int, default=1000,
                    help="galaxies to simulate (default 1000, the most that fits the ~3 min goal on 2 CPU cores; >= 1000)")
     p.add_argument("--seed", type=int, default=0)

@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
 import subprocess
 import sys
 from pathlib import Path
 
+from core.errors import ResxError
+
 log = logging.getLogger(__name__)
 
-APP_DIR = Path(__file__).resolve().parents[2] / "app"
+
+
+def app_dir() -> Path:
+    """The folder of the installed dashboard package ``app`` (found, not imported: core never imports app)."""
+    spec = importlib.util.find_spec("app")
+    if spec is None or not spec.submodule_search_locations:
+        raise ResxError("the dashboard package `app` is not installed with this Residual Explorer")
+    return Path(spec.submodule_search_locations[0])
 
 
 def serve_command(workspace: str | Path | None = None, port: int = 5006, extra: list[str] | None = None) -> list[str]:
@@ -25,10 +35,10 @@ def serve_command(workspace: str | Path | None = None, port: int = 5006, extra: 
     extra : list of str, optional
         More ``panel serve`` options (e.g. ``["--basic-auth", "users.json"]``), placed before ``--args``.
     """
-    from core.workspace.workspace import default_workspace
+    from core.workspace.locations import default_workspace
 
     ws = Path(workspace) if workspace else default_workspace()
-    return [sys.executable, "-m", "panel", "serve", str(APP_DIR), "--port", str(int(port)), *(extra or []),
+    return [sys.executable, "-m", "panel", "serve", str(app_dir()), "--port", str(int(port)), *(extra or []),
             "--args", "--workspace", str(ws.resolve())]
 
 

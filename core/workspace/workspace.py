@@ -44,6 +44,7 @@ from core.workspace.config import (
     validate,
     write_config,
 )
+from core.workspace.locations import default_workspace, source_checkout  # noqa: F401 - re-exported
 
 log = logging.getLogger(__name__)
 
@@ -69,14 +70,6 @@ def _write_migrated(path: Path, loaded: ConfigFile) -> None:
         done = f"not rewritten ({exc}): migrated in memory at every open"
     log.warning("%s is schema %d; migrated to schema %d and %s: %s", path, loaded.version, SCHEMA_VERSION,
                 done, "; ".join(loaded.changes) or "no setting changed")
-
-
-def default_workspace() -> Path:
-    """The embedded demo workspace (``$RESX_WORKSPACE`` or ``data/demo`` in the project)."""
-    env = os.environ.get("RESX_WORKSPACE")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[2] / "data" / "demo"
 
 
 class Workspace:

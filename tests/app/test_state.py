@@ -1,4 +1,5 @@
-"""The dashboard's state and selection logic, without a server (app/state.py, app/views/*)."""
+"""The dashboard's state and selection logic, without a server (app/state.py, app/selection.py, app/retrain.py,
+app/views/*)."""
 
 from __future__ import annotations
 
@@ -10,16 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from app.state import (  # noqa: E402
-    NO_LABEL,
-    AppState,
-    n_pages,
-    page_of,
-    parse_id_list,
-    points_in_bounds,
-    points_in_polygon,
-    sort_rows,
-)
+from app.palettes import NO_LABEL  # noqa: E402
+from app.selection import n_pages, page_of, parse_id_list, points_in_bounds, points_in_polygon, sort_rows  # noqa: E402
+from app.state import AppState  # noqa: E402
 from core.labels import CLASSES  # noqa: E402
 from core.workspace.workspace import WorkspaceError  # noqa: E402
 
@@ -330,7 +324,7 @@ def test_failed_retrain_keeps_the_active_run(state):
 
 def test_finished_retrain_becomes_active(state):
     """A run that ends 'done' with an embedding becomes the shown run (process faked by a script)."""
-    from app.state import RetrainJob
+    from app.retrain import RetrainJob
     from tests.app_workspace import write_run
 
     classes = np.array([CLASSES.index(c) for c in state.catalog["catalog_class"]])
@@ -389,7 +383,7 @@ def test_gallery_pages_and_keys(state):
     from app.views.voting import VotingView
 
     gallery = GalleryView(state)
-    voting = VotingView(state, gallery)
+    voting = VotingView(state)
     state.select_where("catalog_class", ["Clean", "Core"])
     n = len(state.selected)
     assert len(gallery.grid.tiles) == min(48, n)
@@ -427,6 +421,63 @@ def test_gallery_pages_and_keys(state):
     assert state.ids[rows[0]] in str(detail[0][0].object)
 
 
+def test_views_talk_only_through_the_state(state):
+    """The voting view reads the gallery's focus and ticks from the state, never from the gallery;
+    a key typed in the gallery is a state method whose outcome the voting view shows."""
+    from app.views.gallery import GalleryView
+    from app.views.voting import VotingView
+
+    gallery = GalleryView(state)
+    voting = VotingView(state)
+    assert not any(isinstance(v, GalleryView) for v in vars(voting).values())
+    state.select_where("catalog_class", ["Clean", "Core"])
+    tiles = gallery.grid.tiles
+    assert state.page_rows.tolist() == [t["row"] for t in tiles]
+    assert state.focused_row == tiles[0]["row"]
+    gallery.grid.focus = 4  # the browser moved the focus
+    assert state.focused_row == tiles[4]["row"]
+    assert voting.rows_for("focused tile").tolist() == [tiles[4]["row"]]
+    # without a name the vote is refused and said so, nothing is raised
+    assert state.vote_key("2", tiles[4]["row"]) == 0
+    assert state.vote_outcome["level"] == "warning" and "inspector name" in state.vote_outcome["error"]
+    state.inspector = "bea"
+    assert state.vote_key("2", tiles[4]["row"]) == 1
+    assert state.vote_outcome["label"] == "General" and state.vote_outcome["scope"] == "key"
+    assert "Recorded **General** for 1 galaxy as **bea**" in voting.status.object
+    assert state.vote_key("q", tiles[4]["row"]) == 0  # not a voting key
+    # a button vote on the focused tile moves the gallery's focus on, through the state
+    voting.scope.value = "focused tile"
+    voting.vote_scope("Peculiar")
+    assert gallery.grid.focus == 5 and state.focused_row == tiles[5]["row"]
+    cur = state.store.current_votes().set_index("id")
+    assert cur.loc[state.ids[tiles[4]["row"]], "label"] == "Peculiar"
+    # ticks made in the browser are the state's; a new selection clears them
+    gallery.grid.ticked = [tiles[1]["row"], tiles[2]["row"]]
+    assert state.ticked == [tiles[1]["row"], tiles[2]["row"]]
+    state.select_where("catalog_class", ["Core"])
+    assert state.ticked == [] and gallery.grid.ticked == []
+    # stamps come through the state, in the order asked for
+    rows = np.array([7, 3, 5])
+    st = state.stamps(rows, ["residual"])["residual"]
+    assert st.shape[0] == 3
+    np.testing.assert_array_equal(st[1], state.stamps(np.array([3]), ["residual"])["residual"][0])
+
+
+def test_run_panel_reads_and_activates_runs_through_the_state(state):
+    from core.workspace.workspace import Workspace
+
+    ev = state.run_evaluation("cnn-a")
+    assert "accuracy" in ev and "confusion_matrix" in ev
+    assert state.run_evaluation("no-such-run") == {} and state.run_evaluation(None) == {}
+    assert state.run_figures("cnn-a") == []
+    (state.ws.runs_dir / "cnn-a" / "confusion.png").write_bytes(b"")
+    assert [p.name for p in state.run_figures("cnn-a")] == ["confusion.png"]
+    assert state.run_row("cnn-a").model == "cnn" and state.run_row("nope") is None
+    state.activate_run("cvae", "cvae-a")
+    assert state.run_cvae == "cvae-a" and Workspace.open(state.ws.root).active_runs()["cvae"] == "cvae-a"
+    assert not state.cancel_retrain()  # nothing running
+
+
 def test_serve_command(tmp_path):
     from core.cli.serve import serve_command
 
@@ -438,7 +489,7 @@ def test_serve_command(tmp_path):
 
 def test_cancel_writes_stop_and_keeps_the_active_run(state):
     """Cancel = a STOP file in the run folder; a cancelled run is not made active (trainer faked)."""
-    from app.state import RetrainJob
+    from app.retrain import RetrainJob
 
     job = RetrainJob(state.ws, "cnn", 5, "cnn-a", run_id="cnn-cancel")
     run_dir = job.run_dir

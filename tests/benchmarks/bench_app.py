@@ -70,7 +70,7 @@ def bench_in_process(root: Path, n: int) -> float:
     x, y = frame["x"].to_numpy(), frame["y"].to_numpy()
     from matplotlib.path import Path as MplPath
 
-    from app.state import points_in_polygon
+    from app.selection import points_in_polygon
 
     reps = 5
     t = time.perf_counter()

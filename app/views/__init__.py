@@ -1,0 +1,1 @@
+"""The dashboard's views: each reads and changes only :class:`app.state.AppState`."""
