@@ -63,7 +63,7 @@ def test_assets_and_the_app_folder_are_found_as_a_package():
     import app
     from core.cli import serve
 
-    assert app.location() == PROJECT / "app" == serve.APP_DIR
+    assert app.location() == PROJECT / "app" == serve.app_dir()
     assert (app.location() / "main.py").is_file()
     assert app.asset("resx.css").read_text() == (PROJECT / "assets" / "resx.css").read_text()
     assert app.asset("logo.svg").read_bytes().startswith(b"<svg")
