@@ -6,7 +6,7 @@ resumes and a complete one is left as it is unless ``force``):
 1. ``simulate`` — :func:`core.simulation.survey.simulate_survey` of ``n`` galaxies
    (:data:`DEFAULT_N` = 1,000 by default for the time goal, never fewer than 1,000) into ``WORKSPACE/simulation/`` (blocks, catalog, votes.csv), so the
    workspace is self-contained and can be copied;
-2. ``ingest`` — :func:`core.workspace.ingest.ingest` with the sample cuts;
+2. ``ingest`` — :func:`core.workspace.ingestion.ingest` with the sample cuts;
 3. ``prep`` — :func:`core.prep.pipeline.prep_workspace` (object-only stamps, metrics, split);
 4. ``votes`` — the three simulated inspectors' votes into the vote store (source "simulated");
 5. ``train cnn`` / ``train cvae`` — the demo schedules :data:`DEMO_SCHEDULE` (short: the
@@ -60,7 +60,7 @@ DEFAULT_N = 1000
 #: training accuracy 49 %, test 50 %); 1e-3 gives 62 %, 3e-3 gives 70 % (test), with the
 #: unaugmented training images at 71 % -- no over-fitting, so the higher rate generalises.
 #: ``learning_rate`` goes to the run's config (``train.learning_rate``); the rest are
-#: :func:`core.learn.train.train` arguments.
+#: :func:`core.learn.training.train` arguments.
 DEMO_SCHEDULE: dict[str, dict[str, Any]] = {
     "cnn": {"epochs": 6, "per_class": 250, "learning_rate": 3e-3},
     "cvae": {"epochs": 3, "per_class": 150, "learning_rate": 3e-3},
@@ -173,7 +173,7 @@ def build_demo(
         simulate_survey(n, seed, sim, progress=progress)
 
     def ingest():
-        from core.workspace.ingest import ingest as _ingest
+        from core.workspace.ingestion import ingest as _ingest
 
         _ingest(sim, root, force=True, progress=progress)
 
@@ -194,7 +194,7 @@ def build_demo(
             store.import_votes(table, source="simulated", name=str(sim / "votes.csv"))
 
     def train(model: str):
-        from core.learn.train import train as _train
+        from core.learn.training import train as _train
 
         def go():
             ws = Workspace.open(root)

@@ -71,7 +71,7 @@ def test_demo_schedule_learning_rate_reaches_the_run_config(tmp_path, monkeypatc
         seen[model] = kw
         raise RuntimeError("stop here")
 
-    monkeypatch.setattr("core.learn.train.train", fake_train)
+    monkeypatch.setattr("core.learn.training.train", fake_train)
     monkeypatch.setattr("core.workspace.workspace.Workspace.open", classmethod(lambda cls, r: SimpleNamespace()))
     with pytest.raises(RuntimeError, match="stop here"):
         demo.build_demo(root, n=1000, echo=lambda *a: None,

@@ -15,7 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from core.workspace.ingest import write_catalog
+    from core.workspace.ingestion import write_catalog
     from core.workspace.workspace import Workspace
 
     table = write_catalog(Workspace.open(args.workspace), args.out)

@@ -1,4 +1,4 @@
-"""``resx ingest``: a workspace from a catalog and GALFIT blocks (:func:`core.workspace.ingest.ingest`)."""
+"""``resx ingest``: a workspace from a catalog and GALFIT blocks (:func:`core.workspace.ingestion.ingest`)."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Ingest and print the cut report; 1 when some blocks could not be read."""
     from core.workspace.config import read_config
-    from core.workspace.ingest import ingest
+    from core.workspace.ingestion import ingest
 
     config = read_config(args.config) if args.config else None
     ws = ingest(args.source, args.workspace, columns=args.columns, config=config, blocks_dir=args.blocks,

@@ -1,4 +1,4 @@
-"""``resx train``: a training run of the CNN or the CvAE (:func:`core.learn.train.train`)."""
+"""``resx train``: a training run of the CNN or the CvAE (:func:`core.learn.training.train`)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Train; 0 done, 130 cancelled (a ``STOP`` file from the dashboard)."""
-    from core.learn.train import train
+    from core.learn.training import train
 
     info = train(args.workspace, args.model, args.labels, init=args.init, epochs=args.epochs,
                  per_class=args.per_class, seed=args.seed, run_id=args.run_id,

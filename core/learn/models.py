@@ -57,7 +57,7 @@ convolutions' activations were still positive, and no gradient reaches the encod
 * ``log_var_bias = -6``: z_log_var starts at ln σ² = -6 (σ ≈ 0.05), so the sampling noise
   does not drown the encoder's still small means at the start;
 * ``kl_warmup = 1/3``: the KL weight rises linearly from 0 to ``kl_weight`` over the first
-  third of the training steps (:attr:`CVAE.kl_warmup_steps`, set by :mod:`core.learn.train`;
+  third of the training steps (:attr:`CVAE.kl_warmup_steps`, set by :mod:`core.learn.training`;
   0 = the paper's constant weight).
 
 Measured on the demo survey (698 training stamps, 72 steps of 32, Adam 3e-3): test MSE ratio
@@ -274,7 +274,7 @@ class CVAE(keras.Model):
         default: eq. 5 with N the number of stamps) or averaged over the pixels too (``"mean"``).
     kl_warmup_steps : int
         The KL weight used in training rises linearly from 0 at optimizer step 0 to
-        ``kl_weight`` at this step (0: constant ``kl_weight``, the paper). :mod:`core.learn.train`
+        ``kl_weight`` at this step (0: constant ``kl_weight``, the paper). :mod:`core.learn.training`
         sets it from ``models.kl_warmup`` x the run's total steps.
     """
 

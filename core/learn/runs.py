@@ -10,7 +10,7 @@ A run folder holds::
     labels.csv         id, label, split of every galaxy used (train / test)
     history.csv        one row per epoch (loss, accuracy or recon/KL, learning rate)
     progress.json      {"state", "epoch", "epochs", "history": {metric: [...]}}, every epoch
-    evaluation.json    on the held-out test split (see core.learn.train)
+    evaluation.json    on the held-out test split (see core.learn.training)
     confusion.png      CNN;  reconstructions.png  CvAE
     embedding.npz/json after `resx embed` (core.latent.analysis)
     STOP               create this file to cancel a running training cleanly

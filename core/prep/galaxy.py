@@ -1,7 +1,7 @@
 """One galaxy's prep: object-only stamps and residual metrics from its three GALFIT images.
 
 :func:`prep_galaxy` composes the plain functions of :mod:`core.segmentation`,
-:mod:`core.prep.object_only` and :mod:`core.prep.metrics`:
+:mod:`core.prep.residual` and :mod:`core.prep.metrics`:
 
 1. SEP background + extraction on the **original (input) image**, as the paper does (§3.3: "we
    identify sources in the original image"): a 2-D tophat filter kernel of radius 5 px, a
@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from core.prep.metrics import ResidualMetrics
-from core.prep.object_only import PrepError, cutout, cutout_origin, object_only, resample_sky
+from core.prep.residual import PrepError, cutout, cutout_origin, object_only, resample_sky
 from core.segmentation import SegmentationError, as_sep_array, extract_segments, goi_mask, sky_mask
 from core.workspace.config import DEFAULT_CONFIG
 

@@ -57,7 +57,6 @@ are apportioned exactly to the fractions (largest remainder), then shuffled with
 
 from __future__ import annotations
 
-import csv
 import logging
 import math
 import time
@@ -68,9 +67,10 @@ from typing import Any
 
 import numpy as np
 
-from core.errors import ResxError
-from core.labels import CLASSES, FIT_QUALITY, SKIP, TABLE1_FRACTIONS
+from core.labels import CLASSES, FIT_QUALITY, TABLE1_FRACTIONS
 from core.simulation import noise, substructure
+from core.simulation.errors import SimulationError
+from core.simulation.inspectors import simulate_votes, write_votes
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,6 @@ __all__ = [
     "galaxy_rng",
     "simulate_galaxy",
     "simulate_survey",
-    "simulate_votes",
     "wfc3_psf",
     "write_previews",
 ]
@@ -151,8 +150,6 @@ _MAG_RANGE: dict[str, tuple[float, float]] = {
     "Peculiar": (19.8, 23.5), FIT_QUALITY: (20.0, 24.0),
 }
 
-INSPECTORS = ("sim_inspector_1", "sim_inspector_2", "sim_inspector_3")
-
 _CATALOG_COLUMNS: dict[str, Any] = {
     # name: fill value for a failed galaxy (the type is taken from it)
     "id": "", "field": "", "ra": math.nan, "dec": math.nan, "z": math.nan, "logmass": math.nan,
@@ -168,10 +165,6 @@ _CATALOG_COLUMNS: dict[str, Any] = {
 
 
 # -- seeds and ids ----------------------------------------------------------------------------
-class SimulationError(ResxError, ValueError):
-    """Simulation parameters that cannot give a survey."""
-
-
 def galaxy_id(index: int) -> str:
     """The id of galaxy ``index`` (0-based): ``"SIM00001"`` for 0."""
     return f"SIM{index + 1:05d}"
@@ -673,96 +666,6 @@ def _simulate_chunk(indices: list[int], classes: list[str], seed: int, out: str,
     return [simulate_galaxy(i, seed, c, out, size) for i, c in zip(indices, classes)]
 
 
-# -- votes --------------------------------------------------------------------------------------
-#: Where an inspector who does not give the true label goes instead, per true class (weights;
-#: ``"Clean"`` weights are scaled up for marginal substructure, see :func:`simulate_votes`).
-_CONFUSION: dict[str, dict[str, float]] = {
-    "Clean": {"Core": 0.35, "Asymmetric": 0.45, "General": 0.04, "Peculiar": 0.01, SKIP: 0.10,
-              FIT_QUALITY: 0.05},
-    "General": {"Peculiar": 0.35, "Asymmetric": 0.35, "Clean": 0.08, "Core": 0.05, SKIP: 0.12,
-                FIT_QUALITY: 0.05},
-    "Core": {"Clean": 0.40, "Asymmetric": 0.35, "General": 0.05, "Peculiar": 0.05, SKIP: 0.10,
-             FIT_QUALITY: 0.05},
-    "Asymmetric": {"Clean": 0.30, "Core": 0.25, "Peculiar": 0.17, "General": 0.15, SKIP: 0.10,
-                   FIT_QUALITY: 0.03},
-    "Peculiar": {"Asymmetric": 0.45, "General": 0.30, "Core": 0.08, SKIP: 0.10, FIT_QUALITY: 0.07},
-    FIT_QUALITY: {"Clean": 0.25, "Asymmetric": 0.25, "Core": 0.15, "Peculiar": 0.10, "General": 0.05,
-                  SKIP: 0.20},
-}
-
-
-def _difficulty(true_class: str, sub_snr: float) -> float:
-    """How marginal a galaxy is for a person, in [0, 1] (1: the substructure is invisible)."""
-    if true_class in ("Clean", FIT_QUALITY):
-        return 0.3
-    return float(1.0 / (1.0 + (max(sub_snr, 0.0) / 15.0) ** 2))
-
-
-def simulate_votes(catalog: Any, agreement: float = 0.8, seed: int = 0,
-                   inspectors: tuple[str, ...] = INSPECTORS) -> list[dict[str, str]]:
-    """Votes of simulated inspectors who agree with the truth at rate ``agreement`` on average.
-
-    Each inspector votes once per galaxy. The probability of giving the true label is
-    ``agreement - 0.4 (d - mean d)`` (clipped to [0.02, 0.99]), where ``d`` is the galaxy's
-    difficulty (:func:`_difficulty`, from the substructure's S/N), so marginal galaxies split the
-    inspectors more often. Otherwise the label is drawn from the class's confusion row
-    (:data:`_CONFUSION`: Clean ↔ Core/Asymmetric, General ↔ Peculiar ↔ Asymmetric, some Skip);
-    for a substructure class the weight of Clean grows with the difficulty. A fit-quality galaxy
-    that is not voted FitQuality is mostly voted its underlying residual class.
-
-    Parameters
-    ----------
-    catalog : astropy.table.Table or sequence of dict
-        Needs ``id``, ``true_class``, ``sub_class``, ``sub_snr``, ``status``; only ``status == "ok"``
-        galaxies get votes.
-    agreement : float
-        Mean probability that an inspector gives the true label (0–1).
-    seed : int
-    inspectors : tuple of str
-
-    Returns
-    -------
-    list of dict
-        ``{"id", "inspector", "label", "comment"}`` rows.
-    """
-    if not 0.0 <= agreement <= 1.0:
-        raise ValueError(f"agreement must be within [0, 1], got {agreement}")
-    rows = [r for r in (dict(zip(catalog.colnames, row)) if hasattr(catalog, "colnames") else row
-                        for row in catalog) if str(r.get("status", "ok")) == "ok"]
-    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 1]))
-    if not rows:
-        return []
-    d = np.array([_difficulty(str(r["true_class"]), float(r["sub_snr"])) for r in rows])
-    p = np.clip(agreement - 0.4 * (d - d.mean()), 0.02, 0.99) if agreement < 1.0 else np.ones(len(rows))
-    votes = []
-    for r, di, pi in zip(rows, d, p):
-        truth = str(r["true_class"])
-        conf = dict(_CONFUSION[truth])
-        if truth in ("General", "Core", "Asymmetric", "Peculiar") and "Clean" in conf:
-            conf["Clean"] *= 0.5 + 2.0 * di
-        if truth == FIT_QUALITY:
-            under = str(r.get("sub_class", "")) or "Clean"
-            conf[under] = conf.get(under, 0.0) + 0.5
-        labels = list(conf)
-        w = np.array([conf[k] for k in labels])
-        w = w / w.sum()
-        for name in inspectors:
-            if rng.random() < pi:
-                label = truth
-            else:
-                label = labels[int(rng.choice(len(labels), p=w))]
-            comment = "faint, hard to tell" if label == SKIP else ""
-            votes.append({"id": str(r["id"]), "inspector": name, "label": label, "comment": comment})
-    return votes
-
-
-def _write_votes(votes: list[dict[str, str]], path: Path) -> None:
-    with open(path, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=["id", "inspector", "label", "comment"])
-        w.writeheader()
-        w.writerows(votes)
-
-
 # -- previews -----------------------------------------------------------------------------------
 def write_previews(out: str | Path, catalog: Any, per_class: int = 8) -> list[Path]:
     """Contact sheets ``out/preview_<class>.png``: input, model and residual of a few galaxies.
@@ -902,7 +805,7 @@ def simulate_survey(
                      "MAGZPT": ZEROPOINT, "SKYSIG": SKY_SIGMA, "EXPTIME": EXPTIME,
                      "AGREE": float(agreement)})
     cat.write(out / "catalog.fits", overwrite=True)
-    _write_votes(simulate_votes(cat, agreement, seed), out / "votes.csv")
+    write_votes(simulate_votes(cat, agreement, seed), out / "votes.csv")
     if preview:
         write_previews(out, cat)
     return cat

@@ -201,7 +201,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "kl_warmup": Key(float, 1 / 3,
                          "CvAE: KL weight rises 0 -> kl_weight over this fraction of the steps (0 = paper)"),
     },
-    # Training schedule (paper §4.1; core.learn.train).
+    # Training schedule (paper §4.1; core.learn.training).
     "train": {
         "epochs": Key(int, 100, "maximum epochs"),
         "batch_size": Key(int, 32, "images per batch"),

@@ -38,7 +38,7 @@ LOAD_TIMEOUT_MS = 240_000
 def engine_can_train() -> bool:
     try:
         import core.learn.runs  # noqa: F401
-        import core.learn.train  # noqa: F401
+        import core.learn.training  # noqa: F401
     except ImportError:
         return False
     return True
@@ -47,7 +47,7 @@ def engine_can_train() -> bool:
 def build_workspace(root: Path) -> Path:
     """The test workspace, with one simulated vote per galaxy (its catalog class) and min_votes 1.
 
-    Through the real engine (prep, a 1-epoch CNN and CvAE, embed) when core.learn.train exists;
+    Through the real engine (prep, a 1-epoch CNN and CvAE, embed) when core.learn.training exists;
     otherwise a fabricated workspace with made-up runs (tests/app_workspace.py).
     """
     from core.workspace.config import write_config
@@ -409,7 +409,7 @@ def test_hundred_keyboard_votes_with_queued_page_turns_all_arrive_in_order(brows
 
 def test_retrain_finishes_and_the_map_shows_the_new_run(page1, workspace):
     if not engine_can_train():
-        pytest.skip("core.learn.train / core.learn.runs are not in the tree yet: no retrain subprocess to drive")
+        pytest.skip("core.learn.training / core.learn.runs are not in the tree yet: no retrain subprocess to drive")
     page1.get_by_text("Run & retrain").click()
     page1.get_by_role("button", name="scratch").click()
     epochs = page1.locator(".resx-epochs input").first

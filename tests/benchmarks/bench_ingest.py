@@ -3,12 +3,12 @@
 Run as ``.venv/bin/python tests/benchmarks/bench_ingest.py [N] [REPS] [CHUNK]``.
 
 Writes N small GALFIT blocks (20x20 pixels, with :func:`core.io.galfit.write_block`; default 2000)
-and a catalog of them, then measures ``core.workspace.ingest.ingest`` (cuts off) with 1 worker (headers read
+and a catalog of them, then measures ``core.workspace.ingestion.ingest`` (cuts off) with 1 worker (headers read
 in the driver) and 2 workers (local process scheduler, worker start-up included), the two runs
 interleaved ``REPS`` times (best of each kept; default 3). Reports blocks/s of each and the ratio
-2 workers / 1 worker measured in the same run. CHUNK (default ``core.workspace.ingest.HEADER_CHUNK``) is
+2 workers / 1 worker measured in the same run. CHUNK (default ``core.workspace.ingestion.HEADER_CHUNK``) is
 the blocks per task. Also reports the cost of the header reading alone
-(:func:`core.workspace.ingest.read_header_chunk` on every block) to show what the rest of ingest costs.
+(:func:`core.workspace.ingestion.read_header_chunk` on every block) to show what the rest of ingest costs.
 """
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ from astropy.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-import core.workspace.ingest  # noqa: E402
+import core.workspace.ingestion  # noqa: E402
 from core.io.galfit import GalfitParameter, write_block  # noqa: E402
 from core.parallel import start_method  # noqa: E402
-from core.workspace.ingest import ingest, read_header_chunk  # noqa: E402
+from core.workspace.ingestion import ingest, read_header_chunk  # noqa: E402
 
 NO_CUTS = {"cuts": {k: None for k in ("hmag_max", "logmass_min", "z_min", "z_max", "photflag")}}
 
@@ -55,8 +55,8 @@ def write_survey(root: Path, n: int) -> Path:
 def main(n: int = 2000, reps: int = 3, chunk: int | None = None) -> None:
     logging.basicConfig(level=logging.WARNING)
     if chunk:
-        core.workspace.ingest.HEADER_CHUNK = chunk
-    size = core.workspace.ingest.HEADER_CHUNK
+        core.workspace.ingestion.HEADER_CHUNK = chunk
+    size = core.workspace.ingestion.HEADER_CHUNK
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         t0 = time.perf_counter()

@@ -49,7 +49,7 @@ def main() -> int:
     from core.learn.augment import augment_dataset
     from core.learn.models import build_model
     from core.learn.schedule import make_schedule
-    from core.learn.train import _callbacks, _StopFlag
+    from core.learn.training import _callbacks, _StopFlag
     from core.workspace.config import default_config
 
     keras.utils.set_random_seed(0)
@@ -90,7 +90,7 @@ def main() -> int:
     bare, t_bare = compiled(), EpochTimer()
     bare.fit(xb, yb, batch_size=32, epochs=1 + args.repeat, verbose=0, shuffle=True, callbacks=[t_bare])
 
-    # -- the project's pipeline: augmentation + the run's callbacks, as core.learn.train runs them --
+    # -- the project's pipeline: augmentation + the run's callbacks, as core.learn.training runs them --
     tmp = Path(tempfile.mkdtemp(prefix="bench_train_"))
     ds = augment_dataset(x, labels, per_class=per_class, batch_size=32, seed=0)
     ds = ds.apply(tf.data.experimental.assert_cardinality(steps)).repeat()

@@ -59,7 +59,7 @@ def main() -> int:
     args = ap.parse_args()
 
     from core.latent.embed import embed_run
-    from core.learn.train import train
+    from core.learn.training import train
     from core.workspace.workspace import Workspace
 
     t0 = time.perf_counter()
@@ -69,7 +69,7 @@ def main() -> int:
     else:
         from core.prep.pipeline import prep_workspace
         from core.simulation.survey import simulate_survey
-        from core.workspace.ingest import ingest
+        from core.workspace.ingestion import ingest
 
         root = Path(args.out or tempfile.mkdtemp(prefix="science_check_")) / "ws"
         t = time.perf_counter()

@@ -31,11 +31,11 @@ def test_every_expected_failure_derives_from_resx_error():
     from core.io.stamps import StampStoreError
     from core.latent.embedding import EmbeddingError
     from core.learn.runs import RunError
-    from core.learn.train import TrainingError
+    from core.learn.training import TrainingError
     from core.prep.metrics import MetricError
-    from core.prep.object_only import PrepError
+    from core.prep.residual import PrepError
     from core.segmentation import SegmentationError
-    from core.simulation.survey import SimulationError
+    from core.simulation.errors import SimulationError
     from core.votes.files import VoteFileError
     from core.votes.store import VoteImportError, VoteStoreError
     from core.workspace.config import ConfigError

@@ -114,7 +114,7 @@ def test_latent_analysis_shapes_and_targets():
 # -- `resx embed` on trained runs ----------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    from core.learn.train import train
+    from core.learn.training import train
     from tests.model_workspace import make_workspace
 
     ws = make_workspace(tmp_path_factory.mktemp("embed") / "ws", n=240, size=24)

@@ -10,8 +10,8 @@ from core.io.stamps import STAMP_KINDS
 from core.prep import galaxy
 from core.prep import pipeline as prep
 from core.prep.galaxy import prep_galaxy
-from core.prep.object_only import PrepError, object_only
 from core.prep.pipeline import prep_workspace
+from core.prep.residual import PrepError, object_only
 from tests.workspace_factory import make_workspace
 
 SIZE = 100
@@ -176,7 +176,7 @@ def test_real_galfit_block(shared_data):
 
 def test_prep_on_an_ingested_workspace(tmp_path):
     """A workspace made by `resx ingest` (absolute block paths, ingest-time errors kept)."""
-    ingest = pytest.importorskip("core.workspace.ingest").ingest
+    ingest = pytest.importorskip("core.workspace.ingestion").ingest
     src = make_workspace(tmp_path / "src", n=6, bad={2: "missing_hdu"})
     src.read_catalog().write(tmp_path / "cat.fits")
     ws = ingest(tmp_path / "cat.fits", tmp_path / "ws", blocks_dir=tmp_path / "src", progress=False)

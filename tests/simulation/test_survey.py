@@ -12,7 +12,7 @@ from astropy.io import fits
 from astropy.table import Table
 
 from core.io.galfit import read_block
-from core.labels import CLASSES, FIT_QUALITY, SKIP, TABLE1_FRACTIONS, VOTE_LABELS
+from core.labels import CLASSES, FIT_QUALITY, TABLE1_FRACTIONS, VOTE_LABELS
 from core.simulation import noise, substructure
 from core.simulation import survey as simulate
 
@@ -288,40 +288,6 @@ def test_failed_galaxy_is_recorded_and_survey_goes_on(tmp_path, monkeypatch):
     assert not (tmp_path / "blocks" / "SIM00002.fits").exists()
     with open(tmp_path / "votes.csv") as fh:
         assert "SIM00002" not in fh.read()
-
-
-# -- votes ------------------------------------------------------------------------------------
-def _fake_catalog(n: int = 3000) -> list[dict]:
-    rng = np.random.default_rng(0)
-    cl = simulate.assign_classes(n, 0)
-    return [{"id": f"G{i}", "true_class": c, "sub_class": "Core" if c == FIT_QUALITY else c,
-             "sub_snr": float(rng.uniform(0, 60)) if c != "Clean" else 0.0, "status": "ok"}
-            for i, c in enumerate(cl)]
-
-
-def test_votes_agreement_rate_and_confusions():
-    cat = _fake_catalog()
-    votes = simulate.simulate_votes(cat, agreement=0.8, seed=0)
-    assert len(votes) == 3 * len(cat)
-    truth = {r["id"]: r["true_class"] for r in cat}
-    agree = np.mean([v["label"] == truth[v["id"]] for v in votes])
-    assert agree == pytest.approx(0.8, abs=0.03)
-    wrong = Counter((truth[v["id"]], v["label"]) for v in votes if v["label"] != truth[v["id"]])
-    # Clean is confused with Core/Asymmetric, not with Peculiar; Peculiar with Asymmetric/General
-    assert wrong[("Clean", "Asymmetric")] + wrong[("Clean", "Core")] > 10 * wrong[("Clean", "Peculiar")]
-    assert wrong[("Peculiar", "Asymmetric")] + wrong[("Peculiar", "General")] > 5 * wrong[("Peculiar", "Clean")]
-    assert sum(k for (t, lab), k in wrong.items() if lab == SKIP) > 0
-    fq = [v for v in votes if truth[v["id"]] == FIT_QUALITY]
-    assert np.mean([v["label"] == FIT_QUALITY for v in fq]) > 0.6
-    # marginal substructure splits the inspectors more often than obvious substructure
-    snr = {r["id"]: r["sub_snr"] for r in cat}
-    core = [v for v in votes if truth[v["id"]] == "Core"]
-    low = np.mean([v["label"] == "Core" for v in core if snr[v["id"]] < 10])
-    high = np.mean([v["label"] == "Core" for v in core if snr[v["id"]] > 40])
-    assert high > low
-    assert simulate.simulate_votes(cat, 0.8, seed=0) == votes
-    perfect = simulate.simulate_votes(cat[:50], agreement=1.0, seed=0)
-    assert all(v["label"] == truth[v["id"]] for v in perfect)
 
 
 # -- command line and previews -------------------------------------------------------------------

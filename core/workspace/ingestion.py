@@ -37,10 +37,11 @@ from typing import Any, Mapping
 import numpy as np
 from astropy.table import Table
 
-from core.io.catalog import CatalogError, CutReport, apply_cuts, parse_column_mapping, read_catalog
+from core.io.catalog import CatalogError, parse_column_mapping, read_catalog
 from core.io.galfit import PARAM_NAMES, GalfitBlockError, read_block
 from core.labels import CLASSES, FIT_QUALITY
 from core.workspace.config import default_config, merge, validate
+from core.workspace.cuts import CutReport, apply_cuts
 from core.workspace.workspace import Workspace, WorkspaceError
 
 __all__ = ["IngestReport", "ingest", "read_workspace_catalog", "write_catalog"]

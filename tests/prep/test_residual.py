@@ -1,4 +1,4 @@
-"""Sky resampling, object-only residuals and cutouts (core.prep.object_only; paper §3.1)."""
+"""Sky resampling, object-only residuals and cutouts (core.prep.residual; paper §3.1)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_array_equal
 
-from core.prep.object_only import PrepError, cutout, resample_sky
+from core.prep.residual import PrepError, cutout, resample_sky
 
 SIZE = 100
 

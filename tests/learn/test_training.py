@@ -28,7 +28,7 @@ def ws(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def first(ws):
-    from core.learn.train import train
+    from core.learn.training import train
 
     return train(ws, "cnn", epochs=2, per_class=40, seed=7, run_id="cnn-first", config=SMALL)
 
@@ -93,7 +93,7 @@ def test_run_folder_is_complete_and_reloads(ws, first):
 
 @pytest.mark.slow
 def test_fine_tuning_changes_weights_and_keeps_architecture(ws, first):
-    from core.learn.train import train
+    from core.learn.training import train
 
     tuned = train(ws, "cnn", init=first.id, epochs=1, per_class=20, run_id="cnn-tuned", activate=False)
     assert tuned.status == "done" and tuned.init == first.id and not tuned.active
@@ -113,7 +113,7 @@ def test_fine_tuning_changes_weights_and_keeps_architecture(ws, first):
 
 @pytest.mark.slow
 def test_a_seeded_run_is_reproducible(ws, first):
-    from core.learn.train import train
+    from core.learn.training import train
 
     again = train(ws, "cnn", epochs=2, per_class=40, seed=7, run_id="cnn-again", activate=False, config=SMALL)
     a = keras.models.load_model(first.path / "model.keras", compile=False)
@@ -127,7 +127,7 @@ def test_a_seeded_run_is_reproducible(ws, first):
 
 @pytest.mark.slow
 def test_stop_file_cancels_and_the_run_is_not_activated(ws, first):
-    from core.learn.train import train
+    from core.learn.training import train
 
     before = ws.active_run("cnn")
     box = {}
@@ -154,7 +154,7 @@ def test_stop_file_cancels_and_the_run_is_not_activated(ws, first):
 
 
 def test_signal_sets_the_stop_flag(tmp_path):
-    from core.learn.train import _StopFlag
+    from core.learn.training import _StopFlag
 
     previous = signal.getsignal(signal.SIGTERM)
     with _StopFlag(tmp_path, handle_signals=True) as stop:
@@ -170,7 +170,7 @@ def test_signal_sets_the_stop_flag(tmp_path):
 
 @pytest.mark.slow
 def test_a_failed_run_is_recorded_and_not_activated(ws, first):
-    from core.learn.train import TrainingError, train
+    from core.learn.training import TrainingError, train
 
     before = ws.active_runs()
     # no votes yet: no consensus label to train on
@@ -215,7 +215,7 @@ def test_consensus_labels_exclude_skip_undecided_and_fit_quality(tmp_path):
 @pytest.mark.slow
 def test_cvae_run_and_resx_runs(ws, first, capsys):
     from core.cli.main import main
-    from core.learn.train import train
+    from core.learn.training import train
 
     v = train(ws, "cvae", epochs=1, per_class=20, run_id="cvae-1",
               config={"models": {"filters": [8, 16, 16], "latent_dim": 16}})

@@ -7,7 +7,7 @@ from core.cli.main import main
 from core.io.catalog import CatalogError
 from core.io.galfit import GalfitParameter, write_block
 from core.workspace.config import read_config
-from core.workspace.ingest import ingest, read_workspace_catalog, write_catalog
+from core.workspace.ingestion import ingest, read_workspace_catalog, write_catalog
 from core.workspace.workspace import Workspace, WorkspaceError
 
 # id, hmag, logmass, z, photflag, true_class, fit_quality
@@ -268,9 +268,9 @@ def _assert_same_catalog(a, b):
 
 
 def test_parallel_header_reading_equals_serial(survey, tmp_path, monkeypatch, spy_run_tasks):
-    import core.workspace.ingest
+    import core.workspace.ingestion
 
-    monkeypatch.setattr(core.workspace.ingest, "HEADER_CHUNK", 3)  # 10 blocks found: 4 tasks of <= 3
+    monkeypatch.setattr(core.workspace.ingestion, "HEADER_CHUNK", 3)  # 10 blocks found: 4 tasks of <= 3
     blocks = survey.parent / "blocks"
     serial = ingest(survey, tmp_path / "serial", config=NO_CUTS, blocks_dir=blocks, workers=1,
                     progress=False)
@@ -279,7 +279,7 @@ def test_parallel_header_reading_equals_serial(survey, tmp_path, monkeypatch, sp
                  progress=False)
     (call,) = spy_run_tasks
     func, tasks, kwargs = call
-    assert func is core.workspace.ingest.read_header_chunk and kwargs["workers"] == 2
+    assert func is core.workspace.ingestion.read_header_chunk and kwargs["workers"] == 2
     assert [len(paths) for (paths,) in tasks] == [3, 3, 3, 1]
     assert kwargs["weights"] == [3, 3, 3, 1]
 
@@ -320,7 +320,7 @@ def test_small_ingest_starts_no_workers(survey, tmp_path, spy_run_tasks):
 
 
 def test_cli_ingest_workers_and_scheduler_options(survey, tmp_path, monkeypatch, spy_run_tasks, capsys):
-    import core.workspace.ingest
+    import core.workspace.ingestion
     from core.cli.main import build_parser
 
     args = build_parser().parse_args(["ingest", "src", "ws", "--workers", "3", "--scheduler", "tcp://h:8786"])
@@ -328,7 +328,7 @@ def test_cli_ingest_workers_and_scheduler_options(survey, tmp_path, monkeypatch,
     args = build_parser().parse_args(["ingest", "src", "ws"])
     assert (args.workers, args.scheduler) == (None, None)
 
-    monkeypatch.setattr(core.workspace.ingest, "HEADER_CHUNK", 4)
+    monkeypatch.setattr(core.workspace.ingestion, "HEADER_CHUNK", 4)
     cfg = tmp_path / "nocuts.toml"
     cfg.write_text("[cuts]\n" + "".join(f'{k} = "none"\n' for k in NO_CUTS["cuts"]))
     assert main(["ingest", str(survey), str(tmp_path / "ws"), "--blocks", str(survey.parent / "blocks"),
