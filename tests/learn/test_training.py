@@ -240,3 +240,17 @@ def test_cvae_run_and_resx_runs(ws, first, capsys):
     assert main(["train", str(ws.root), "--model", "cnn", "--init", "nope"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("resx train: ") and "nope" in err
+
+
+@pytest.mark.slow
+def test_resx_train_through_the_cli(ws, first, capsys):
+    from core.cli.main import main
+
+    capsys.readouterr()
+    assert main(["train", str(ws.root), "--model", "cnn", "--epochs", "1", "--per-class", "8", "--seed", "1",
+                 "--run-id", "cnn-cli", "--no-activate"]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("run cnn-cli (cnn, catalog labels) done: test accuracy ")
+    assert f"folder: {ws.runs_dir / 'cnn-cli'}" in out and "Traceback" not in err
+    assert json.loads((ws.runs_dir / "cnn-cli" / "run.json").read_text())["status"] == "done"
+    assert ws.active_run("cnn") != "cnn-cli"  # --no-activate
