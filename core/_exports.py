@@ -12,16 +12,18 @@ import sys
 from typing import Any, Callable
 
 
-def lazy_exports(package: str, names: dict[str, str]) -> tuple[list[str], Callable[[str], Any], Callable[[], list[str]]]:
-    """``(__all__, __getattr__, __dir__)`` for ``package`` whose public ``names`` live in its modules.
+def lazy_exports(package: str, modules: dict[str, list[str]]) -> tuple[list[str], Callable[[str], Any],
+                                                                        Callable[[], list[str]]]:
+    """``(__all__, __getattr__, __dir__)`` for ``package`` whose public names live in its modules.
 
     Parameters
     ----------
     package : str
         The package's ``__name__``.
-    names : dict
-        Public name -> the submodule that defines it, relative to ``package`` (e.g. ``".fit"``).
+    modules : dict
+        Submodule, relative to ``package`` (e.g. ``".fit"``) -> the public names it defines.
     """
+    names = {name: module for module, public in modules.items() for name in public}
 
     def __getattr__(name: str) -> Any:
         try:

@@ -151,19 +151,13 @@ def extract_segments(
         2-D detection image (the original image, sky included).
     kernel_radius : float
         Radius of the tophat filter kernel, px.
-    thresh : float
-        Detection threshold in units of the global background rms.
-    minarea : int
-        Minimum number of pixels of a source.
-    deblend_nthresh, deblend_cont : int, float
-        SEP's deblending parameters.
+    thresh, minarea, deblend_nthresh, deblend_cont
+        As :func:`detect`; the threshold is in units of the global background rms.
 
     Returns
     -------
-    objects : numpy.ndarray
-        SEP's structured array of sources.
-    segmap : numpy.ndarray of int32
-        0 for sky, ``k`` for pixels of ``objects[k - 1]``.
+    objects, segmap
+        As :func:`detect`.
     rms : float
         The global background rms.
 

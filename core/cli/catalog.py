@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 
+from core.cli.common import add_command
+
 HELP = "Write the workspace catalog (FITS, CSV or ECSV by extension)."
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("catalog", help=HELP, description=HELP)
-    p.set_defaults(func=run)
-    p.add_argument("workspace", metavar="WORKSPACE")
+    p = add_command(sub, "catalog", HELP, run)
     p.add_argument("--out", required=True, help="output file (.fits, .csv or .ecsv)")
 
 

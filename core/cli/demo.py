@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 
+from core.cli.common import add_command
+
 HELP = "Build the demo workspace end to end: simulate, ingest, prep, train, embed."
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help=HELP, description=HELP)
-    p.set_defaults(func=run)
+    p = add_command(sub, "demo", HELP, run, workspace=False)
     from core.workspace.locations import describe_default_workspace  # light: no astropy
 
     p.add_argument("workspace", nargs="?", default=None, metavar="WORKSPACE",

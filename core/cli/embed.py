@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 
+from core.cli.common import add_command
+
 HELP = "Latents, PCA, k-means elbow, GMM and SVC boundaries for a run."
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("embed", help=HELP, description=HELP)
-    p.set_defaults(func=run)
-    p.add_argument("workspace", metavar="WORKSPACE")
+    p = add_command(sub, "embed", HELP, run)
     p.add_argument("--run", default=None, help="run id (default: the active run of --model)")
     p.add_argument("--model", choices=["cnn", "cvae"], default="cnn")
     p.add_argument("--scheduler", default=None, help="address of a running dask.distributed scheduler")

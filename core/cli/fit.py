@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import argparse
 
+from core.cli.common import add_command
 from core.errors import ResxError
 
 HELP = "Fit a single PSF-convolved Sérsic profile to images; write GALFIT-format blocks."
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("fit", help=HELP, description=HELP)
-    p.set_defaults(func=run)
+    p = add_command(sub, "fit", HELP, run, workspace=False)
     p.add_argument("images", nargs="+", metavar="IMAGE", help="FITS images (first image HDU is used)")
     p.add_argument("--psf", required=True, help="PSF image (FITS)")
     p.add_argument("--out", required=True, help="output folder; writes <name>_block.fits per image")

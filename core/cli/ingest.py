@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 
+from core.cli.common import add_command
+
 HELP = "Create a workspace from a catalog and GALFIT blocks (or a `resx simulate` folder)."
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("ingest", help=HELP, description=HELP)
-    p.set_defaults(func=run)
+    p = add_command(sub, "ingest", HELP, run, workspace=False)
     p.add_argument("source", metavar="SOURCE", help="a `resx simulate` folder, or a catalog file (FITS/ECSV/CSV)")
     p.add_argument("workspace", metavar="WORKSPACE", help="workspace folder to create")
     p.add_argument("--blocks", default=None, help="folder of GALFIT blocks when SOURCE is a catalog")

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 
+from core.cli.common import add_command
+
 HELP = "Make object-only stamps and measure SPF, Bumpiness and RFF for every galaxy."
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("prep", help=HELP, description=HELP)
-    p.set_defaults(func=run)
-    p.add_argument("workspace", metavar="WORKSPACE")
+    p = add_command(sub, "prep", HELP, run)
     p.add_argument("--scheduler", default=None, help="address of a running dask.distributed scheduler")
     p.add_argument("--workers", type=int, default=None, help="local workers (default: one per core)")
     p.add_argument("--redo", action="store_true", help="redo galaxies already prepared")

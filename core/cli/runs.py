@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 
+from core.cli.common import add_command
+
 HELP = "List training runs."
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("runs", help=HELP, description=HELP)
-    p.set_defaults(func=run)
-    p.add_argument("workspace", metavar="WORKSPACE")
+    p = add_command(sub, "runs", HELP, run)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--activate", default=None, metavar="RUN", help="make RUN the active run of its model")
 

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from core.cli.common import add_command
 from core.errors import ResxError
 
 log = logging.getLogger(__name__)
@@ -46,8 +47,7 @@ HELP = "Serve the dashboard (same as `panel serve app`)."
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("serve", help=HELP, description=HELP)
-    p.set_defaults(func=run)
+    p = add_command(sub, "serve", HELP, run, workspace=False)
     p.add_argument("workspace", nargs="?", default=None, metavar="WORKSPACE")
     p.add_argument("--port", type=int, default=5006)
 

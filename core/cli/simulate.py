@@ -6,12 +6,13 @@ import argparse
 import time
 from pathlib import Path
 
+from core.cli.common import add_command
+
 HELP = "Simulate a CANDELS-like survey: GALFIT blocks, a catalog and inspector votes."
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("simulate", help=HELP, description=HELP)
-    p.set_defaults(func=run)
+    p = add_command(sub, "simulate", HELP, run, workspace=False)
     p.add_argument("--n", type=int, default=2000, help="number of galaxies (default 2000)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--out", required=True, help="output folder")

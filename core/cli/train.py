@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 
+from core.cli.common import add_command
+
 HELP = "Train the CNN or the CvAE; each run is a folder runs/<run-id>/."
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help=HELP, description=HELP)
-    p.set_defaults(func=run)
-    p.add_argument("workspace", metavar="WORKSPACE")
+    p = add_command(sub, "train", HELP, run)
     p.add_argument("--model", choices=["cnn", "cvae"], required=True)
     p.add_argument("--labels", choices=["catalog", "consensus"], default="catalog",
                    help="catalog classes or the inspectors' consensus (default catalog)")

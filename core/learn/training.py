@@ -1,23 +1,14 @@
 """Training runs of the CNN and the CvAE (paper §4), each in its own folder ``runs/<run-id>/``.
 
 The schedule is the paper's: Adam with an initial learning rate of 1e-4, halved every third of
-the total steps (:class:`StepHalving`), batches of 32, up to 100 epochs of ``per_class`` x 5
+the total steps (:class:`core.learn.schedule.StepHalving`), batches of 32, up to 100 epochs of ``per_class`` x 5
 class-balanced, freshly augmented images (:func:`core.learn.augment.augment_dataset`: random flips and
 45° rotations; paper: 5,000 per class). Every value comes from the config sections ``train``,
 ``augment``, ``split``, ``scaling`` and ``models`` and is recorded in the run's ``config.toml``.
 
-Labels (``labels=``):
-
-* ``"catalog"`` — the catalog's ``catalog_class`` column;
-* ``"consensus"`` — the inspectors' consensus (:meth:`core.votes.store.VoteStore.consensus`);
-  ``undecided``, ``Skip`` and ``FitQuality`` are never trained on (a FitQuality consensus
-  also excludes the galaxy from the test set).
-
-The train/test split is the catalog's ``split`` column (``resx prep`` stores it: 80/20,
-stratified by catalog class, fit-quality excluded), so a retrain on consensus labels is tested
-on the same held-out galaxies as the catalog run; a workspace without that column gets
-:func:`core.learn.augment.split_sample` on the chosen labels. Only galaxies whose ``prep_status`` is
-ok or flagged are used.
+Labels (``labels=``, ``"catalog"`` or ``"consensus"``), the galaxies used and the train/test
+split are :mod:`core.learn.data`'s: a retrain on consensus labels is tested on the same held-out
+galaxies as the catalog run.
 
 Seeding: ``train.seed`` (or ``seed=``) seeds Python, numpy and TensorFlow
 (``keras.utils.set_random_seed``: weights, noise, dropout, sampling) and the augmentation draws,
