@@ -394,11 +394,20 @@ def test_hundred_keyboard_votes_with_queued_page_turns_all_arrive_in_order(brows
 
     def daves():
         h = store.history()
-        h = h[h["inspector"] == "dave"]
-        return h if len(h) >= 100 else None
+        return h[h["inspector"] == "dave"]
 
-    got = wait_for(daves, 60)
-    assert got is not None, f"only {(store.history()['inspector'] == 'dave').sum()} of 100 keyboard votes arrived"
+    # Wait while votes keep arriving (a loaded CI machine is slow, not lossy); give up after 45 s
+    # without a new one.
+    seen, last_change = -1, time.time()
+    while time.time() - last_change < 45:
+        n = len(daves())
+        if n >= 100:
+            break
+        if n != seen:
+            seen, last_change = n, time.time()
+        time.sleep(0.5)
+    got = daves()
+    assert len(got) >= 100, f"only {len(got)} of 100 keyboard votes arrived (none for 45 s)"
     assert got["id"].tolist() == expected
     assert got["label"].tolist() == [CLASSES[k % 5] for k in range(100)]
     assert set(got["source"]) == {"ui"} and len(got) == 100
