@@ -70,11 +70,23 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="recentre a PSF whose centroid is more than PX off its centre (default 0.1; 'none': never)")
 
 
+def split_files(option: str) -> list[str]:
+    """``"a.fits,b.fits[SCI,2]"`` -> ``["a.fits", "b.fits[SCI,2]"]``: commas inside brackets are kept."""
+    files, depth, start = [], 0, 0
+    for i, ch in enumerate(option):
+        depth += {"[": 1, "]": -1}.get(ch, 0)
+        if ch == "," and depth == 0:
+            files.append(option[start:i])
+            start = i + 1
+    files.append(option[start:])
+    return [f.strip() for f in files if f.strip()]
+
+
 def per_image(option: str | None, n: int, what: str) -> list[str | None]:
     """One file for every image, or a comma-separated list of one file per image."""
     if option is None:
         return [None] * n
-    files = [f for f in option.split(",") if f]
+    files = split_files(option)
     if len(files) == 1:
         return files * n
     if len(files) != n:
@@ -95,7 +107,8 @@ def _jobs(args: argparse.Namespace) -> list:
         raise ResxError("nothing to fit: give IMAGE files or --targets FILE")
     target = _pair(args.target, "target") if args.target else None
     radec = _pair(args.radec, "radec") if args.radec else None
-    psfs = per_image(args.psf, n, "psf") if args.psf and "," in args.psf else [None] * n
+    several = args.psf is not None and len(split_files(args.psf)) > 1
+    psfs = per_image(args.psf, n, "psf") if several else [None] * n
     for k, (image, sigma, weight, mask) in enumerate(zip(args.images, per_image(args.sigma, n, "sigma"),
                                                          per_image(args.weight, n, "weight"),
                                                          per_image(args.mask, n, "mask"))):
@@ -115,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
     from core.fitting.batch import SUMMARY_FILE, fit_images
 
     jobs = _jobs(args)
-    default_psf = args.psf if args.psf and "," not in args.psf else None
+    default_psf = args.psf if args.psf and len(split_files(args.psf)) == 1 else None
     if default_psf is None and any(j.psf is None for j in jobs):
         raise ResxError("--psf is required (a PSF file, or 'none' for no PSF) unless the targets table "
                         "has a psf column for every row")

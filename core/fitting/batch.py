@@ -89,7 +89,7 @@ class _PSFs:
                 self.cache[spec] = exc
         got = self.cache[spec]
         if isinstance(got, Exception):
-            raise SersicFitError(f"PSF {spec}: {got}") from got
+            raise SersicFitError(f"PSF: {got}" if spec in str(got) else f"PSF {spec}: {got}") from got
         return got
 
 

@@ -29,7 +29,9 @@ The fit is a bounded trust-region least-squares fit (:func:`scipy.optimize.least
 6. What makes the fit one not to trust as it is goes into :attr:`SersicFit.flags`
    (:data:`FIT_FLAGS`), each with a sentence in :attr:`SersicFit.notes`: a parameter at its
    bound (``n_at_bound``, ``re_at_bound``, ``ar_at_bound``, ``mag_at_bound``, ``centre_at_box``),
-   ``not_converged``, a fitted centre in a masked pixel (``centre_in_mask``: a neighbour or a
+   ``not_converged``, an Rₑ beyond the fitted region's half-width (``re_beyond_box``: half the
+   model's light, and so Rₑ, n and the total magnitude, are an extrapolation), an n or Rₑ whose
+   error exceeds :data:`MAX_REL_ERROR` of its value (``poorly_constrained``), a fitted centre in a masked pixel (``centre_in_mask``: a neighbour or a
    bad pixel) or off the image, farther than ``target_radius`` from the target
    (``centre_off_target``), or a second source within ``target_radius`` of it
    (``ambiguous_target``).
@@ -81,11 +83,13 @@ AR_MIN = 0.05  # ar is fitted in [AR_MIN, 1/AR_MIN]; ar > 1 is turned into ar < 
 #: A parameter within this fraction of (1 + |bound|) of a bound is "at" it (the trust-region
 #: iterates stay strictly inside the bounds, so one that runs into a bound stops just short of it).
 BOUND_RTOL = 1e-3
+#: An n or Rₑ with a larger relative error is flagged ``poorly_constrained``.
+MAX_REL_ERROR = 0.5
 #: Default distance (px) within which a source's centre must lie from the target.
 TARGET_RADIUS = 5.0
 #: The flags :attr:`SersicFit.flags` may hold.
 FIT_FLAGS = ("not_converged", "n_at_bound", "re_at_bound", "ar_at_bound", "mag_at_bound", "centre_at_box",
-             "centre_in_mask", "centre_off_image", "centre_off_target", "ambiguous_target")
+             "re_beyond_box", "poorly_constrained", "centre_in_mask", "centre_off_image", "centre_off_target", "ambiguous_target")
 _BOUND_FLAGS = {"N": "n_at_bound", "RE": "re_at_bound", "AR": "ar_at_bound", "MAG": "mag_at_bound",
                 "XC": "centre_at_box", "YC": "centre_at_box"}
 
@@ -660,6 +664,14 @@ def fit_sersic(
                                       "started at " f"{x0_full[idx[p]]:.2f})")
         elif p in _BOUND_FLAGS:
             notes[_BOUND_FLAGS[p]] = f"{p} at its bound ({side:.4g})"
+    half = min(y1 - y0, x1 - x0) / 2.0
+    if values["RE"] > half and "re_at_bound" not in notes:
+        notes["re_beyond_box"] = (f"RE ({values['RE']:.1f} px) is beyond the fitted region's half-width "
+                                  f"({half:.1f} px): RE, N and MAG are extrapolated")
+    loose = [f"{p} = {values[p]:.3g} ± {errors[p]:.2g}" for p in ("N", "RE")
+             if p in free and p not in at_bound and not errors[p] <= MAX_REL_ERROR * abs(values[p])]
+    if loose:
+        notes["poorly_constrained"] = f"{', '.join(loose)}: the data hardly constrain the profile"
     ix, iy = int(np.floor(values["XC"] - 0.5)), int(np.floor(values["YC"] - 0.5))
     if not (0 <= ix < nx and 0 <= iy < ny):
         notes["centre_off_image"] = f"the fitted centre ({values['XC']:.2f}, {values['YC']:.2f}) is off the image"
