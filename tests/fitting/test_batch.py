@@ -17,6 +17,7 @@ from scipy import ndimage
 from core.cli.main import main
 from core.io.galfit import read_block
 from tests.fitting.test_fit import PSF, ZP, mock
+from tests.fitting.test_fit import _write as write
 
 SHAPE = (64, 64)
 NOISE = 2e-3
@@ -24,14 +25,6 @@ NOISE = 2e-3
 
 def galaxy(seed=0, xc=32.3, yc=31.8, mag=21.0, re=3.0, n=1.5, shape=SHAPE):
     return mock(shape, xc, yc, mag, re, n, 0.7, 20.0) + np.random.default_rng(seed).normal(0, NOISE, shape)
-
-
-def write(path, data, **header):
-    hdu = fits.PrimaryHDU(np.asarray(data, dtype=np.float32))
-    for k, v in header.items():
-        hdu.header[k] = v
-    hdu.writeto(path)
-    return str(path)
 
 
 def summary(out):
