@@ -8,8 +8,9 @@ The fit is a bounded trust-region least-squares fit (:func:`scipy.optimize.least
    centroid is off the array's centre, and normalised (:func:`core.fitting.psf.prepare_psf`).
 2. The sky level and rms are estimated from sigma-clipped pixels, sources are detected with SEP
    (or taken from the given segmentation map), and the galaxy of interest (GOI) is the source
-   whose centre (flux-weighted centroid of its segment) is nearest the target (``target``, else
-   ``init["XC"], init["YC"]``, else the image centre). When no source's centre lies within
+   nearest the target (``target``, else ``init["XC"], init["YC"]``, else the image centre), a
+   source being at its light's peak and at its segment's centroid, whichever is nearer
+   (:func:`core.segmentation.sources_near`). When no source lies within
    ``target_radius`` px of the target, the image is not fitted (:class:`SersicFitError`): the
    fit would settle on whatever lies nearby and look fine. Every other segment, grown by
    ``mask_grow`` pixels, is masked; the GOI and the sky are fitted.
@@ -31,8 +32,9 @@ The fit is a bounded trust-region least-squares fit (:func:`scipy.optimize.least
    bound (``n_at_bound``, ``re_at_bound``, ``ar_at_bound``, ``mag_at_bound``, ``centre_at_box``),
    ``not_converged``, an Rₑ beyond the fitted region's half-width (``re_beyond_box``: half the
    model's light, and so Rₑ, n and the total magnitude, are an extrapolation), an n or Rₑ whose
-   error exceeds :data:`MAX_REL_ERROR` of its value (``poorly_constrained``), a fitted centre in a masked pixel (``centre_in_mask``: a neighbour or a
-   bad pixel) or off the image, farther than ``target_radius`` from the target
+   error exceeds :data:`MAX_REL_ERROR` of its value (``poorly_constrained``), a fitted centre in
+   a masked pixel (``centre_in_mask``: a neighbour or a bad pixel) or off the image
+   (``centre_off_image``), farther than ``target_radius`` from the target
    (``centre_off_target``), or a second source within ``target_radius`` of it
    (``ambiguous_target``).
 
@@ -89,7 +91,8 @@ MAX_REL_ERROR = 0.5
 TARGET_RADIUS = 5.0
 #: The flags :attr:`SersicFit.flags` may hold.
 FIT_FLAGS = ("not_converged", "n_at_bound", "re_at_bound", "ar_at_bound", "mag_at_bound", "centre_at_box",
-             "re_beyond_box", "poorly_constrained", "centre_in_mask", "centre_off_image", "centre_off_target", "ambiguous_target")
+             "re_beyond_box", "poorly_constrained", "centre_in_mask", "centre_off_image", "centre_off_target",
+             "ambiguous_target")
 _BOUND_FLAGS = {"N": "n_at_bound", "RE": "re_at_bound", "AR": "ar_at_bound", "MAG": "mag_at_bound",
                 "XC": "centre_at_box", "YC": "centre_at_box"}
 
@@ -148,7 +151,7 @@ class SersicFit:
     flags : tuple of str
         What makes this fit one not to trust as it is (:data:`FIT_FLAGS`); empty for a good fit.
     notes : dict of str -> str
-        A sentence for each flag (e.g. ``"n at its bound (8.00)"``).
+        A sentence for each flag (e.g. ``"N at its bound (8)"``).
     target : (float, float) or None
         The position the galaxy was looked for at, 1-based (x, y).
     target_distance : float
@@ -661,7 +664,7 @@ def fit_sersic(
         side = lo[k] if res.x[k] - lo[k] < hi[k] - res.x[k] else hi[k]
         if p in ("XC", "YC"):
             notes["centre_at_box"] = (f"the centre ran to the edge of its ±10 px box ({p} = {values[p]:.2f}; "
-                                      "started at " f"{x0_full[idx[p]]:.2f})")
+                                      f"started at {x0_full[idx[p]]:.2f})")
         elif p in _BOUND_FLAGS:
             notes[_BOUND_FLAGS[p]] = f"{p} at its bound ({side:.4g})"
     half = min(y1 - y0, x1 - x0) / 2.0
