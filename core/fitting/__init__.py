@@ -7,6 +7,8 @@ from core._exports import lazy_exports
 
 __all__, __getattr__, __dir__ = lazy_exports(__name__, {
     ".sersic": ["PSFConvolver", "SersicRenderer", "convolve_psf", "sersic_bn", "sersic_flux", "sersic_image"],
-    ".fit": ["FIT_PARAMS", "SersicFit", "SersicFitError", "fit_sersic", "fit_to_block"],
+    ".fit": ["FIT_FLAGS", "FIT_PARAMS", "SersicFit", "SersicFitError", "fit_sersic", "fit_to_block"],
+    ".psf": ["PreparedPSF", "PSFError", "delta_psf", "prepare_psf"],
+    ".jobs": ["FitJob", "read_targets"],
     ".batch": ["fit_images"],
 })

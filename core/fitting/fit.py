@@ -4,11 +4,15 @@ The fit is a bounded trust-region least-squares fit (:func:`scipy.optimize.least
 ``method="trf"``) of ``(XC, YC, MAG, RE, N, AR, PA, SKY)`` in GALFIT's conventions (see
 :mod:`core.fitting.sersic`). What it does for one image:
 
-1. Non-finite pixels and the user's mask are excluded.
+1. Non-finite pixels and the user's mask are excluded. The PSF is checked, recentred when its
+   centroid is off the array's centre, and normalised (:func:`core.fitting.psf.prepare_psf`).
 2. The sky level and rms are estimated from sigma-clipped pixels, sources are detected with SEP
-   (or taken from the given segmentation map), and the galaxy of interest (GOI) is the segment
-   under the centre (the image centre, or ``init["XC"], init["YC"]``; the nearest segment within a
-   few pixels when the centre pixel is not segmented). Every other segment, grown by
+   (or taken from the given segmentation map), and the galaxy of interest (GOI) is the source
+   nearest the target (``target``, else ``init["XC"], init["YC"]``, else the image centre), a
+   source being at its light's peak and at its segment's centroid, whichever is nearer
+   (:func:`core.segmentation.sources_near`). When no source lies within
+   ``target_radius`` px of the target, the image is not fitted (:class:`SersicFitError`): the
+   fit would settle on whatever lies nearby and look fine. Every other segment, grown by
    ``mask_grow`` pixels, is masked; the GOI and the sky are fitted.
 3. Initial values come from the GOI's light moments (centroid, axis ratio, orientation), its
    half-light radius, its concentration ``r90/r50`` (mapped to a Sérsic index) and its flux.
@@ -20,8 +24,19 @@ The fit is a bounded trust-region least-squares fit (:func:`scipy.optimize.least
    float32 (about twice as fast; ~1e-6 of the peak), the returned model in float64. When ``init``
    gives all seven Sérsic parameters, the moment-based guess (3.) is skipped.
 5. Errors are the square roots of the diagonal of the covariance ``(JᵀJ)⁻¹ × χ²_ν``. A parameter
-   at one of its bounds, or every free parameter of a fit that did not converge, is flagged
-   ``"problem"`` (GALFIT's ``*value*``); a parameter held with ``fixed=`` is ``"fixed"``.
+   at one of its bounds (within 0.1 % of it), or every free parameter of a fit that did not
+   converge, is flagged ``"problem"`` (GALFIT's ``*value*``); a parameter held with ``fixed=`` is
+   ``"fixed"``.
+6. What makes the fit one not to trust as it is goes into :attr:`SersicFit.flags`
+   (:data:`FIT_FLAGS`), each with a sentence in :attr:`SersicFit.notes`: a parameter at its
+   bound (``n_at_bound``, ``re_at_bound``, ``ar_at_bound``, ``mag_at_bound``, ``centre_at_box``),
+   ``not_converged``, an Rₑ beyond the fitted region's half-width (``re_beyond_box``: half the
+   model's light, and so Rₑ, n and the total magnitude, are an extrapolation), an n or Rₑ whose
+   error exceeds :data:`MAX_REL_ERROR` of its value (``poorly_constrained``), a fitted centre in
+   a masked pixel (``centre_in_mask``: a neighbour or a bad pixel) or off the image
+   (``centre_off_image``), farther than ``target_radius`` from the target
+   (``centre_off_target``), or a second source within ``target_radius`` of it
+   (``ambiguous_target``).
 
 The returned model (:attr:`SersicFit.model`), like GALFIT's model HDU, **includes the sky**, so the
 residual GALFIT would write is ``image - model`` (:attr:`SersicFit.residual`).
@@ -46,12 +61,14 @@ from scipy.special import gammaincinv
 from threadpoolctl import ThreadpoolController
 
 from core.errors import ResxError
+from core.fitting.psf import PSF_TOL, PreparedPSF, PSFError, prepare_psf
 from core.fitting.sersic import PSFConvolver, SersicRenderer, _normalised_psf, refinement_levels
-from core.segmentation import SegmentationError, detect, find_goi
+from core.segmentation import SegmentationError, detect, find_goi, sources_near
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FIT_PARAMS", "SersicFit", "SersicFitError", "fit_sersic", "fit_to_block"]
+__all__ = ["FIT_FLAGS", "FIT_PARAMS", "TARGET_RADIUS", "SersicFit", "SersicFitError", "fit_sersic",
+           "fit_to_block"]
 
 #: Fitted parameters, in the order of the internal parameter vector.
 FIT_PARAMS = ("XC", "YC", "MAG", "RE", "N", "AR", "PA", "SKY")
@@ -65,6 +82,19 @@ RE_MIN = 0.25  # px
 FTOL = 1e-5
 XTOL = 1e-5
 AR_MIN = 0.05  # ar is fitted in [AR_MIN, 1/AR_MIN]; ar > 1 is turned into ar < 1 with pa + 90
+#: A parameter within this fraction of (1 + |bound|) of a bound is "at" it (the trust-region
+#: iterates stay strictly inside the bounds, so one that runs into a bound stops just short of it).
+BOUND_RTOL = 1e-3
+#: An n or Rₑ with a larger relative error is flagged ``poorly_constrained``.
+MAX_REL_ERROR = 0.5
+#: Default distance (px) within which a source's centre must lie from the target.
+TARGET_RADIUS = 5.0
+#: The flags :attr:`SersicFit.flags` may hold.
+FIT_FLAGS = ("not_converged", "n_at_bound", "re_at_bound", "ar_at_bound", "mag_at_bound", "centre_at_box",
+             "re_beyond_box", "poorly_constrained", "centre_in_mask", "centre_off_image", "centre_off_target",
+             "ambiguous_target")
+_BOUND_FLAGS = {"N": "n_at_bound", "RE": "re_at_bound", "AR": "ar_at_bound", "MAG": "mag_at_bound",
+                "XC": "centre_at_box", "YC": "centre_at_box"}
 
 
 #: Found once (threadpool_limits() would scan the loaded libraries at every fit, ~5 ms).
@@ -118,6 +148,16 @@ class SersicFit:
         Estimated rms of the sky pixels.
     init : dict of str -> float
         Initial values used.
+    flags : tuple of str
+        What makes this fit one not to trust as it is (:data:`FIT_FLAGS`); empty for a good fit.
+    notes : dict of str -> str
+        A sentence for each flag (e.g. ``"N at its bound (8)"``).
+    target : (float, float) or None
+        The position the galaxy was looked for at, 1-based (x, y).
+    target_distance : float
+        From the target to the chosen source's centre, px (NaN without a target check).
+    psf : PreparedPSF or None
+        The PSF as used and what was done to it (offset, recentring, normalisation).
     """
 
     params: dict[str, Any]
@@ -134,6 +174,11 @@ class SersicFit:
     box: tuple[int, int, int, int]
     sky_rms: float
     init: dict[str, float] = field(default_factory=dict)
+    flags: tuple[str, ...] = ()
+    notes: dict[str, str] = field(default_factory=dict)
+    target: tuple[float, float] | None = None
+    target_distance: float = math.nan
+    psf: PreparedPSF | None = None
 
     def value(self, name: str) -> float:
         """The fitted value of parameter ``name``."""
@@ -301,15 +346,19 @@ def fit_sersic(
     exptime: float = 1.0,
     gain: float | None = None,
     sampling: str = "adaptive",
+    target: tuple[float, float] | None = None,
+    target_radius: float | None = TARGET_RADIUS,
+    psf_tol: float | None = PSF_TOL,
 ) -> SersicFit:
     """Fit one PSF-convolved Sérsic profile plus a flat sky, neighbours masked.
 
     Parameters
     ----------
     image : (ny, nx) array
-        The galaxy image (the galaxy at the centre unless ``init`` gives XC, YC).
+        The galaxy image (the galaxy at the centre unless ``target`` or ``init`` say where).
     psf : 2-D array
-        PSF image, centred at ``(ky//2, kx//2)``; normalised to unit sum here.
+        PSF image, centred at ``(ky//2, kx//2)`` (recentred here when it is not: ``psf_tol``);
+        normalised to unit sum here. ``np.ones((1, 1))`` for no PSF.
     mask : (ny, nx) array, optional
         Bad pixels (nonzero/True = excluded). Non-finite pixels are always excluded.
     sigma : (ny, nx) array or float, optional
@@ -344,6 +393,18 @@ def fit_sersic(
         Central sub-sampling of the model: ``"adaptive"`` (default) as fine as the current RE and
         N need (:func:`core.fitting.sersic.refinement_levels`), ``"full"`` always
         :data:`core.fitting.sersic.DEFAULT_LEVELS` (slower; the same sampling as ``sersic_image``).
+    target : (float, float), optional
+        Where the galaxy is, 1-based FITS pixels (x, y) as GALFIT's; default ``init``'s XC, YC,
+        else the image centre.
+    target_radius : float or None
+        A source's centre must lie within this many px of the target (default
+        :data:`TARGET_RADIUS`), else :class:`SersicFitError`; the fitted centre farther than this
+        from it is flagged ``centre_off_target``. None: no check, the GOI is the segment under the
+        target or the nearest within ``max(3, 5 % of the image)`` px (what the simulated survey
+        uses: its galaxy is at ``init`` by construction, detected or not).
+    psf_tol : float or None
+        Recentre the PSF when its centroid is more than this many px off (default
+        :data:`core.fitting.psf.PSF_TOL`); None: never.
 
     Returns
     -------
@@ -352,7 +413,8 @@ def fit_sersic(
     Raises
     ------
     SersicFitError
-        No valid pixels, a bad PSF, a bad noise map, or too few pixels to fit.
+        No valid pixels, a bad PSF, a bad noise map, no source near the target, the target off the
+        image, or too few pixels to fit.
 
     Examples
     --------
@@ -376,9 +438,10 @@ def fit_sersic(
     if image.ndim != 2:
         raise SersicFitError(f"image must be 2-D, got shape {image.shape}")
     try:
-        psf = _normalised_psf(psf)
-    except ValueError as exc:
+        prepared = psf if isinstance(psf, PreparedPSF) else prepare_psf(psf, psf_tol)
+    except PSFError as exc:
         raise SersicFitError(f"bad PSF: {exc}") from exc
+    psf = prepared.array
     ny, nx = image.shape
     bad = ~np.isfinite(image)
     if mask is not None:
@@ -426,9 +489,34 @@ def fit_sersic(
             raise SersicFitError(f"segmentation map shape {segmap.shape} differs from the image's "
                                  f"{image.shape}")
         segmap = segmap.astype(np.int32)
-    cx = init["XC"] - 1.0 if "XC" in init else (nx - 1) / 2.0
-    cy = init["YC"] - 1.0 if "YC" in init else (ny - 1) / 2.0
-    label, _ = find_goi(segmap, cx, cy, search_radius=max(3.0, 0.05 * min(nx, ny)))
+    if target is not None:
+        cx, cy = float(target[0]) - 1.0, float(target[1]) - 1.0
+    else:
+        cx = init["XC"] - 1.0 if "XC" in init else (nx - 1) / 2.0
+        cy = init["YC"] - 1.0 if "YC" in init else (ny - 1) / 2.0
+    if not (np.isfinite(cx) and np.isfinite(cy)):
+        raise SersicFitError(f"target ({cx + 1}, {cy + 1}) is not a position")
+    notes: dict[str, str] = {}
+    target_distance = math.nan
+    what = "the target" if target is not None or "XC" in init else "the image centre"
+    if target_radius is None:
+        label, _ = find_goi(segmap, cx, cy, search_radius=max(3.0, 0.05 * min(nx, ny)))
+    else:
+        if not (-0.5 <= cx <= nx - 0.5 and -0.5 <= cy <= ny - 0.5):
+            raise SersicFitError(f"{what} ({cx + 1:.2f}, {cy + 1:.2f}) [1-based] is off the {nx}x{ny} image")
+        near, nearest = sources_near(segmap, np.where(bad, 0.0, data - sky0), cx, cy, target_radius)
+        if not near:
+            where = (f"; the nearest source, at ({nearest[2] + 1:.1f}, {nearest[3] + 1:.1f}), is "
+                     f"{nearest[1]:.1f} px away" if nearest else "; no source was detected")
+            raise SersicFitError(
+                f"no source within {target_radius:g} px of {what} ({cx + 1:.2f}, {cy + 1:.2f}) "
+                f"[1-based]{where}: give the galaxy's position (--target X,Y) or a larger "
+                "--target-radius")
+        label, target_distance = near[0]
+        if len(near) > 1:
+            notes["ambiguous_target"] = (
+                f"{len(near)} sources within {target_radius:g} px of {what} (at "
+                + ", ".join(f"{d:.1f}" for _, d in near) + " px); fitted the nearest")
     goi = segmap == label if label > 0 else np.zeros(image.shape, bool)
     neighbours = (segmap > 0) & ~goi
     if mask_grow > 0 and neighbours.any():
@@ -544,8 +632,8 @@ def fit_sersic(
         errors[p] = float(err_free[k])
     at_bound = {p for k, p in enumerate(free)
                 if res.active_mask[k] != 0
-                or (np.isfinite(lo[k]) and res.x[k] - lo[k] <= 1e-6 * (1 + abs(lo[k])))
-                or (np.isfinite(hi[k]) and hi[k] - res.x[k] <= 1e-6 * (1 + abs(hi[k])))}
+                or (np.isfinite(lo[k]) and res.x[k] - lo[k] <= BOUND_RTOL * (1 + abs(lo[k])))
+                or (np.isfinite(hi[k]) and hi[k] - res.x[k] <= BOUND_RTOL * (1 + abs(hi[k])))}
 
     values = {p: float(best[idx[p]]) for p in FIT_PARAMS}
     # ar > 1: the same ellipse with the axes swapped.
@@ -567,6 +655,38 @@ def fit_sersic(
             params[p] = GalfitParameter(values[p], errors[p], "problem")
         else:
             params[p] = GalfitParameter(values[p], errors[p], "free")
+
+    # What makes the fit one not to trust as it is.
+    if not converged:
+        notes["not_converged"] = f"the optimiser stopped before converging ({res.message})"
+    for p in sorted(at_bound, key=FIT_PARAMS.index):
+        k = free.index(p)
+        side = lo[k] if res.x[k] - lo[k] < hi[k] - res.x[k] else hi[k]
+        if p in ("XC", "YC"):
+            notes["centre_at_box"] = (f"the centre ran to the edge of its ±10 px box ({p} = {values[p]:.2f}; "
+                                      f"started at {x0_full[idx[p]]:.2f})")
+        elif p in _BOUND_FLAGS:
+            notes[_BOUND_FLAGS[p]] = f"{p} at its bound ({side:.4g})"
+    half = min(y1 - y0, x1 - x0) / 2.0
+    if values["RE"] > half and "re_at_bound" not in notes:
+        notes["re_beyond_box"] = (f"RE ({values['RE']:.1f} px) is beyond the fitted region's half-width "
+                                  f"({half:.1f} px): RE, N and MAG are extrapolated")
+    loose = [f"{p} = {values[p]:.3g} ± {errors[p]:.2g}" for p in ("N", "RE")
+             if p in free and p not in at_bound and not errors[p] <= MAX_REL_ERROR * abs(values[p])]
+    if loose:
+        notes["poorly_constrained"] = f"{', '.join(loose)}: the data hardly constrain the profile"
+    ix, iy = int(np.floor(values["XC"] - 0.5)), int(np.floor(values["YC"] - 0.5))
+    if not (0 <= ix < nx and 0 <= iy < ny):
+        notes["centre_off_image"] = f"the fitted centre ({values['XC']:.2f}, {values['YC']:.2f}) is off the image"
+    elif fitmask[iy, ix]:
+        kind = "a bad or masked pixel" if bad[iy, ix] else "a masked neighbour"
+        notes["centre_in_mask"] = (f"the fitted centre ({values['XC']:.2f}, {values['YC']:.2f}) lies on {kind}")
+    if target_radius is not None:
+        moved = math.hypot(values["XC"] - 1.0 - cx, values["YC"] - 1.0 - cy)
+        if moved > target_radius:
+            notes["centre_off_target"] = (f"the fitted centre is {moved:.1f} px from {what} "
+                                          f"({cx + 1:.2f}, {cy + 1:.2f})")
+    flags = tuple(f for f in FIT_FLAGS if f in notes)
 
     # The model of the whole image (GALFIT's model HDU includes the sky).
     if box == (0, ny, 0, nx):
@@ -592,6 +712,11 @@ def fit_sersic(
         box=box,
         sky_rms=float(rms),
         init={p: float(guess[p]) for p in FIT_PARAMS},
+        flags=flags,
+        notes={f: notes[f] for f in flags},
+        target=(cx + 1.0, cy + 1.0),
+        target_distance=float(target_distance),
+        psf=prepared,
     )
 
 
@@ -601,6 +726,7 @@ def fit_to_block(
     out_path: str | Path,
     *,
     extra_header: Mapping[str, Any] | None = None,
+    input_header: Mapping[str, Any] | None = None,
     input_name: str = "input.fits",
     **kwargs: Any,
 ) -> SersicFit:
@@ -608,7 +734,12 @@ def fit_to_block(
 
     The block (via :func:`core.io.galfit.write_block`) holds the input (non-finite pixels written as
     0), the model including the sky (as GALFIT's), the residual ``input - model``, the Sérsic
-    parameters and the sky with "+/-" errors and flags, ``MAGZPT`` and ``CHI2NU``.
+    parameters and the sky with "+/-" errors and flags (``*value*`` for a parameter at a bound),
+    ``MAGZPT`` and ``CHI2NU``. The model header also says what was done: ``FITSECT`` (GALFIT's
+    key) and ``FITBOX``, the region fitted, ``[x1:x2,y1:y2]`` 1-based inclusive; ``FITFLAGS``
+    (:attr:`SersicFit.flags`, comma-separated, '' for none); ``TARGETX``/``TARGETY`` and
+    ``TARGDIST`` (the target and its distance to the source's centre); ``PSFDX``/``PSFDY``
+    (the PSF's centroid offset, px) and ``PSFSHIFT`` (recentred or not); ``EXPTIME`` when not 1.
 
     Parameters
     ----------
@@ -617,10 +748,13 @@ def fit_to_block(
         The block file to write.
     extra_header : mapping, optional
         More model-header cards.
+    input_header : mapping, optional
+        More input-HDU cards (the image's WCS, ``BUNIT``...).
     input_name : str
         Image name recorded in the input HDU's ``OBJECT``.
     **kwargs
-        Passed to :func:`fit_sersic` (``mask``, ``sigma``, ``zeropoint``, ``init``, ``segmap`` ...).
+        Passed to :func:`fit_sersic` (``mask``, ``sigma``, ``zeropoint``, ``init``, ``segmap``,
+        ``target`` ...).
 
     Returns
     -------
@@ -634,17 +768,28 @@ def fit_to_block(
     if kwargs.get("exptime", 1.0) != 1.0:
         header["EXPTIME"] = (float(kwargs["exptime"]), "magnitudes refer to flux / EXPTIME")
     data = np.where(np.isfinite(image), image, 0.0)
+    y0, y1, x0, x1 = fit.box
+    section = f"[{x0 + 1}:{x1},{y0 + 1}:{y1}]"
     header.update({
         "FITTER": ("resx fit", "single Sersic + sky, scipy least_squares"),
         "NFEV": (fit.nfev, "model evaluations"),
         "CONVERGE": (fit.converged, "optimiser converged"),
         "SKYRMS": (fit.sky_rms, "sky rms estimated from the image"),
         "NMASKED": (int(fit.mask.sum()), "pixels excluded (bad, neighbours)"),
-        "FITBOX": ("[{}:{},{}:{}]".format(fit.box[2] + 1, fit.box[3], fit.box[0] + 1, fit.box[1]),
-                   "region fitted (1-based)"),
+        "FITBOX": (section, "region fitted (1-based)"),
+        "FITFLAGS": (",".join(fit.flags), "resx fit: reasons not to trust the fit"),
     })
+    if fit.target is not None:
+        header["TARGETX"] = (round(fit.target[0], 3), "target x, 1-based")
+        header["TARGETY"] = (round(fit.target[1], 3), "target y, 1-based")
+    if math.isfinite(fit.target_distance):
+        header["TARGDIST"] = (round(fit.target_distance, 3), "target to source centre [px]")
+    if fit.psf is not None:
+        header["PSFDX"] = (round(fit.psf.dx, 3), "PSF centroid - centre, x [px]")
+        header["PSFDY"] = (round(fit.psf.dy, 3), "PSF centroid - centre, y [px]")
+        header["PSFSHIFT"] = (fit.psf.shifted, "PSF recentred before convolving")
     header.update(dict(extra_header or {}))
     write_block(out_path, data, fit.model, data - fit.model, params=fit.params,
                 zeropoint=zeropoint, extra_header=header, chi2nu=fit.chi2nu,
-                input_name=input_name)
+                input_name=input_name, fitsect=section, input_header=input_header)
     return fit

@@ -129,9 +129,19 @@ def _profile_grad(x: np.ndarray, y: np.ndarray, xc: float, yc: float, ie: float,
     u = dy * (cos_pa / re) - dx * (sin_pa / re)
     v = dx * (cos_pa / (ar * re)) + dy * (sin_pa / (ar * re))
     q = u * u + v * v
-    np.maximum(q, 1e-300, out=q)
+    # r = 0 where a sample falls on the centre (any whole-number XC, YC; and in float32 wherever r²
+    # underflows): log(0) would make the derivatives NaN. Those samples get their limits instead:
+    # t = (r/re)^(1/n) = 0 and t/q = 0 (q is set to 1 there, so log q = 0), i.e. I = Ie e^bn. (A
+    # floor on q would not do: 1e-300 is 0 in float32, and float32's smallest normal, 1.2e-38,
+    # still gives t = 0.004 for n = 8, 7 % off the central sample of the cusp.)
+    zero = q == 0.0
+    any_zero = bool(zero.any())
+    if any_zero:
+        q[zero] = 1.0
     lq = np.log(q)
     t = np.exp(lq * (0.5 / n))  # (r/re)^(1/n)
+    if any_zero:
+        t[zero] = 0.0
     out = np.empty((8,) + q.shape, dtype=q.dtype)
     img = out[0]
     np.multiply(t, -bn, out=img)

@@ -7,7 +7,8 @@ from core._exports import lazy_exports
 
 __all__, __getattr__, __dir__ = lazy_exports(__name__, {
     ".galfit": ["GalfitBlock", "GalfitBlockError", "GalfitParameter", "read_block", "write_block", "parse_parameter", "format_parameter"],
-    ".images": ["ImageReadError", "read_image"],
+    ".calibration": ["bunit_kind", "celestial_wcs", "exposure_time", "pixel_scale", "zeropoint"],
+    ".images": ["FitsImage", "ImageReadError", "image_hdus", "parse_selector", "read_fits_image", "read_image"],
     ".catalog": ["CatalogError", "STANDARD_COLUMNS", "parse_column_mapping", "read_catalog"],
     ".stamps": ["STAMP_KINDS", "StampStore", "StampStoreError"],
 })

@@ -499,6 +499,8 @@ def write_block(
     chi2nu: float | None = None,
     input_name: str = "input.fits",
     overwrite: bool = True,
+    fitsect: str | None = None,
+    input_header: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write a block in the classic GALFIT layout, readable by :func:`read_block`.
 
@@ -531,6 +533,12 @@ def write_block(
         Name recorded in the input HDU's ``OBJECT`` (GALFIT writes the image name and section).
     overwrite : bool
         Replace an existing file.
+    fitsect : str, optional
+        The region fitted, GALFIT's ``FITSECT`` (``"[x1:x2,y1:y2]"``, 1-based, inclusive);
+        default the whole image.
+    input_header : mapping, optional
+        More cards for the input HDU (GALFIT copies the input image's header there: its WCS,
+        ``BUNIT``, ``EXPTIME``...); values as in ``extra_header``.
 
     Returns
     -------
@@ -561,7 +569,7 @@ def write_block(
     model_cards: list[tuple[str, Any, Any]] = [
         ("OBJECT", "model", "Component type"),
         ("COMMENT", "========== GALFIT Input Parameters ==========", None),
-        ("FITSECT", f"[1:{nx},1:{ny}]", "Image section fitted")]
+        ("FITSECT", fitsect or f"[1:{nx},1:{ny}]", "Image section fitted")]
     if zeropoint is not None:
         model_cards.append(("MAGZPT", float(zeropoint), "Magnitude zeropoint"))
     model_cards.append(("COMMENT", "========== GALFIT Final Parameters ==========", None))
@@ -585,8 +593,12 @@ def write_block(
             model_cards.append((key, value, None))
     if chi2nu is not None:
         model_cards.append(("CHI2NU", float(chi2nu), "Reduced Chi^2"))
-    cards = ([("OBJECT", f"{input_name}[1:{nx},1:{ny}]", "Component type")], model_cards,
-             [("OBJECT", "residual map", "Component type")])
+    input_cards = [("OBJECT", f"{input_name}[1:{nx},1:{ny}]", "Component type")]
+    for key, value in (input_header or {}).items():
+        if key != "OBJECT":
+            value, comm = value if isinstance(value, tuple) else (value, None)
+            input_cards.append((key, value, comm))
+    cards = (input_cards, model_cards, [("OBJECT", "residual map", "Component type")])
 
     # Building the HDUs is most of the cost of a small block (astropy formats and verifies every
     # card): a template HDU list per layout is built once per thread, then its pixels and card

@@ -606,7 +606,9 @@ def simulate_galaxy(index: int, seed: int, cls: str, out: str | Path, size: int 
         boost = prev_boost = 1.0
         for attempt in range(_MAX_BOOSTS + 1):
             image, rms, nodata = _compose(parts, row, boost)
-            fit = fit_sersic(image, psf, mask=nodata, sigma=rms, zeropoint=ZEROPOINT, init=init)
+            # the galaxy is at init by construction: fitted there even when too faint to detect
+            fit = fit_sersic(image, psf, mask=nodata, sigma=rms, zeropoint=ZEROPOINT, init=init,
+                             target_radius=None)
             model = _model_with_sky(fit)
             sky = float(fit.sky) if fit.sky is not None else 0.0
             snr_res = _residual_snr(parts, boost, model - sky, rms)

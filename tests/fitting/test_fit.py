@@ -101,7 +101,7 @@ def test_neighbour_is_masked():
     assert fit.value("N") == pytest.approx(1.5, rel=0.05)
     assert fit.value("RE") == pytest.approx(4.0, rel=0.05)
     # Without the mask the neighbour's light biases the fit.
-    unmasked = fit_sersic(img, PSF, zeropoint=ZP, segmap=np.zeros(img.shape, int))
+    unmasked = fit_sersic(img, PSF, zeropoint=ZP, segmap=np.zeros(img.shape, int), target_radius=None)
     assert abs(unmasked.value("MAG") - 21.0) > 5 * abs(fit.value("MAG") - 21.0)
 
 
@@ -185,7 +185,7 @@ def test_resx_fit_command(tmp_path, capsys):
     assert (out / "a_block.fits").is_file() and (out / "b_block.fits").is_file()
     assert read_block(out / "b_block.fits").params["N"].value == pytest.approx(3.0, rel=0.05)
     summary = Table.read(out / "fit_summary.ecsv")
-    assert list(summary["status"]) == ["ok", "ok", "failed"]
+    assert list(summary["status"]) == ["ok", "ok", "error"]
     assert "c.fits" in summary["message"][2]
     # All good: status 0.
     assert main(["fit", good1, "--psf", psf, "--out", str(out)]) == 0
@@ -244,3 +244,66 @@ def test_adaptive_sampling_agrees_with_full():
         assert abs(fast.value(name) - full.value(name)) < 0.2 * full.params[name].error, name
     with pytest.raises(SersicFitError, match="sampling"):
         fit_sersic(img, PSF, sampling="bogus")
+
+
+def test_whole_number_centre_fits():
+    """A galaxy and a starting centre on a pixel centre (XC, YC whole numbers): no NaN, no crash."""
+    img = mock(xc=51.0, yc=51.0, re=3.0, n=1.0) + np.random.default_rng(8).normal(0, 1e-3, (100, 100))
+    for init in ({"XC": 51.0, "YC": 51.0},
+                 {"XC": 51.0, "YC": 51.0, "MAG": 21.0, "RE": 3.0, "N": 1.0, "AR": 0.6, "PA": 30.0}):
+        fit = fit_sersic(img, PSF, zeropoint=ZP, init=init)
+        assert fit.converged and not fit.flags
+        assert (fit.value("XC"), fit.value("YC")) == pytest.approx((51.0, 51.0), abs=0.01)
+        assert fit.value("N") == pytest.approx(1.0, rel=0.01)
+    fit = fit_sersic(img, PSF, zeropoint=ZP, target=(51.0, 51.0))
+    assert fit.target == (51.0, 51.0) and fit.target_distance < 0.5
+
+
+def test_no_source_at_the_target_is_an_error():
+    """The galaxy sits at (30, 30): asked for the image centre, the fit refuses and says where it is."""
+    img = mock(xc=30.0, yc=31.0, re=2.5, n=1.0) + np.random.default_rng(9).normal(0, 2e-3, (100, 100))
+    with pytest.raises(SersicFitError) as info:
+        fit_sersic(img, PSF, zeropoint=ZP)
+    msg = str(info.value)
+    assert "no source within 5 px of the image centre (50.50, 50.50)" in msg
+    assert "nearest source, at (30.0, 31.0), is 28.3 px away" in msg
+    with pytest.raises(SersicFitError, match="within 3 px of the target"):
+        fit_sersic(img, PSF, zeropoint=ZP, target=(35.0, 31.0), target_radius=3.0)
+    with pytest.raises(SersicFitError, match="off the 100x100 image"):
+        fit_sersic(img, PSF, zeropoint=ZP, target=(150.0, 31.0))
+    fit = fit_sersic(img, PSF, zeropoint=ZP, target=(32.0, 32.0))
+    assert not fit.flags and fit.value("XC") == pytest.approx(30.0, abs=0.05)
+
+
+def test_bound_hitting_parameters_are_flagged_not_free(tmp_path):
+    # n below its bound 0.2: n sticks at it -> *value* in the block, n_at_bound, not "free".
+    out = tmp_path / "flat_block.fits"
+    fit = fit_to_block(mock(re=4.0, n=0.12, ar=0.7), PSF, out, zeropoint=ZP)
+    assert fit.flags == ("n_at_bound",)
+    assert "N at its bound (0.2)" in fit.notes["n_at_bound"]
+    model = fits.getheader(out, 2)
+    assert model["1_N"].startswith("*0.2000*")
+    assert model["FITFLAGS"] == "n_at_bound"
+    assert read_block(out).params["N"].flag == "problem"
+    # The centre runs to its ±10 px box: a start 14 px from the galaxy, everything one segment.
+    img = mock(re=3.0, n=1.0)
+    start = {"XC": 36.3, "YC": 50.8, "MAG": 21.0, "RE": 3.0, "N": 1.0, "AR": 0.6, "PA": 30.0}
+    run = fit_sersic(img, PSF, zeropoint=ZP, init=start, segmap=np.ones(img.shape, int), target_radius=None)
+    assert "centre_at_box" in run.flags
+    assert run.params["XC"].flag == "problem" and run.value("XC") == pytest.approx(46.3, abs=0.05)
+
+
+def test_centre_in_mask_and_ambiguous_target_are_flagged():
+    rng = np.random.default_rng(10)
+    img = mock(re=3.0, n=1.5) + rng.normal(0, 2e-3, (100, 100))
+    core = np.zeros(img.shape, bool)
+    core[48:54, 48:54] = True  # e.g. a saturated core, masked
+    fit = fit_sersic(img, PSF, zeropoint=ZP, mask=core)
+    assert "centre_in_mask" in fit.flags and "bad or masked pixel" in fit.notes["centre_in_mask"]
+    # Two sources within 5 px of the target: fitted the nearer, flagged.
+    pair = img + mock(xc=54.5, yc=50.8, mag=23.0, re=1.0, n=1.0, ar=1.0)
+    seg = np.zeros(img.shape, int)
+    seg[40:62, 38:53] = 1
+    seg[40:62, 53:62] = 2
+    fit = fit_sersic(pair, PSF, zeropoint=ZP, segmap=seg)
+    assert "ambiguous_target" in fit.flags and fit.goi_label == 1

@@ -7,7 +7,7 @@ import pytest
 from numpy.testing import assert_allclose
 from scipy.special import gammainc
 
-from core.fitting.sersic import PSFConvolver, convolve_psf, sersic_bn, sersic_flux, sersic_image
+from core.fitting.sersic import PSFConvolver, SersicRenderer, convolve_psf, sersic_bn, sersic_flux, sersic_image
 
 ZP = 25.0
 
@@ -212,3 +212,24 @@ def test_single_precision_renderer_and_convolver_match_double():
     np.testing.assert_allclose(c32[0], c64[0], rtol=0, atol=2e-6 * c64[0].max())
     with pytest.raises(ValueError, match="float32 or float64"):
         SersicRenderer((8, 8), 25.0, dtype=np.int32)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [0.2, 1.0, 4.0, 8.0])
+def test_gradient_finite_at_a_whole_number_centre(dtype, n):
+    """A sample exactly at the centre (a whole-number XC, YC puts a pixel centre there): r = 0.
+
+    float32 flushed the old floor on r² (1e-300) to 0, so log(0) made the derivatives NaN and
+    the fitter stopped with "array must not contain infs or NaNs". The derivatives there are the
+    limits: 0 for the centre and the shape angles, finite for the rest.
+    """
+    renderer = SersicRenderer((21, 21), ZP, dtype=dtype)
+    stack = renderer.render(11.0, 11.0, 20.0, 3.0, n, 0.7, 30.0, grad=True)
+    assert stack.dtype == dtype
+    assert np.all(np.isfinite(stack))
+    # At the centre the profile is symmetric: no derivative with respect to the position there.
+    peak = float(stack[0].max())
+    assert abs(float(stack[1, 10, 10])) < 1e-4 * peak and abs(float(stack[2, 10, 10])) < 1e-4 * peak
+    # Off the centre pixel the single-precision stack matches the double one.
+    ref = SersicRenderer((21, 21), ZP).render(11.0, 11.0, 20.0, 3.0, n, 0.7, 30.0, grad=True)
+    assert_allclose(stack[0], ref[0], rtol=1e-4, atol=1e-6 * peak)
