@@ -1,4 +1,4 @@
-"""Reading and writing what the pipeline exchanges: GALFIT blocks, FITS images, catalogs, the stamp store.
+"""Reading and writing what the pipeline exchanges: GALFIT blocks, FITS images and headers, catalogs, the stamp store.
 
 ``__all__`` lists the public names; each is imported from its module on first use.
 """
@@ -6,7 +6,9 @@
 from core._exports import lazy_exports
 
 __all__, __getattr__, __dir__ = lazy_exports(__name__, {
-    ".galfit": ["GalfitBlock", "GalfitBlockError", "GalfitParameter", "read_block", "write_block", "parse_parameter", "format_parameter"],
+    ".galfit": ["GalfitBlock", "GalfitBlockError", "GalfitComponent", "GalfitParameter", "choose_component",
+                "read_block", "write_block", "parse_parameter", "format_parameter"],
+    ".header": ["image_unit", "pixel_scale", "pixel_type"],
     ".images": ["ImageReadError", "read_image"],
     ".catalog": ["CatalogError", "STANDARD_COLUMNS", "parse_column_mapping", "read_catalog"],
     ".stamps": ["STAMP_KINDS", "StampStore", "StampStoreError"],
