@@ -172,9 +172,10 @@ def test_every_key_the_code_reads_is_declared_with_a_valid_default():
         "split": ["test_fraction", "seed"],
         "scaling": ["method", "per"],
         "prep": ["kernel_radius", "thresh", "minarea", "deblend_nthresh", "deblend_cont", "goi_search_radius",
-                 "sky_block", "cutout", "seed", "chunk", "rff_absolute"],
+                 "sky_block", "sky_background_box", "seam_max", "cutout", "cutout_size", "cutout_unit",
+                 "pixel_scale", "goi_outside_max", "goi_fill_max", "seed", "chunk", "rff_absolute"],
         "cuts": ["hmag_max", "logmass_min", "z_min", "z_max", "photflag"],
-        "catalog": ["columns"],
+        "catalog": ["columns", "goi_radius"],
     }
     cfg = default_config()
     for section, keys in read_by_code.items():
