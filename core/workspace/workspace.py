@@ -16,10 +16,13 @@ Layout::
 Catalog columns (standard names; ``core.io.catalog`` maps a user's names onto these):
 ``id`` (str, unique), ``field``, ``ra``, ``dec``, ``z``, ``logmass``, ``hmag``, ``photflag``,
 ``block`` (path of the GALFIT block), ``catalog_class`` (str, "" when unknown),
-``fit_quality`` (bool), GALFIT parameters ``gf_xc gf_yc gf_mag gf_re gf_n gf_ar gf_pa``,
-then what prep adds: ``prep_status`` ("pending" | "ok" | "flagged" | "error"),
-``prep_message``, ``sky_sigma``, ``spf``, ``spf_pos``, ``spf_neg``, ``bumpiness``, ``rff``,
-``cutout_padded``, and ``split`` ("train" | "test" | "excluded").
+``fit_quality`` (bool), GALFIT parameters ``gf_xc gf_yc gf_mag gf_re gf_n gf_ar gf_pa`` and
+what ingest read from the headers (the galaxy's component, the pixel scale, units and pixel type:
+:mod:`core.workspace.ingestion`), then what prep adds: ``prep_status`` ("pending" | "ok" |
+"flagged" | "error"), ``prep_message``, ``prep_flags``, the metrics (``sky_sigma``, ``spf``,
+``spf_pos``, ``spf_neg``, ``bumpiness``, ``rff``, ``goi_model_flux``, ``spf_norm``), the stamp's
+geometry (``cutout_px``, ``cutout_arcsec``, ``stamp_sigma``, ``sky_seam``, ``goi_outside``,
+``goi_fill``), ``cutout_padded``, and ``split`` ("train" | "test" | "excluded").
 
 Text in ``catalog.fits``: FITS tables hold ASCII, so every text column is stored as UTF-8 bytes
 and the table header says so (``TEXTENC = 'UTF-8'``); a header value (the catalog's ``SOURCE``
