@@ -31,6 +31,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "worker processes); a catalog of fewer than 1000 blocks is read in this process")
 
 
+def _print_some(rows: list[tuple[str, str]], column: str, n: int = 10) -> None:
+    """The first ``n`` ``(id, text)`` rows, indented, and how many more the catalog's ``column`` holds."""
+    for gid, text in rows[:n]:
+        print(f"  {gid}: {text}")
+    if len(rows) > n:
+        print(f"  ... and {len(rows) - n} more (see {column} in the catalog)")
+
+
 def run(args: argparse.Namespace) -> int:
     """Ingest and print the cut report; 1 when some blocks could not be read."""
     from core.workspace.config import read_config
@@ -53,16 +61,10 @@ def run(args: argparse.Namespace) -> int:
         print("note: FITS column names are ASCII; renamed " + ", ".join(f"{a!r} -> {b!r}" for a, b in
                                                                           rep.renamed_columns.items()))
     print(f"GALFIT blocks: {rep.n_blocks_ok} read, {len(rep.block_errors)} with errors")
-    for gid, msg in rep.block_errors[:10]:
-        print(f"  {gid}: {msg}")
-    if len(rep.block_errors) > 10:
-        print(f"  ... and {len(rep.block_errors) - 10} more (see prep_message in the catalog)")
+    _print_some(rep.block_errors, "prep_message")
     if rep.flagged_components:
         print(f"GOI component flagged for {len(rep.flagged_components)} galaxies (prep marks them 'flagged'):")
-        for gid, note in rep.flagged_components[:10]:
-            print(f"  {gid}: {note}")
-        if len(rep.flagged_components) > 10:
-            print(f"  ... and {len(rep.flagged_components) - 10} more (see ingest_note in the catalog)")
+        _print_some(rep.flagged_components, "ingest_note")
     if rep.integer_blocks:
         print(f"note: {rep.integer_blocks} block(s) store integer pixels, read as floats in physical units "
               "(BSCALE/BZERO applied; the catalog's pixel_type says which)")

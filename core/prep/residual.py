@@ -244,16 +244,7 @@ def cut_region(image: np.ndarray, y0: int, x0: int, ny: int, nx: int,
 
 
 def cutout(image: np.ndarray, x: float, y: float, size: int, fill: np.ndarray | float = 0.0) -> tuple[np.ndarray, bool]:
-    """A ``size`` x ``size`` cutout of ``image`` centred on the 0-based centroid (x, y).
-
-    Pixels that fall off the image come from ``fill`` (an array of the cutout's shape, e.g.
-    resampled sky, or a number).
-
-    Returns
-    -------
-    stamp : numpy.ndarray
-    padded : bool
-        Whether any pixel came from ``fill``.
-    """
+    """:func:`cut_region` of ``size`` x ``size`` px centred on the 0-based centroid (x, y)
+    (:func:`cutout_origin`): ``(stamp, padded)``."""
     y0, x0 = cutout_origin(x, y, size)
     return cut_region(image, y0, x0, size, size, fill)
