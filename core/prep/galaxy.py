@@ -154,17 +154,13 @@ def _check_images(images: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def _stamp_sigma(stamp: np.ndarray, goi: np.ndarray) -> float:
-    """Sky sigma of a resampled stamp: the Gaussian fit of its pixels outside the GOI (MAD when
-    there are too few for a fit; NaN when there are none)."""
-    from core.prep.metrics import MetricError, fit_sky_gaussian
-
+    """Sky sigma of a resampled stamp, for scaling and display: 1.4826 x the median absolute
+    deviation of its pixels outside the GOI (robust to the interlopers' sky; NaN with fewer than
+    4 such pixels)."""
     pixels = np.asarray(stamp, dtype=np.float64)[~goi]
-    try:
-        return fit_sky_gaussian(pixels)[1]
-    except MetricError:
-        if pixels.size < 4:
-            return float("nan")
-        return float(1.4826 * np.median(np.abs(pixels - np.median(pixels))))
+    if pixels.size < 4:
+        return float("nan")
+    return float(1.4826 * np.median(np.abs(pixels - np.median(pixels))))
 
 
 def _backgrounds(images: list[np.ndarray], sky: np.ndarray, box: int, messages: list[str]) -> list | None:
@@ -192,17 +188,15 @@ def _full_sky(res: np.ndarray, sky: np.ndarray, goi: np.ndarray, block: int, box
     smooth background subtracted and added back — and the background version is kept where it
     has fewer seams (by :data:`SEAM_GAIN`); the background returned is ``None`` otherwise.
     """
-    state = rng.bit_generator.state
-    (plain,), used = resample_sky([res], sky, res.shape, block, rng)
-    seam = seam_ratio(plain, used, where=~goi) if used > 1 else float("nan")
     bkg = _backgrounds([res], sky, box, messages)
     if bkg is None:
-        return plain, used, seam, None
-    after = rng.bit_generator.state
-    rng.bit_generator.state = state
-    (smooth,), _ = resample_sky([res], sky, res.shape, block, rng, backgrounds=bkg)
-    rng.bit_generator.state = after  # the same draws: what follows is as without the background
-    seam_bkg = seam_ratio(smooth, used, where=~goi) if used > 1 else float("nan")
+        (plain,), used = resample_sky([res], sky, res.shape, block, rng)
+        return plain, used, seam_ratio(plain, used, where=~goi) if used > 1 else float("nan"), None
+    # one call, so both versions come from the same draws (and the generator moves on as without)
+    (plain, smooth), used = resample_sky([res, res], sky, res.shape, block, rng, backgrounds=[None, bkg[0]])
+    if used == 1:
+        return plain, used, float("nan"), None
+    seam, seam_bkg = seam_ratio(plain, used, where=~goi), seam_ratio(smooth, used, where=~goi)
     if np.isfinite(seam) and np.isfinite(seam_bkg) and seam_bkg < seam - SEAM_GAIN:
         return smooth, used, seam_bkg, bkg
     return plain, used, seam, None

@@ -187,21 +187,18 @@ def seam_ratio(image: np.ndarray, block: int = 5, where: np.ndarray | None = Non
     """
     img = np.asarray(image, dtype=np.float64)
     ok = np.ones(img.shape, bool) if where is None else np.asarray(where, dtype=bool)
-    across, inside = [], []
+    sums = np.zeros(4)  # across: sum of |diff|, pairs; inside: sum of |diff|, pairs
     for axis in (0, 1):
         diff = np.abs(np.diff(img, axis=axis))
-        pair = np.diff(ok.astype(np.int8), axis=axis) == 0
-        pair &= np.take(ok, np.arange(1, img.shape[axis]), axis=axis)
+        pair = ok[:-1] & ok[1:] if axis == 0 else ok[:, :-1] & ok[:, 1:]
+        weighted = diff * pair
         edge = (np.arange(img.shape[axis] - 1) + 1) % block == 0
-        shape = [1, 1]
-        shape[axis] = -1
-        edge = np.broadcast_to(edge.reshape(shape), diff.shape)
-        across.append(diff[pair & edge])
-        inside.append(diff[pair & ~edge])
-    a, i = np.concatenate(across), np.concatenate(inside)
-    if a.size == 0 or i.size == 0 or not np.mean(i) > 0:
+        index = (edge, slice(None)) if axis == 0 else (slice(None), edge)
+        inner = (~edge, slice(None)) if axis == 0 else (slice(None), ~edge)
+        sums += (weighted[index].sum(), pair[index].sum(), weighted[inner].sum(), pair[inner].sum())
+    if sums[1] == 0 or sums[3] == 0 or not sums[2] > 0:
         return float("nan")
-    return float(np.mean(a) / np.mean(i))
+    return float((sums[0] / sums[1]) / (sums[2] / sums[3]))
 
 
 def object_only(residual: np.ndarray, goi: np.ndarray, sky: np.ndarray) -> np.ndarray:
