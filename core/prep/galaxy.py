@@ -337,13 +337,13 @@ def prep_galaxy(
     light = np.clip(mod - float(sky_level), 0.0, None) * goi
     total = float(light.sum())
     outside = float(light[~footprint].sum()) / total if total > 0 else float(np.mean(~footprint[goi]))
-    fill = float(np.count_nonzero(goi & footprint)) / (side * side)
+    covered = float(np.count_nonzero(goi & footprint)) / (side * side)
     label = f"{side * scale:.2f} arcsec ({side:.0f} px)" if np.isfinite(scale) else f"{side:.0f} px"
     if outside > float(cfg["goi_outside_max"]):
         flag("goi_off_stamp", f"galaxy larger than the cutout: {100 * outside:.0f}% of the GOI's model flux lies "
                               f"outside the {label} stamp")
-    if fill > float(cfg["goi_fill_max"]):
-        flag("goi_fills_stamp", f"the GOI segment covers {100 * fill:.0f}% of the {label} stamp")
+    if covered > float(cfg["goi_fill_max"]):
+        flag("goi_fills_stamp", f"the GOI segment covers {100 * covered:.0f}% of the {label} stamp")
 
     rm = ResidualMetrics(res, mod - float(sky_level), goi, sky, rff_absolute=bool(cfg["rff_absolute"]))
     metrics = rm.as_dict()
@@ -352,7 +352,7 @@ def prep_galaxy(
     geometry = {
         "pixel_scale": scale, "cutout_px": side, "cutout_arcsec": side * scale,
         "stamp_sigma": _stamp_sigma(stamps["object_only"], goi_stamp), "sky_seam": seam,
-        "goi_outside": outside, "goi_fill": fill,
+        "goi_outside": outside, "goi_fill": covered,
     }
     return PrepResult(
         stamps=stamps, metrics=metrics, status="flagged" if flags else "ok", messages=messages, flags=flags,
