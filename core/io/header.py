@@ -4,7 +4,7 @@ Whoever wrote a block — GALFIT (which copies the input image's header, WCS inc
 block's input HDU), ``resx fit``, another fitter — the same keys are read, in every header given:
 
 * :func:`pixel_scale` — arcsec per pixel from a celestial WCS (``CD``, ``PC`` + ``CDELT`` or
-  ``CDELT``, by :func:`astropy.wcs.utils.proj_plane_pixel_scales`), else from a scale keyword
+  ``CDELT``), else from a scale keyword
   (:data:`SCALE_KEYS`: ``PIXSCALE``, ``PIXSCAL1``, ``PIXELSCL``, ``SECPIX``, ``PLATESCL``), in
   arcsec/px;
 * :func:`image_unit` — ``BUNIT`` (``"ELECTRONS/S"``, ``"electron / s"``, ``"counts"``...);
@@ -15,7 +15,6 @@ block's input HDU), ``resx fit``, another fitter — the same keys are read, in 
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
 from astropy.io import fits
@@ -29,23 +28,32 @@ SCALE_KEYS = ("PIXSCALE", "PIXSCAL1", "PIXELSCL", "SECPIX", "PLATESCL")
 _PLAUSIBLE = (1e-4, 3600.0)
 
 
-def _wcs_scale(header: fits.Header) -> float | None:
-    if not any(str(header.get(f"CTYPE{i}", "")).strip() for i in (1, 2)):
-        return None
-    from astropy.wcs import WCS, FITSFixedWarning
-    from astropy.wcs.utils import proj_plane_pixel_scales
+#: Celestial axis types (the first four letters of CTYPEn).
+_CELESTIAL = ("RA--", "DEC-", "GLON", "GLAT", "ELON", "ELAT", "SLON", "SLAT", "HPLN", "HPLT")
+#: Degrees per unit of CUNITn.
+_UNITS = {"": 1.0, "DEG": 1.0, "ARCMIN": 1 / 60, "ARCSEC": 1 / 3600, "MAS": 1 / 3.6e6, "RAD": 180 / math.pi}
 
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FITSFixedWarning)
-            wcs = WCS(header, naxis=2)
-        if not wcs.has_celestial:
-            return None
-        scales = proj_plane_pixel_scales(wcs.celestial)  # in the WCS's units: degrees
-    except Exception:  # noqa: BLE001 - a malformed WCS is no WCS
+
+def _wcs_scale(header: fits.Header) -> float | None:
+    """sqrt(|det|) of the celestial pixel-to-sky matrix (``CD``, else ``PC`` x ``CDELT``, else
+    ``CDELT``), arcsec/px: the geometric mean of the two axes' scales, as
+    :func:`astropy.wcs.utils.proj_plane_pixel_scales` gives them (read from the keywords directly:
+    building a WCS per block would cost milliseconds at ingest)."""
+    types = [str(header.get(f"CTYPE{i}", "")).strip().upper()[:4] for i in (1, 2)]
+    if not all(t in _CELESTIAL for t in types):
         return None
-    value = float(np.sqrt(np.prod(np.abs(scales)))) * 3600.0
-    return value if math.isfinite(value) else None
+    try:
+        units = [_UNITS[str(header.get(f"CUNIT{i}", "")).strip().upper()] for i in (1, 2)]
+        if any(f"CD{i}_{j}" in header for i in (1, 2) for j in (1, 2)):
+            m = np.array([[float(header.get(f"CD{i}_{j}", 0.0)) for j in (1, 2)] for i in (1, 2)])
+        else:
+            pc = np.array([[float(header.get(f"PC{i}_{j}", 1.0 if i == j else 0.0)) for j in (1, 2)]
+                           for i in (1, 2)])
+            m = np.diag([float(header.get("CDELT1", 1.0)), float(header.get("CDELT2", 1.0))]) @ pc
+    except (KeyError, TypeError, ValueError):
+        return None
+    value = math.sqrt(abs(np.linalg.det(m)) * units[0] * units[1]) * 3600.0
+    return value if math.isfinite(value) and value > 0 else None
 
 
 def pixel_scale(*headers: fits.Header | None) -> tuple[float, str]:
