@@ -21,6 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("workspace", metavar="WORKSPACE")
     p.add_argument("file", metavar="FILE")
     p.add_argument("--source", choices=["import", "simulated"], default="import")
+    p.add_argument("--strict", action="store_true",
+                   help="refuse the whole file if a vote names a galaxy not in the workspace (default: such "
+                   "votes, e.g. on galaxies the sample cuts removed, are counted and skipped)")
     p = vsub.add_parser("export", help="Write the consensus catalog (FITS or CSV by extension).")
     p.set_defaults(func=run_export)
     p.add_argument("workspace", metavar="WORKSPACE")
@@ -51,11 +54,16 @@ def run_import(args: argparse.Namespace) -> int:
 
     table = read_vote_file(args.file)
     with _store(args.workspace) as (_, store):
-        report = store.import_votes(table, source=args.source, name=str(args.file))
+        report = store.import_votes(table, source=args.source, name=str(args.file),
+                                    unknown="error" if args.strict else "skip")
     new = f" ({len(report.new_inspectors)} newly registered: {', '.join(report.new_inspectors)})" \
         if report.new_inspectors else ""
     print(f"imported {report.n_votes} votes by {len(report.inspectors)} inspector(s){new} "
           f"from {args.file} into {args.workspace}")
+    if report.n_skipped:
+        shown = ", ".join(report.skipped_ids[:5]) + (", ..." if len(report.skipped_ids) > 5 else "")
+        print(f"skipped {report.n_skipped} votes on {len(report.skipped_ids)} galaxies not in this workspace "
+              f"(removed by the sample cuts, or unknown): {shown}; --strict refuses such a file")
     return 0
 
 

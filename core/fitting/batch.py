@@ -187,9 +187,12 @@ def _fit_one(job: FitJob, block: Path, psfs: _PSFs, default_psf: str | None, opt
     zp, zp_source = calibration.zeropoint(header, zp_override, DEFAULT_ZEROPOINT)
     if zp_source.startswith("default"):
         zp_source = f"{zp_source}; {DEFAULT_ZEROPOINT} (WFC3/F160W AB) used"
-    scale, scale_source = calibration.pixel_scale(header, options["pixscale"])
+    if options["pixscale"] is not None:
+        scale, scale_source = float(options["pixscale"]), "--pixscale"
+    else:
+        scale, scale_source = calibration.pixel_scale(header)
     row.update(exptime=exptime, exptime_source=exp_source, zeropoint=zp, zp_source=zp_source,
-               pixscale=math.nan if scale is None else scale, pixscale_source=scale_source)
+               pixscale=scale, pixscale_source=scale_source or "unknown")
 
     psf_spec = job.psf or default_psf
     if not psf_spec:
@@ -228,9 +231,9 @@ def _fit_one(job: FitJob, block: Path, psfs: _PSFs, default_psf: str | None, opt
         "NOISE": (_ascii(noise), "noise model"),
         "TGTSRC": (_ascii(target_source), "where the target came from"),
     }
-    if scale is not None:
+    if math.isfinite(scale):
         model_header["PIXSCALE"] = (float(scale), "[arcsec/pixel] pixel scale")
-    model_header["PSCALSRC"] = (_ascii(scale_source), "where PIXSCALE came from")
+    model_header["PSCALSRC"] = (_ascii(scale_source or "unknown"), "where PIXSCALE came from")
     fit = fit_to_block(image.data, psf, block, sigma=sigma, mask=mask, zeropoint=zp, exptime=exptime,
                        gain=gain, target=target, target_radius=options["target_radius"],
                        input_name=_ascii(Path(image.path).name), extra_header=model_header,

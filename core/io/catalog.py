@@ -6,6 +6,11 @@ A user's catalog names its columns its own way (``H_F160W``, ``M_med``, ``zbest`
 aliases, then a case-insensitive match of the standard name itself.
 
 The paper's sample cuts are :mod:`core.workspace.cuts`.
+
+:func:`write_fits_table` / :func:`read_fits_table` store tables whose text is not ASCII (ids,
+class names, paths in any script) in FITS, which holds only ASCII: text columns as UTF-8 bytes
+(``TEXTENC = 'UTF-8'`` in the header), non-ASCII header values percent-encoded (their keys in
+``PCTMETA``), column descriptions as ``TCOMMn`` cards; reading undoes all three.
 """
 
 from __future__ import annotations
@@ -13,8 +18,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 from typing import Iterable, Mapping
+from urllib.parse import quote, unquote
 
 import numpy as np
+from astropy.io import fits
 from astropy.table import MaskedColumn, Table
 
 from core.errors import ResxError
@@ -25,13 +32,15 @@ __all__ = [
     "CatalogError",
     "parse_column_mapping",
     "read_catalog",
+    "read_fits_table",
+    "write_fits_table",
 ]
 
 log = logging.getLogger(__name__)
 
 #: Standard names of the input columns a catalog may provide (the workspace adds the rest).
 STANDARD_COLUMNS = ("id", "field", "ra", "dec", "z", "logmass", "hmag", "photflag", "block",
-                    "catalog_class", "fit_quality")
+                    "catalog_class", "fit_quality", "component")
 
 #: Common names in survey catalogs (compared case-insensitively) for each standard name.
 ALIASES: dict[str, tuple[str, ...]] = {
@@ -45,6 +54,7 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "block": ("block_path", "galfit_block", "imgblock", "file", "filename"),
     "catalog_class": ("class", "true_class", "label"),
     "fit_quality": ("fitquality", "fit_flag"),
+    "component": ("gf_component", "galfit_component", "comp"),
 }
 
 _FORMATS = {".fits": "fits", ".fit": "fits", ".fts": "fits", ".gz": "fits", ".ecsv": "ascii.ecsv",
@@ -219,3 +229,65 @@ def _normalise(table: Table, path: Path) -> None:
             table.replace_column(name, np.asarray(col))
         elif col.dtype.kind in "US" and isinstance(col, MaskedColumn):
             table.replace_column(name, np.asarray(col.filled("")))
+
+
+# -- FITS tables with UTF-8 text ---------------------------------------------------------------
+
+
+def write_fits_table(table: Table, path: str | Path) -> None:
+    """Write ``table`` as a FITS binary table whatever its text (see the module docstring).
+
+    Text columns (``str`` or object) become UTF-8 bytes of at least their current width (so
+    later, longer values still fit); the header gets ``TEXTENC = 'UTF-8'``; a ``str`` meta value
+    that is not ASCII is percent-encoded and its key listed in ``PCTMETA``; each column's
+    description becomes a ``TCOMMn`` card. Overwrites ``path``.
+    """
+    out = Table(table, copy=False)
+    out.meta = {}
+    escaped = []
+    for key, value in table.meta.items():
+        if isinstance(value, str) and not value.isascii():
+            value = quote(value, safe="/:._-~ ,;()[]")
+            escaped.append(str(key))
+        out.meta[key] = value
+    if escaped:
+        out.meta["PCTMETA"] = " ".join(escaped)
+    out.meta["TEXTENC"] = "UTF-8"
+    for name in out.colnames:
+        col = out[name]
+        if col.dtype.kind in "UO" and col.ndim == 1:
+            text = np.asarray([str(v) for v in np.asarray(col)], dtype=str) if col.dtype.kind == "O" \
+                else np.asarray(col)
+            encoded = np.char.encode(text, "utf-8") if text.size else np.asarray(text, dtype="S1")
+            width = max(encoded.dtype.itemsize, text.dtype.itemsize // 4, 1)
+            out.replace_column(name, encoded.astype(f"S{width}"), copy=False)
+            out[name].description, out[name].unit = col.description, col.unit
+    hdu = fits.table_to_hdu(out)
+    for i, name in enumerate(out.colnames, start=1):
+        desc = table[name].description
+        if desc:
+            hdu.header[f"TCOMM{i}"] = str(desc).encode("ascii", "replace").decode()
+    fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(path, overwrite=True)
+
+
+def read_fits_table(path: str | Path) -> Table:
+    """Read a table :func:`write_fits_table` wrote (or any FITS table): text as ``str`` from
+    UTF-8, NaN and "" kept as values (not masked), percent-encoded header values and
+    ``TCOMMn`` descriptions restored."""
+    table = Table.read(path, format="fits", mask_invalid=False)
+    with fits.open(path) as hdul:
+        header = next(h.header for h in hdul if isinstance(h, fits.BinTableHDU))
+        comments = {header.get(f"TTYPE{i}"): header[f"TCOMM{i}"]
+                    for i in range(1, int(header.get("TFIELDS", 0)) + 1) if f"TCOMM{i}" in header}
+    for name in table.colnames:
+        col = table[name]
+        if col.dtype.kind == "S" and col.ndim == 1:
+            raw = np.asarray(col)
+            table.replace_column(name, np.char.decode(raw, "utf-8").astype(f"U{max(raw.dtype.itemsize, 1)}"))
+        if name in comments:
+            table[name].description = str(comments[name])
+    for key in str(table.meta.pop("PCTMETA", "")).split():
+        if key in table.meta:
+            table.meta[key] = unquote(str(table.meta[key]))
+    table.meta.pop("TEXTENC", None)
+    return table

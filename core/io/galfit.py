@@ -23,7 +23,21 @@ The model header holds the fitted parameters as strings::
     2_XC    = '[47.0000]'              a fixed parameter (GALFIT's brackets)
 
 Pixel coordinates (``XC``, ``YC``) are 1-based FITS pixels, as in GALFIT: the centre of the
-first pixel is 1.0, so the numpy index is ``value - 1``.
+first pixel is 1.0, so the numpy index is ``value - 1``. GALFIT writes them in the frame of the
+input image; when the block holds only the fitted section (``FITSECT = '[x1:x2,y1:y2]'`` of the
+block's own size) they are shifted by ``(x1 - 1, y1 - 1)``, and :func:`read_block` returns them in
+the block's pixels.
+
+The galaxy of interest
+----------------------
+A block may hold several components in any order: van der Wel et al. (2012) list the sky first,
+the galaxy second and the neighbours after it (all fitted at once); others list a neighbour
+first. :func:`choose_component` picks the galaxy's Sérsic component: the one a catalog names,
+else the one nearest the catalog's RA/Dec (through the block's WCS), else the one nearest the
+block centre (GALFIT cutouts are centred on their target). It says how far the choice lies from
+that target and flags a choice it cannot stand behind: no Sérsic component within ``radius`` px
+(``goi_component_far``), or a second one within it (``goi_component_ambiguous``). The other
+components stay in :attr:`GalfitBlock.components` (their positions help the GOI mask).
 """
 
 from __future__ import annotations
@@ -45,9 +59,13 @@ from core.errors import ResxError
 __all__ = [
     "PARAM_NAMES",
     "FLAGS",
+    "GOI_COMPONENT_RADIUS",
+    "ComponentChoice",
     "GalfitBlockError",
+    "GalfitComponent",
     "GalfitParameter",
     "GalfitBlock",
+    "choose_component",
     "parse_parameter",
     "format_parameter",
     "read_block",
@@ -58,6 +76,8 @@ __all__ = [
 PARAM_NAMES = ("XC", "YC", "MAG", "RE", "N", "AR", "PA")
 #: Parameter flags: fitted freely, held fixed ("[value]"), or flagged by GALFIT ("*value*").
 FLAGS = ("free", "fixed", "problem")
+#: Default of ``radius`` in :func:`choose_component` (config ``catalog.goi_radius``), px.
+GOI_COMPONENT_RADIUS = 5.0
 
 _HEADER_COMMENTS = {
     "XC": "X center [pixel]",
@@ -207,6 +227,156 @@ def format_parameter(param: GalfitParameter | float) -> str:
     return f"{value} +/- {star}{_fmt(param.error)}{star}"
 
 
+@dataclass(frozen=True)
+class GalfitComponent:
+    """One component of a GALFIT model header.
+
+    Attributes
+    ----------
+    number : int
+        GALFIT's number (``COMP_<number>``).
+    kind : str
+        Its type, lower case: ``"sersic"``, ``"sky"``, ``"psf"``, ``"expdisk"``, ...
+    params : dict of str -> GalfitParameter
+        Every parameter that parses (``"XC"``, ``"MAG"``, ...; ``XC``/``YC`` in the block's
+        1-based pixels).
+    keys : dict of str -> str
+        The header keyword of each parameter (``{"XC": "2_XC", ...}``).
+    unparsable : dict of str -> str
+        Parameters whose header value is in no form GALFIT writes (keyword -> value).
+    """
+
+    number: int
+    kind: str
+    params: dict[str, GalfitParameter]
+    keys: dict[str, str] = field(default_factory=dict)
+    unparsable: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def position(self) -> tuple[float, float] | None:
+        """``(XC, YC)``, 1-based block pixels; ``None`` for a component without a finite centre
+        (the sky: its ``XC, YC`` are only where its gradient is referred to)."""
+        if self.kind == "sky" or "XC" not in self.params or "YC" not in self.params:
+            return None
+        x, y = self.params["XC"].value, self.params["YC"].value
+        return (x, y) if math.isfinite(x) and math.isfinite(y) else None
+
+
+@dataclass(frozen=True)
+class ComponentChoice:
+    """Which component is the galaxy of interest, and how sure that is.
+
+    Attributes
+    ----------
+    number : int
+        The component taken.
+    how : str
+        ``"catalog"`` (a catalog column named it), ``"radec"`` (nearest the catalog position
+        through the WCS) or ``"centre"`` (nearest the block centre).
+    target : (float, float)
+        The position it was chosen by (1-based block pixels): the catalog RA/Dec, else the
+        block centre ``((nx + 1) / 2, (ny + 1) / 2)``.
+    distance : float
+        From the component's centre to ``target``, px.
+    flags : tuple of str
+        ``"goi_component_far"`` (no Sérsic component within the radius of the target),
+        ``"goi_component_ambiguous"`` (another one within it too); empty when the choice is sure.
+    note : str
+        The flags in words ("" when there are none).
+    """
+
+    number: int
+    how: str
+    target: tuple[float, float]
+    distance: float
+    flags: tuple[str, ...] = ()
+    note: str = ""
+
+
+def choose_component(
+    components: list[GalfitComponent],
+    shape: tuple[int, int],
+    *,
+    number: int | None = None,
+    target: tuple[float, float] | None = None,
+    radius: float = GOI_COMPONENT_RADIUS,
+) -> ComponentChoice:
+    """The galaxy of interest among a block's components.
+
+    Parameters
+    ----------
+    components : list of GalfitComponent
+        The block's components.
+    shape : (ny, nx)
+        The block's image shape (its centre is the default target).
+    number : int, optional
+        A component named by the catalog: taken if it is a Sérsic component.
+    target : (x, y), optional
+        1-based block pixels of the galaxy (from the catalog's RA/Dec); default the block centre.
+    radius : float
+        px: a choice farther than this from the target, or with another Sérsic component this
+        near the target too, is flagged.
+
+    Returns
+    -------
+    ComponentChoice
+
+    Raises
+    ------
+    ValueError
+        No Sérsic component, or ``number`` is not one.
+
+    Examples
+    --------
+    >>> P = GalfitParameter
+    >>> sky = GalfitComponent(1, "sky", {"XC": P(26.0), "YC": P(26.0)})
+    >>> gal = GalfitComponent(2, "sersic", {"XC": P(25.6), "YC": P(26.2)})
+    >>> nb = GalfitComponent(3, "sersic", {"XC": P(40.0), "YC": P(10.0)})
+    >>> c = choose_component([nb, sky, gal], (51, 51))
+    >>> c.number, c.how, round(c.distance, 2), c.flags
+    (2, 'centre', 0.45, ())
+    """
+    ny, nx = shape
+    all_sersic = [c for c in components if c.kind == "sersic"]
+    if not all_sersic:
+        kinds = ", ".join(f"{c.number}={c.kind}" for c in components) or "none"
+        raise ValueError(f"no sersic component in the model header (components: {kinds})")
+    how = "radec" if target is not None else "centre"
+    where = (float(target[0]), float(target[1])) if target is not None else ((nx + 1) / 2, (ny + 1) / 2)
+    sersic = {c.number: c for c in all_sersic if c.position is not None}
+    if not sersic:  # no finite centre: the first one, whose NaN the reader reports as a problem
+        first = all_sersic[0] if number is None else next((c for c in all_sersic if c.number == int(number)),
+                                                          all_sersic[0])
+        return ComponentChoice(first.number, how, where, math.nan, ("goi_component_far",),
+                               f"component {first.number} has no finite centre")
+    dist = {k: math.hypot(c.position[0] - where[0], c.position[1] - where[1]) for k, c in sersic.items()}
+    what = "the catalog position" if how == "radec" else "the block centre"
+    if number is not None:
+        if int(number) not in sersic:
+            kind = next((c.kind for c in components if c.number == int(number)), None)
+            raise ValueError(f"the catalog names component {int(number)}, which is "
+                             + (f"a {kind!r} component, not a sersic one" if kind else "not in the model header")
+                             + f" (sersic components: {', '.join(map(str, sorted(sersic)))})")
+        d = dist[int(number)]
+        far = d > radius
+        note = (f"component {int(number)} named by the catalog lies {d:.1f} px from {what} "
+                f"(more than {radius:g} px)") if far else ""
+        return ComponentChoice(int(number), "catalog", where, d, ("goi_component_far",) if far else (), note)
+    best = min(sersic, key=lambda k: (dist[k], k))
+    near = sorted(k for k in sersic if dist[k] <= radius)
+    flags, notes = [], []
+    if dist[best] > radius:
+        flags.append("goi_component_far")
+        notes.append(f"no sersic component within {radius:g} px of {what}: took component {best}, "
+                     f"{dist[best]:.1f} px away")
+    elif len(near) > 1:
+        flags.append("goi_component_ambiguous")
+        others = ", ".join(f"{k} ({dist[k]:.1f} px)" for k in near if k != best)
+        notes.append(f"ambiguous: sersic components {best} ({dist[best]:.1f} px) and {others} lie within "
+                     f"{radius:g} px of {what}; took {best}")
+    return ComponentChoice(best, how, where, dist[best], tuple(flags), "; ".join(notes))
+
+
 @dataclass
 class GalfitBlock:
     """The content of one GALFIT block.
@@ -219,12 +389,19 @@ class GalfitBlock:
         2-D float images in native byte order (float32 or float64 as stored; integer data
         become float64). ``None`` when read with ``pixels=False``.
     params : dict of str -> GalfitParameter
-        ``"XC" "YC" "MAG" "RE" "N" "AR" "PA"`` of the Sérsic component, and ``"SKY"`` when the
-        block has a sky component.
+        ``"XC" "YC" "MAG" "RE" "N" "AR" "PA"`` of the galaxy of interest's Sérsic component
+        (:attr:`choice`), and ``"SKY"`` when the block has a sky component.
     headers : dict of str -> astropy.io.fits.Header
         ``"primary"``, ``"input"``, ``"model"``, ``"residual"``.
     component : int
         GALFIT's number of the component the parameters come from.
+    components : list of GalfitComponent
+        Every component of the model header, in GALFIT's order.
+    choice : ComponentChoice or None
+        How :attr:`component` was chosen (:func:`choose_component`).
+    offset : (int, int)
+        ``(x1 - 1, y1 - 1)`` of the fitted section when the block holds only that section,
+        subtracted from GALFIT's positions; ``(0, 0)`` otherwise.
     zeropoint : float or None
         ``MAGZPT`` of the model header.
     chi2nu : float or None
@@ -244,6 +421,9 @@ class GalfitBlock:
     zeropoint: float | None = None
     chi2nu: float | None = None
     problems: list[str] = field(default_factory=list)
+    components: list[GalfitComponent] = field(default_factory=list)
+    choice: ComponentChoice | None = None
+    offset: tuple[int, int] = (0, 0)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -256,6 +436,11 @@ class GalfitBlock:
     def value(self, name: str) -> float:
         """The value of parameter ``name`` (``"XC"``, ...)."""
         return self.params[name].value
+
+    @property
+    def neighbours(self) -> list[GalfitComponent]:
+        """The components other than the galaxy's that have a centre (neighbours, stars)."""
+        return [c for c in self.components if c.number != self.component and c.position is not None]
 
 
 # -- reading --------------------------------------------------------------------------------
@@ -304,41 +489,113 @@ def _find_hdus(hdul: fits.HDUList, path: str) -> tuple[int, int, int, str | None
     return 1, 2, 3, None
 
 
-def _locate_params(header: fits.Header, path: str, band: str | None) -> tuple[int, dict[str, str]]:
-    """The Sérsic component's number and the header keys of its parameters."""
-    comps = {}
+_COMP_KEY = re.compile(r"(\d+)_([A-Z][A-Z0-9]*)(?:_(.+))?")
+_SECTION = re.compile(r"\[\s*(\d+)\s*:\s*(\d+)\s*,\s*(\d+)\s*:\s*(\d+)\s*\]")
+
+
+def section_offset(header: fits.Header, shape: tuple[int, int]) -> tuple[int, int]:
+    """``(x1 - 1, y1 - 1)`` of ``FITSECT = '[x1:x2,y1:y2]'`` when the block is that section.
+
+    GALFIT writes positions in the input image's frame and the block holds the fitted section;
+    a block as large as the whole image (a fitter that records the box it fitted in FITSECT)
+    needs no shift.
+    """
+    m = _SECTION.fullmatch(str(header.get("FITSECT", "")).strip())
+    if m is None:
+        return 0, 0
+    x1, x2, y1, y2 = (int(v) for v in m.groups())
+    if (y2 - y1 + 1, x2 - x1 + 1) != tuple(shape):
+        return 0, 0
+    return x1 - 1, y1 - 1
+
+
+def _components(header: fits.Header, path: str, band: str | None,
+                offset: tuple[int, int]) -> list[GalfitComponent]:
+    """Every ``COMP_<n>`` of the model header with its parameters (positions in block pixels)."""
+    kinds: dict[int, str] = {}
     for key in header:
         m = re.fullmatch(r"COMP_(\d+)", key)
         if m:
-            comps[int(m[1])] = str(header[key]).strip().lower()
-    if not comps:
+            kinds[int(m[1])] = str(header[key]).strip().lower()
+    if not kinds:
         raise GalfitBlockError(path, "missing keyword COMP_1 in the model header (no fitted components)")
-    sersic = sorted(i for i, kind in comps.items() if kind == "sersic")
-    if not sersic:
-        raise GalfitBlockError(
-            path, f"no sersic component in the model header (components: "
-            f"{', '.join(f'{i}={k}' for i, k in sorted(comps.items()))})")
-    comp = sersic[0]
+    keys: dict[int, dict[str, str]] = {n: {} for n in kinds}
+    for key in header:
+        m = _COMP_KEY.fullmatch(key)
+        if m is None or int(m[1]) not in kinds:
+            continue
+        if m[3] is not None and m[3] != band:
+            continue
+        # a band-suffixed key of the chosen band wins over a bare one
+        if m[3] is None and m[2] in keys[int(m[1])]:
+            continue
+        keys[int(m[1])][m[2]] = key
+    out = []
+    for n in sorted(kinds):
+        params, bad = {}, {}
+        for name, key in keys[n].items():
+            try:
+                p = parse_parameter(header[key])
+            except ValueError:
+                bad[key] = str(header[key])
+                continue
+            if name in ("XC", "YC") and offset != (0, 0):
+                p = GalfitParameter(p.value - offset[0 if name == "XC" else 1], p.error, p.flag)
+            params[name] = p
+        out.append(GalfitComponent(n, kinds[n], params, keys[n], bad))
+    return out
 
-    def key_for(name: str, c: int) -> str | None:
-        for k in (f"{c}_{name}", f"{c}_{name}_{band}" if band else None):
-            if k and k in header:
-                return k
+
+def _target(headers: dict[str, fits.Header], radec: tuple[float, float] | None,
+            offset: tuple[int, int]) -> tuple[float, float] | None:
+    """The catalog's RA/Dec in 1-based block pixels, through the first celestial WCS of the
+    block's input, model or primary header; ``None`` without a position or a WCS."""
+    if radec is None or not all(math.isfinite(float(v)) for v in radec):
         return None
+    from astropy.wcs import WCS, FITSFixedWarning
 
-    keys: dict[str, str] = {}
+    for role in ("input", "model", "primary"):
+        h = headers.get(role)
+        if h is None or "CTYPE1" not in h:
+            continue
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FITSFixedWarning)
+                wcs = WCS(h, naxis=2)
+            if not wcs.has_celestial:
+                continue
+            x, y = wcs.celestial.world_to_pixel_values(float(radec[0]), float(radec[1]))
+        except Exception:  # noqa: BLE001 - a malformed WCS is no WCS
+            continue
+        if math.isfinite(float(x)) and math.isfinite(float(y)):
+            return float(x) + 1.0, float(y) + 1.0
+    return None
+
+
+def _locate_params(components: list[GalfitComponent], path: str, shape: tuple[int, int], *,
+                   number: int | None, target: tuple[float, float] | None,
+                   radius: float) -> tuple[ComponentChoice, dict[str, GalfitParameter], dict[str, str]]:
+    """The galaxy's component, its Sérsic parameters and their header keys (+ the sky's)."""
+    try:
+        choice = choose_component(components, shape, number=number, target=target, radius=radius)
+    except ValueError as exc:
+        raise GalfitBlockError(path, str(exc)) from None
+    comp = next(c for c in components if c.number == choice.number)
     for name in PARAM_NAMES:
-        k = key_for(name, comp)
-        if k is None:
-            raise GalfitBlockError(path, f"missing keyword {comp}_{name} in the model header")
-        keys[name] = k
-    for i, kind in sorted(comps.items()):
-        if kind == "sky":
-            k = key_for("SKY", i)
-            if k is not None:
-                keys["SKY"] = k
-            break
-    return comp, keys
+        if name not in comp.keys:
+            raise GalfitBlockError(path, f"missing keyword {comp.number}_{name} in the model header")
+        if name not in comp.params:
+            key = comp.keys[name]
+            raise GalfitBlockError(path, f"unparsable value of {key}: {comp.unparsable[key]!r}")
+    params = {name: comp.params[name] for name in PARAM_NAMES}
+    keys = {name: comp.keys[name] for name in PARAM_NAMES}
+    sky = next((c for c in components if c.kind == "sky"), None)
+    if sky is not None and "SKY" in sky.keys:
+        if "SKY" not in sky.params:
+            raise GalfitBlockError(path, f"unparsable value of {sky.keys['SKY']}: "
+                                   f"{sky.unparsable[sky.keys['SKY']]!r}")
+        params["SKY"], keys["SKY"] = sky.params["SKY"], sky.keys["SKY"]
+    return choice, params, keys
 
 
 def _optional_float(header: fits.Header, key: str) -> float | None:
@@ -348,7 +605,8 @@ def _optional_float(header: fits.Header, key: str) -> float | None:
         return None
 
 
-def read_block(path: str | Path, *, pixels: bool = True, strict: bool = True) -> GalfitBlock:
+def read_block(path: str | Path, *, pixels: bool = True, strict: bool = True, component: int | None = None,
+               radec: tuple[float, float] | None = None, radius: float = GOI_COMPONENT_RADIUS) -> GalfitBlock:
     """Read a GALFIT (or GALFITM) image block.
 
     Parameters
@@ -362,6 +620,14 @@ def read_block(path: str | Path, *, pixels: bool = True, strict: bool = True) ->
         With ``True`` (default) anything in :attr:`GalfitBlock.problems` — non-finite pixels,
         a non-finite parameter value — raises :class:`GalfitBlockError`. With ``False`` they are
         returned in ``problems`` so a batch can record them per galaxy and decide itself.
+    component : int, optional
+        The galaxy's component, as a catalog names it (see :func:`choose_component`).
+    radec : (float, float), optional
+        The galaxy's RA, Dec (degrees): with a celestial WCS in the block, the Sérsic component
+        nearest it is the galaxy; without one, the component nearest the block centre.
+    radius : float
+        px: the choice is flagged (:attr:`GalfitBlock.choice`) when no Sérsic component lies this
+        near the target, or two do.
 
     Returns
     -------
@@ -386,7 +652,7 @@ def read_block(path: str | Path, *, pixels: bool = True, strict: bool = True) ->
             warnings.filterwarnings("ignore", message="File may have been truncated")
             with fits.open(path, memmap=False, lazy_load_hdus=False) as hdul:
                 _check_not_truncated(hdul, path)
-                block = _read_open(hdul, path, pixels, strict)
+                block = _read_open(hdul, path, pixels, strict, component, radec, radius)
     except GalfitBlockError:
         raise
     except Exception as exc:  # OSError (not FITS, truncated), astropy's VerifyError, ...
@@ -413,7 +679,8 @@ def _check_not_truncated(hdul: fits.HDUList, path: str) -> None:
             raise GalfitBlockError(path, f"truncated file (HDU {i} needs {end} bytes, the file has {size})")
 
 
-def _read_open(hdul: fits.HDUList, path: str, pixels: bool, strict: bool) -> GalfitBlock:
+def _read_open(hdul: fits.HDUList, path: str, pixels: bool, strict: bool, component: int | None,
+               radec: tuple[float, float] | None, radius: float) -> GalfitBlock:
     i_in, i_mod, i_res, band = _find_hdus(hdul, path)
     roles = {"input": i_in, "model": i_mod, "residual": i_res}
     # Reading scaled pixels edits an HDU's header (BSCALE, BZERO), so with pixels the headers are
@@ -440,14 +707,11 @@ def _read_open(hdul: fits.HDUList, path: str, pixels: bool, strict: bool) -> Gal
         desc = ", ".join(f"{r} {s[0]}x{s[1]}" for r, s in shapes.items())
         raise GalfitBlockError(path, f"mismatched shapes: {desc}")
 
-    comp, keys = _locate_params(headers["model"], path, band)
-    params: dict[str, GalfitParameter] = {}
-    for name, key in keys.items():
-        try:
-            params[name] = parse_parameter(headers["model"][key])
-        except ValueError:
-            raise GalfitBlockError(
-                path, f"unparsable value of {key}: {headers['model'][key]!r}") from None
+    shape = shapes["model"]
+    offset = section_offset(headers["model"], shape)
+    components = _components(headers["model"], path, band, offset)
+    choice, params, keys = _locate_params(components, path, shape, number=component,
+                                          target=_target(headers, radec, offset), radius=radius)
 
     problems = [f"parameter {keys[n]} is {params[n].value}" for n in params
                 if not math.isfinite(params[n].value)]
@@ -477,7 +741,10 @@ def _read_open(hdul: fits.HDUList, path: str, pixels: bool, strict: bool) -> Gal
         residual=images["residual"],
         params=params,
         headers=headers,
-        component=comp,
+        component=choice.number,
+        components=components,
+        choice=choice,
+        offset=offset,
         zeropoint=_optional_float(headers["model"], "MAGZPT"),
         chi2nu=_optional_float(headers["model"], "CHI2NU"),
         problems=problems,

@@ -18,9 +18,21 @@ number, ``mu, sigma`` the centre and width of the Gaussian fitted to the sky-pix
   consistent with noise — a 3x3 boxcar lowers white-noise variance nine-fold, so clean residuals
   often land there) eq. 2 is undefined; we return ``-sqrt(|.|) / mean(S)``, which keeps the
   ordering, and the catalog user can clip at 0.
-* RFF (eq. 3) ``= (sum R - 0.8 * N * sigma) / sum S``. The paper writes ``R`` (signed); the
-  original definition (Hoyos et al. 2012) sums ``|R|`` — the 0.8 is ``E|noise|/sigma`` =
-  sqrt(2/pi). The default follows the paper; ``rff_absolute=True`` gives Hoyos' version.
+* RFF (eq. 3) ``= (sum |R| - 0.8 * N * sigma) / sum S`` by default, as Hoyos et al. (2012), whom
+  the paper cites for it: the 0.8 is ``E|noise| / sigma = sqrt(2/pi)``, the expected *absolute*
+  residual of pure noise, so only ``|R|`` makes the numerator zero for a noise-only residual.
+  The paper's eq. 3 prints ``R`` (signed); with it nearly every real galaxy gets a negative RFF
+  (the noise term is subtracted from a sum in which noise cancels) and strong residuals with
+  over- and under-subtracted parts rank below smooth ones. ``rff_absolute=False`` (config
+  ``prep.rff_absolute = false``) gives the signed form.
+* Model-normalised: ``goi_model_flux = sum S`` over the GOI (image units) and
+  ``spf_norm = spf / goi_model_flux`` (dimensionless), so galaxies from images in different units
+  or depths compare. Bumpiness and RFF are already ratios to the model.
+
+Units: ``sky_sigma``, ``spf``, ``spf_pos``, ``spf_neg`` and ``goi_model_flux`` are in the image's
+units (the block's ``BUNIT``, e.g. e-/s per pixel; recorded per galaxy in the catalog's ``bunit``);
+``spf_norm``, ``bumpiness`` and ``rff`` are dimensionless. :data:`METRIC_DOCS` holds each column's
+description and whether it is in image units (the catalog's column metadata).
 
 The metrics are computed over the GOI on the full stamp (the GALFIT image), not only on the
 cutout, so that a large galaxy's light outside the 50x50 cutout still counts.
@@ -40,8 +52,21 @@ from core.errors import ResxError
 
 log = logging.getLogger(__name__)
 
-METRIC_COLUMNS: tuple[str, ...] = ("sky_sigma", "spf", "spf_pos", "spf_neg", "bumpiness", "rff")
+METRIC_COLUMNS: tuple[str, ...] = ("sky_sigma", "spf", "spf_pos", "spf_neg", "bumpiness", "rff",
+                                   "goi_model_flux", "spf_norm")
 """Catalog columns written by :meth:`ResidualMetrics.as_dict`."""
+
+#: Description of each metric column and whether it is in the image's units (else dimensionless).
+METRIC_DOCS: dict[str, tuple[str, bool]] = {
+    "sky_sigma": ("sigma of the Gaussian fitted to the residual's sky-pixel histogram (native pixels)", True),
+    "spf": ("significant pixel flux (eq. 1): sum of |R| over GOI pixels beyond +/-3 sigma_sky", True),
+    "spf_pos": ("sum of R over GOI pixels above +3 sigma_sky", True),
+    "spf_neg": ("sum of R over GOI pixels below -3 sigma_sky (<= 0)", True),
+    "bumpiness": ("Bumpiness (eq. 2), signed where its radicand is negative", False),
+    "rff": ("residual flux fraction (eq. 3) with |R| (Hoyos et al. 2012) unless prep.rff_absolute = false", False),
+    "goi_model_flux": ("sum of the Sersic model (sky removed) over the GOI segment", True),
+    "spf_norm": ("spf / goi_model_flux: SPF comparable across images", False),
+}
 
 
 class MetricError(ResxError, ValueError):
@@ -130,8 +155,26 @@ def bumpiness(residual: np.ndarray, model: np.ndarray, goi: np.ndarray, sigma: f
     return float(np.sign(radicand) * np.sqrt(abs(radicand)) / mean_model)
 
 
-def rff(residual: np.ndarray, model: np.ndarray, goi: np.ndarray, sigma: float, absolute: bool = False) -> float:
-    """Residual flux fraction (eq. 3): ``(sum R - 0.8 N sigma) / sum S`` over the GOI."""
+def rff(residual: np.ndarray, model: np.ndarray, goi: np.ndarray, sigma: float, absolute: bool = True) -> float:
+    """Residual flux fraction (eq. 3) over the GOI: ``(sum |R| - 0.8 N sigma) / sum S``.
+
+    Parameters
+    ----------
+    residual, model : numpy.ndarray
+        ``R`` and the Sérsic model ``S`` (sky removed).
+    goi : numpy.ndarray of bool
+        The GOI mask (``N`` pixels).
+    sigma : float
+        The sky noise.
+    absolute : bool
+        Sum ``|R|`` (default; Hoyos et al. 2012) or the signed ``R`` (the paper's eq. 3 as printed).
+
+    Examples
+    --------
+    >>> r = np.array([[1.0, -1.0]]); s = np.array([[2.0, 2.0]]); g = np.ones((1, 2), bool)
+    >>> rff(r, s, g, 0.5), rff(r, s, g, 0.5, absolute=False)
+    (0.3, -0.2)
+    """
     goi = np.asarray(goi, dtype=bool)
     r = np.asarray(residual, dtype=np.float64)[goi]
     s = float(np.asarray(model, dtype=np.float64)[goi].sum())
@@ -153,7 +196,8 @@ class ResidualMetrics:
     sky : numpy.ndarray of bool
         The source-free (sky) mask.
     rff_absolute : bool
-        Sum ``|R|`` in RFF (Hoyos et al. 2012) instead of ``R`` (paper eq. 3).
+        Sum ``|R|`` in RFF (default; Hoyos et al. 2012) instead of the signed ``R`` (paper eq. 3 as
+        printed).
 
     Attributes
     ----------
@@ -161,7 +205,7 @@ class ResidualMetrics:
         Why a measurement is NaN.
     """
 
-    def __init__(self, residual, model, goi, sky, *, rff_absolute: bool = False, nsigma: float = 3.0, box: int = 3):
+    def __init__(self, residual, model, goi, sky, *, rff_absolute: bool = True, nsigma: float = 3.0, box: int = 3):
         self.residual = np.asarray(residual, dtype=np.float64)
         self.model = np.asarray(model, dtype=np.float64)
         self.goi = np.asarray(goi, dtype=bool)
@@ -219,6 +263,17 @@ class ResidualMetrics:
         if not np.isfinite(self.sky_sigma):
             return np.nan
         return self._guard("rff", lambda: rff(self.residual, self.model, self.goi, self.sky_sigma, self.rff_absolute))
+
+    @cached_property
+    def goi_model_flux(self) -> float:
+        """Sum of the model over the GOI (image units)."""
+        return float(self.model[self.goi].sum())
+
+    @property
+    def spf_norm(self) -> float:
+        """SPF over the GOI's model flux (NaN when that is not positive)."""
+        flux = self.goi_model_flux
+        return self.spf / flux if flux > 0 else np.nan
 
     def as_dict(self) -> dict[str, float]:
         """Every metric keyed by its catalog column (:data:`METRIC_COLUMNS`)."""

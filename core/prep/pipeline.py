@@ -26,8 +26,8 @@ import numpy as np
 from astropy.table import Column, Table
 
 from core.io.stamps import STAMP_KINDS, StampStore
-from core.prep.galaxy import galaxy_seed, prep_block
-from core.prep.metrics import METRIC_COLUMNS
+from core.prep.galaxy import GEOMETRY_COLUMNS, galaxy_seed, prep_block
+from core.prep.metrics import METRIC_COLUMNS, METRIC_DOCS
 from core.workspace.config import DEFAULT_CONFIG
 
 __all__ = ["FINISHED", "PREP_STATUSES", "assign_split", "prep_chunk", "prep_report", "prep_workspace"]
@@ -42,9 +42,27 @@ JOURNAL_DIR = "prep"
 # -- one chunk of the workspace -------------------------------------------------------------------
 
 
+#: Float columns prep writes per galaxy.
+_FLOAT_COLUMNS = (*METRIC_COLUMNS, *[c for c in GEOMETRY_COLUMNS if c != "pixel_scale"])
+
+
 def _blank_result(row: int, galaxy_id: str) -> dict[str, Any]:
-    return {"row": row, "id": galaxy_id, "status": "error", "message": "", "padded": False,
-            **{c: float("nan") for c in METRIC_COLUMNS}}
+    return {"row": row, "id": galaxy_id, "status": "error", "message": "", "flags": "", "padded": False,
+            "pixel_scale": float("nan"), "pixel_scale_src": "", **{c: float("nan") for c in _FLOAT_COLUMNS}}
+
+
+def _with_ingest_flags(res: dict[str, Any], info: Mapping[str, Any]) -> None:
+    """Join what ingest flagged (the GOI's GALFIT component) to a galaxy's prep result."""
+    codes = [c for c in str(info.get("comp_flags", "")).split(",") if c]
+    if not codes:
+        return
+    note = str(info.get("comp_note", "")).strip()
+    flags = [c for c in str(res["flags"]).split(",") if c]
+    res["flags"] = ",".join(codes + [c for c in flags if c not in codes])
+    if note:
+        res["message"] = f"{note}; {res['message']}" if res["message"] else note
+    if res["status"] == "ok":
+        res["status"] = "flagged"
 
 def _journal_path(root: Path, start: int) -> Path:
     return Path(root) / JOURNAL_DIR / f"chunk_{start:010d}.json"
@@ -54,21 +72,25 @@ def prep_chunk(
     root: str,
     start: int,
     stop: int,
-    items: list[tuple[int, str, str, float, float]],
+    items: list[tuple],
     config: Mapping[str, Any],
 ) -> list[dict[str, Any]]:
     """Prepare the galaxies ``items`` of stamp chunk ``[start, stop)`` and write that chunk.
 
-    This is the unit of parallel work. ``items`` are ``(row, id, block path, gf_xc, gf_yc)`` of the
-    rows to (re)do; other rows of the chunk keep their stored stamps. Per-galaxy problems become
-    ``"error"`` results; the function never raises for one galaxy. The chunk's results are also
-    journaled to ``root/prep/chunk_<start>.json`` (after the stamps are written) so that an
-    interrupted run can be resumed.
+    This is the unit of parallel work. ``items`` are ``(row, id, block path, gf_xc, gf_yc)``, or
+    ``(row, id, block path, gf_xc, gf_yc, info)`` with ``info`` a dict of the catalog's
+    ``component`` (``gf_component``), ``pixel_scale`` and the ingest's ``comp_flags`` /
+    ``comp_note`` (``gf_comp_flags``, ``ingest_note``), for the rows to (re)do; other rows of the
+    chunk keep their stored stamps. Per-galaxy problems become ``"error"`` results; the function
+    never raises for one galaxy. The chunk's results are also journaled to
+    ``root/prep/chunk_<start>.json`` (after the stamps are written) so that an interrupted run
+    can be resumed.
 
     Returns
     -------
     list of dict
-        One result per item: ``row, id, status, message, padded`` and the metric columns.
+        One result per item: ``row, id, status, message, flags, padded``, the metric columns
+        and the geometry columns (:data:`core.prep.galaxy.GEOMETRY_COLUMNS`).
     """
     root = Path(root)
     results = []
@@ -82,13 +104,17 @@ def prep_chunk(
             if todo_all else store.read(k, slice(start, stop)).copy()
             for k in STAMP_KINDS
         }
-        for row, gid, path, xc, yc in items:
+        for item in items:
+            row, gid, path, xc, yc = item[:5]
+            info = item[5] if len(item) > 5 else {}
             res = _blank_result(row, gid)
             p = Path(path)
             if not p.is_absolute():
                 p = root / p
             try:
-                out = prep_block(p, xc, yc, seed=galaxy_seed(config.get("seed", 0), gid), config=config)
+                out = prep_block(p, xc, yc, seed=galaxy_seed(config.get("seed", 0), gid), config=config,
+                                 component=info.get("component"), pixel_scale=info.get("pixel_scale"),
+                                 scale_source=info.get("pixel_scale_src", ""))
             except ValueError as exc:  # PrepError, GalfitBlockError
                 res["message"] = str(exc) if str(p) in str(exc) else f"{p}: {exc}"
                 for k in STAMP_KINDS:
@@ -101,14 +127,16 @@ def prep_chunk(
             else:
                 for k in STAMP_KINDS:
                     buffers[k][row - start] = out.stamps[k]
-                res.update(status=out.status, message=out.message, padded=out.padded, **out.metrics)
+                res.update(status=out.status, message=out.message, flags=",".join(out.flags), padded=out.padded,
+                           pixel_scale_src=out.scale_source, **out.metrics, **out.geometry)
+            _with_ingest_flags(res, info)
             results.append(res)
         for k in STAMP_KINDS:
             store.write(k, start, buffers[k])
     except Exception as exc:  # noqa: BLE001 — e.g. the store cannot be written
         log.exception("chunk %d-%d failed", start, stop)
         results = []
-        for row, gid, path, _, _ in items:
+        for row, gid, *_ in items:
             res = _blank_result(row, gid)
             res["message"] = f"chunk {start}-{stop - 1} failed: {type(exc).__name__}: {exc}"
             results.append(res)
@@ -129,9 +157,13 @@ def _ensure_columns(cat: Table) -> None:
         cat["prep_status"] = Column(["pending"] * n, dtype="U8")
     if "prep_message" not in cat.colnames:
         cat["prep_message"] = Column([""] * n, dtype="U1")
-    for c in METRIC_COLUMNS:
+    if "prep_flags" not in cat.colnames:
+        cat["prep_flags"] = Column([""] * n, dtype="U1")
+    for c in (*_FLOAT_COLUMNS, "pixel_scale"):
         if c not in cat.colnames:
             cat[c] = np.full(n, np.nan)
+    if "pixel_scale_src" not in cat.colnames:
+        cat["pixel_scale_src"] = Column([""] * n, dtype="U1")
     if "cutout_padded" not in cat.colnames:
         cat["cutout_padded"] = np.zeros(n, dtype=bool)
     if "split" not in cat.colnames:
@@ -145,7 +177,9 @@ class _CatalogUpdater:
         self.ws, self.cat = ws, cat
         self.status = [str(s).strip() or "pending" for s in cat["prep_status"]]
         self.message = [str(s) for s in cat["prep_message"]]
-        self.metrics = {c: np.array(cat[c], dtype=np.float64) for c in METRIC_COLUMNS}
+        self.flags = [str(s) for s in cat["prep_flags"]]
+        self.metrics = {c: np.array(cat[c], dtype=np.float64) for c in (*_FLOAT_COLUMNS, "pixel_scale")}
+        self.scale_src = [str(s) for s in cat["pixel_scale_src"]]
         self.padded = np.array(cat["cutout_padded"], dtype=bool)
         self.ids = [str(i) for i in cat["id"]]
         self.last_write = time.monotonic()
@@ -157,21 +191,80 @@ class _CatalogUpdater:
                 log.warning("ignoring a stale prep result for %s (row %d)", r["id"], i)
                 continue
             self.status[i], self.message[i], self.padded[i] = r["status"], r["message"], bool(r["padded"])
-            for c in METRIC_COLUMNS:
-                self.metrics[c][i] = r[c]
+            self.flags[i] = r.get("flags", "")
+            for c in _FLOAT_COLUMNS:
+                self.metrics[c][i] = r.get(c, np.nan)
+            if r["status"] != "error":  # the scale prep used (an error leaves ingest's reading)
+                self.metrics["pixel_scale"][i] = r["pixel_scale"]
+                self.scale_src[i] = r.get("pixel_scale_src", "")
 
     def table(self) -> Table:
         cat = self.cat
         cat["prep_status"] = Column(self.status, dtype=str)
         cat["prep_message"] = Column([m or "" for m in self.message], dtype=str)
-        for c in METRIC_COLUMNS:
+        cat["prep_flags"] = Column([f or "" for f in self.flags], dtype=str)
+        for c in (*_FLOAT_COLUMNS, "pixel_scale"):
             cat[c] = self.metrics[c]
+        cat["pixel_scale_src"] = Column(self.scale_src, dtype=str)
         cat["cutout_padded"] = self.padded
+        describe_columns(cat)
         return cat
 
     def write(self) -> None:
         self.ws.write_catalog(self.table())
         self.last_write = time.monotonic()
+
+
+#: Descriptions of the columns prep writes besides the metrics (:data:`core.prep.metrics.METRIC_DOCS`),
+#: and whether each is in the image's units.
+COLUMN_DOCS: dict[str, tuple[str, bool]] = {
+    **METRIC_DOCS,
+    "pixel_scale": ("arcsec per native pixel used for the cutout (NaN: unknown)", False),
+    "cutout_px": ("side of the cutout, native pixels (resampled to prep.cutout px)", False),
+    "cutout_arcsec": ("side of the cutout, arcsec (NaN when the pixel scale is unknown)", False),
+    "stamp_sigma": ("sky sigma of the resampled object-only stamp (for scaling and display)", True),
+    "sky_seam": ("block-edge / inside pixel-difference ratio of the resampled sky (1: no seams)", False),
+    "goi_outside": ("share of the GOI segment's model flux outside the cutout", False),
+    "goi_fill": ("share of the cutout covered by the GOI segment", False),
+    "prep_flags": ("what prep (and ingest) flagged, comma-separated codes (core.prep.galaxy.FLAG_CODES)", False),
+}
+
+
+def _astropy_unit(text: str):
+    """``text`` (a BUNIT) as an astropy unit, or ``None`` when astropy cannot read it."""
+    import astropy.units as u
+
+    spelled = {"ELECTRONS/S": "electron / s", "ELECTRONS/SEC": "electron / s", "ELECTRONS": "electron",
+               "COUNTS/S": "ct / s", "COUNTS": "ct", "ADU": "adu", "DN": "adu"}
+    text = spelled.get(text.strip().upper(), text.strip())
+    try:
+        unit = u.Unit(text, parse_strict="raise")
+        unit.to_string("fits")  # FITS (TUNITn) has no electron: such units stay in the description
+    except (ValueError, TypeError):
+        return None
+    return unit
+
+
+def describe_columns(cat: Table) -> None:
+    """Set the description (and, for image-unit columns, the unit) of prep's catalog columns.
+
+    SPF and the other flux-like columns are in the image's units (the blocks' ``BUNIT``, in the
+    catalog's ``bunit`` column): the description says so, naming the unit when every galaxy
+    shares one; when that unit is also one FITS can write (``TUNITn``; FITS has no electron), it
+    becomes the column's astropy unit too.
+    """
+    units = {str(b).strip() for b in cat["bunit"]} if "bunit" in cat.colnames else set()
+    shared = next(iter(units)) if len(units) == 1 and "" not in units else ""
+    unit = _astropy_unit(shared) if shared else None
+    for name, (doc, image_units) in COLUMN_DOCS.items():
+        if name not in cat.colnames:
+            continue
+        col = cat[name]
+        if image_units:
+            col.unit = unit
+            col.description = f"{doc} [image units: {shared}]" if shared else f"{doc} [image units: see bunit]"
+        else:
+            col.description = doc
 
 
 def _merge_journal(root: Path, updater: _CatalogUpdater) -> int:
@@ -210,6 +303,24 @@ def assign_split(ws, cat: Table) -> Table:
     failed = np.array([str(s).strip() == "error" for s in cat["prep_status"]])
     cat["split"] = Column(split_sample(labels, fq | failed, cfg["test_fraction"], cfg["seed"]), dtype="U8")
     return cat
+
+
+def _row_info(cat: Table) -> list[dict[str, Any]]:
+    """Per row, what ingest read for prep: the component, the pixel scale, the component's flags."""
+    n = len(cat)
+
+    def col(name, default, kind):
+        return [kind(v) for v in cat[name]] if name in cat.colnames else [default] * n
+
+    comps = col("gf_component", -1, int)
+    scales = col("pixel_scale", float("nan"), float)
+    sources = col("pixel_scale_src", "", lambda v: str(v).strip())
+    flags = col("gf_comp_flags", "", lambda v: str(v).strip())
+    notes = col("ingest_note", "", lambda v: str(v).strip())
+    return [{"component": comps[i] if comps[i] > 0 else None,
+             "pixel_scale": scales[i] if np.isfinite(scales[i]) and sources[i] != "config" else None,
+             "pixel_scale_src": sources[i] if sources[i] != "config" else "",
+             "comp_flags": flags[i], "comp_note": notes[i] if flags[i] else ""} for i in range(n)]
 
 
 def prep_workspace(ws, scheduler: Any = None, workers: int | None = None, redo: bool = False,
@@ -276,10 +387,12 @@ def prep_workspace(ws, scheduler: Any = None, workers: int | None = None, redo: 
     xs = np.array(cat["gf_xc"], dtype=float) if "gf_xc" in cat.colnames else np.full(n, np.nan)
     ys = np.array(cat["gf_yc"], dtype=float) if "gf_yc" in cat.colnames else np.full(n, np.nan)
     blocks = [str(b).strip() for b in cat["block"]]
+    info = _row_info(cat)
     tasks, weights = [], []
     by_chunk: dict[int, list] = {}
     for i in todo:
-        by_chunk.setdefault(i // store.chunk, []).append((i, updater.ids[i], blocks[i], float(xs[i]), float(ys[i])))
+        by_chunk.setdefault(i // store.chunk, []).append(
+            (i, updater.ids[i], blocks[i], float(xs[i]), float(ys[i]), info[i]))
     for k, items in sorted(by_chunk.items()):
         start = k * store.chunk
         tasks.append((str(root), start, min(start + store.chunk, n), items, cfg))

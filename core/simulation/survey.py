@@ -644,6 +644,7 @@ def simulate_galaxy(index: int, seed: int, cls: str, out: str | Path, size: int 
         write_block(path, image, model, None, params, ZEROPOINT,
                     extra_header={"DATAIN": (f"{gid}.fits", "simulated input image"),
                                   "PSF": ("psf.fits", "PSF image"),
+                                  "PIXSCALE": (PIXEL_SCALE, "arcsec/px (prep cuts 3 arcsec: 50 px)"),
                                   "SIMCLASS": (cls, "resx simulate: true class"),
                                   "SIMSEED": (int(seed), "resx simulate: survey seed")},
                     input_name=f"{gid}.fits")

@@ -112,7 +112,9 @@ def write_table(table: Table, path: str | Path) -> None:
     fmt = _format(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "fits":
-        table.write(path, format="fits", overwrite=True)
+        from core.io.catalog import write_fits_table
+
+        write_fits_table(table, path)  # non-ASCII ids and text as declared UTF-8
     else:
         flat = Table([c for c in table.itercols() if c.ndim == 1])
         flat.write(path, format="ascii.csv", overwrite=True)

@@ -79,12 +79,18 @@ def _positions(pks: np.ndarray, galaxy_pk: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 @dataclass
 class ImportReport:
-    """What :meth:`VoteStore.import_votes` wrote."""
+    """What :meth:`VoteStore.import_votes` wrote.
+
+    ``n_skipped`` votes on ``skipped_ids`` (galaxies not in the workspace: removed by the cuts, or
+    never in its catalog) were left out (``unknown="skip"``).
+    """
 
     n_rows: int
     n_votes: int
     inspectors: list[str] = field(default_factory=list)
     new_inspectors: list[str] = field(default_factory=list)
+    n_skipped: int = 0
+    skipped_ids: list[str] = field(default_factory=list)
 
 
 class VoteStore:
@@ -590,7 +596,8 @@ class VoteStore:
         return compute_agreement(self.current_labels(), self.consensus())
 
     # -- import ------------------------------------------------------------------------------
-    def import_votes(self, table: pd.DataFrame, source: str = "import", name: str = "<table>") -> ImportReport:
+    def import_votes(self, table: pd.DataFrame, source: str = "import", name: str = "<table>", *,
+                     unknown: str = "error") -> ImportReport:
         """Import many inspectors' votes at once, all or nothing.
 
         Parameters
@@ -601,6 +608,10 @@ class VoteStore:
         source : {"import", "simulated", "ui"}
         name : str
             How errors refer to the table (the file name).
+        unknown : {"error", "skip"}
+            A vote on a galaxy not in this workspace (e.g. one the sample cuts removed): an
+            invalid row (``"error"``: nothing is imported), or left out and counted in the report
+            (``"skip"``). Any other invalid row is an error either way.
 
         Returns
         -------
@@ -616,6 +627,8 @@ class VoteStore:
         """
         if source not in SOURCES:
             raise VoteStoreError(f"source must be one of {', '.join(SOURCES)}, not {source!r}")
+        if unknown not in ("error", "skip"):
+            raise VoteStoreError(f"unknown must be 'error' or 'skip', not {unknown!r}")
         missing = [c for c in ("id", "inspector", "label") if c not in table.columns]
         if missing:
             raise VoteImportError(name, [f"missing column(s): {', '.join(missing)} "
@@ -636,11 +649,20 @@ class VoteStore:
                 continue
             rows.append((gid, insp, lab, com))
             row_numbers.append(i + 1)
+        skipped: dict[str, None] = {}
+        n_skipped = 0
         with self._write() as conn:
             known = self._known(conn, list(dict.fromkeys(r[0] for r in rows)))
+            kept = []
             for number, r in zip(row_numbers, rows):
-                if r[0] not in known:
+                if r[0] in known:
+                    kept.append(r)
+                elif unknown == "skip":
+                    skipped[r[0]] = None
+                    n_skipped += 1
+                else:
                     problems.append(f"row {number}: unknown galaxy id {r[0][:60]!r}, not in this workspace")
+            rows = kept
             if problems:
                 problems.sort(key=lambda p: int(p.split(":")[0].split()[1]))
                 raise VoteImportError(name, problems)
@@ -658,7 +680,8 @@ class VoteStore:
                 mine = by_inspector[n]
                 self._insert_action(conn, existing[n], [r[0] for r in mine], [r[2] for r in mine],
                                     [r[3] for r in mine], source, known)
-        return ImportReport(n_rows=len(table), n_votes=len(rows), inspectors=names, new_inspectors=new)
+        return ImportReport(n_rows=len(table), n_votes=len(rows), inspectors=names, new_inspectors=new,
+                            n_skipped=n_skipped, skipped_ids=list(skipped))
 
     # -- maintenance -------------------------------------------------------------------------
     def version(self) -> tuple[int, int]:

@@ -31,12 +31,11 @@ cases:
   the value it ran with (its explicit value, or the old default if it relied on it), and the
   change says so; only new workspaces get the new default.
 
-For example, when ``prep.rff_absolute`` changes its default from ``False`` to ``True``, set the
-new default in :data:`SCHEMA`, bump :data:`SCHEMA_VERSION` to 3 and add::
+For example, ``prep.rff_absolute`` changed its default from ``False`` to ``True`` in schema 3: the
+new default is set in :data:`SCHEMA`, :data:`SCHEMA_VERSION` is 3, and the migration from schema 2
+(``_schema_2_to_3``) says::
 
-    @migration(2)
-    def _schema_2_to_3(raw):
-        return [keep_old_default(raw, "prep.rff_absolute", old=False, new=True)]
+    keep_old_default(raw, "prep.rff_absolute", old=False, new=True)
 
 :meth:`core.workspace.workspace.Workspace.open` logs the changes and writes the migrated file
 back (once); :func:`read_config` migrates in memory only (a run's ``config.toml`` is a record).
@@ -84,7 +83,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: The version of the schema this code reads and writes (``schema_version`` in ``config.toml``).
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: Scaling methods of :mod:`core.learn.scaling` (``METHODS`` there) and SVC kernels accepted.
 _SCALERS = ("maxabs", "standard", "robust", "minmax", "power", "quantile")
@@ -136,6 +135,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
     "catalog": {
         "columns": Key(dict[str, str], {},
                        'catalog column mapping {standard name: your column}, e.g. {hmag = "H_F160W"}'),
+        "goi_radius": Key(float, 5.0, "px: the GOI's GALFIT component must lie this near the target (the catalog "
+                          "RA/Dec, else the block centre), alone among the Sersic components, or it is flagged"),
     },
     # Sample selection (paper §2.1). Set a bound to "none" in the TOML file to disable it.
     "cuts": {
@@ -154,10 +155,26 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "deblend_cont": Key(float, 0.005, "SEP minimum deblending contrast"),
         "goi_search_radius": Key(float, 3.0, "px: nearest segment when the centroid pixel is unsegmented"),
         "sky_block": Key(int, 5, "px: side of the resampled sky blocks"),
-        "cutout": Key(int, 50, "px: side of the square cutout centred on the GALFIT centroid"),
+        "sky_background_box": Key(int, 8, "px: mesh of SEP's smooth background, subtracted from the sky before "
+                                  "the blocks are drawn and added back where they land, where that removes "
+                                  "seams (0: never, as the paper)"),
+        "seam_max": Key(float, 2.0, "flag a resampled sky whose pixel differences across block edges exceed "
+                        "those inside blocks by more than this ratio"),
+        "cutout": Key(int, 50, "px: side of the stored stamps (the networks' input); each cutout is resampled "
+                      "to it, conserving flux"),
+        "cutout_size": Key(float, 3.0, "side of the region cut around the GALFIT centroid, in prep.cutout_unit"),
+        "cutout_unit": Key(str, "arcsec", "unit of prep.cutout_size: arcsec (prep.cutout native px when the "
+                           "pixel scale is unknown), px (native pixels) or re (the fitted Re)",
+                           choices=("arcsec", "px", "re")),
+        "pixel_scale": Key(float | None, None, "arcsec/px of the blocks; none = read from each block "
+                           "(WCS, PIXSCALE, PLATESCL, ...)"),
+        "goi_outside_max": Key(float, 0.05, "flag a galaxy larger than its cutout: more than this share of "
+                               "the GOI segment's model flux outside the stamp"),
+        "goi_fill_max": Key(float, 0.9, "flag a GOI segment that covers more than this share of the stamp"),
         "seed": Key(int, 0, "sky resampling; each galaxy uses (seed, crc32(id))"),
         "chunk": Key(int, 256, "galaxies per stored chunk (and per Dask task)"),
-        "rff_absolute": Key(bool, False, "RFF sums R as paper eq. 3; true: |R| as Hoyos et al. (2012)"),
+        "rff_absolute": Key(bool, True, "RFF sums |R| (Hoyos et al. 2012; eq. 3's 0.8 sigma is the mean "
+                            "|noise|); false: the signed R eq. 3 prints"),
     },
     # Input scaling (paper §3.1; core.learn.scaling).
     "scaling": {
@@ -553,6 +570,38 @@ def _schema_1_to_2(raw: dict[str, Any]) -> list[str | None]:
                            "for the vote store and the dashboard")
     if not had_app:
         changes.append("new section [app] for the dashboard (app.blind, app.retrain_epochs)")
+    return changes
+
+
+@migration(2)
+def _schema_2_to_3(raw: dict[str, Any]) -> list[str | None]:
+    """Schema 3: real surveys (issue 10). Changed defaults are kept at what old workspaces ran with.
+
+    * ``prep.rff_absolute``: default ``true`` (RFF sums ``|R|``, Hoyos et al. 2012), was ``false``.
+    * ``prep.sky_background_box``: new, default 8 px (the sky is resampled after subtracting SEP's
+      smooth background); old workspaces get 0, the block resampling they ran with.
+    * ``prep.cutout_unit`` / ``prep.cutout_size``: new; the default cutout is 3 arcsec on a side,
+      resampled to ``prep.cutout`` px. Old workspaces cut ``prep.cutout`` native px (unit ``px``,
+      size = their ``prep.cutout``), as they did.
+    * New keys with no effect on the stamps or metrics an old workspace made (their defaults
+      apply): ``prep.pixel_scale`` (none: read from the blocks), the flag thresholds
+      ``prep.goi_outside_max``, ``prep.goi_fill_max``, ``prep.seam_max``, and
+      ``catalog.goi_radius`` (read at ingest).
+    """
+    changes: list[str | None] = [
+        keep_old_default(raw, "prep.rff_absolute", old=False, new=True),
+        keep_old_default(raw, "prep.sky_background_box", old=0, new=8),
+    ]
+    prep = raw.setdefault("prep", {})
+    if isinstance(prep, dict) and "cutout_unit" not in prep and "cutout_size" not in prep:
+        native = prep.get("cutout", 50)
+        if not isinstance(native, int) or isinstance(native, bool):
+            native = 50  # not an integer: validation reports prep.cutout itself
+        prep["cutout_unit"], prep["cutout_size"] = "px", native
+        changes.append(f"prep.cutout_unit = 'px', prep.cutout_size = {_show(native)} (the native cutout this file "
+                       "was written with) kept; new workspaces cut 3.0 arcsec, resampled to prep.cutout px")
+    changes.append("new settings with their defaults: prep.pixel_scale, prep.goi_outside_max, prep.goi_fill_max, "
+                   "prep.seam_max, catalog.goi_radius")
     return changes
 
 

@@ -19,10 +19,24 @@ A block that is missing or unreadable does not stop the ingest: its row gets
 
 Columns written (besides every column of the input catalog): ``id field ra dec z logmass hmag
 photflag block`` (absolute path) ``catalog_class fit_quality gf_xc gf_yc gf_mag gf_re gf_n gf_ar
-gf_pa gf_sky gf_chi2nu gf_flags prep_status prep_message``. ``gf_flags`` lists the parameters
-GALFIT flagged as problems (``*value*``), e.g. ``"N,RE"``; ``gf_sky``/``gf_chi2nu`` are NaN when
-the block has none. Standard columns the catalog lacks are filled with ``""`` (field), NaN
-(ra, dec, z, logmass, hmag) or -1 (photflag: unknown).
+gf_pa gf_sky gf_chi2nu gf_flags gf_component gf_comp_how gf_comp_dist gf_comp_flags gf_neighbours
+pixel_scale pixel_scale_src bunit pixel_type ingest_note prep_status prep_message``:
+
+* ``gf_flags`` lists the parameters GALFIT flagged as problems (``*value*``), e.g. ``"N,RE"``;
+  ``gf_sky``/``gf_chi2nu`` are NaN when the block has none;
+* the galaxy's GALFIT component (:func:`core.io.galfit.choose_component`): ``gf_component`` (its
+  number), ``gf_comp_how`` (``catalog``: the catalog's ``component`` column named it; ``radec``:
+  nearest the catalog RA/Dec through the block's WCS; ``centre``: nearest the block centre),
+  ``gf_comp_dist`` (px from that target), ``gf_comp_flags`` (``goi_component_far``,
+  ``goi_component_ambiguous``: prep flags the galaxy), ``gf_neighbours`` (the other components'
+  centres, ``"N:x,y;..."``, 1-based block pixels);
+* from the block's headers (:mod:`core.io.calibration`): ``pixel_scale`` (arcsec/px, NaN when no
+  header says) and ``pixel_scale_src`` (``WCS``, ``PIXSCALE``, ...), ``bunit`` (the image units)
+  and ``pixel_type`` (``float32``, or an integer type read as float64 in physical units);
+* ``ingest_note``: what ingest noticed but did not refuse (a flagged component, integer pixels).
+
+Standard columns the catalog lacks are filled with ``""`` (field), NaN (ra, dec, z, logmass,
+hmag) or -1 (photflag: unknown).
 """
 
 from __future__ import annotations
@@ -35,9 +49,9 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
-from astropy.table import Table
+from astropy.table import MaskedColumn, Table
 
-from core.io.catalog import CatalogError, parse_column_mapping, read_catalog
+from core.io.catalog import CatalogError, parse_column_mapping, read_catalog, write_fits_table
 from core.io.galfit import PARAM_NAMES, GalfitBlockError, read_block
 from core.labels import CLASSES, FIT_QUALITY
 from core.workspace.config import default_config, merge, validate
@@ -59,6 +73,8 @@ GF_COLUMNS = tuple(f"gf_{p.lower()}" for p in PARAM_NAMES)  # gf_xc ... gf_pa
 _FLOAT_DEFAULTS = ("ra", "dec", "z", "logmass", "hmag")
 _LEADING = ("id", "field", "ra", "dec", "z", "logmass", "hmag", "photflag", "block",
             "catalog_class", "fit_quality", *GF_COLUMNS, "gf_sky", "gf_chi2nu", "gf_flags",
+            "gf_component", "gf_comp_how", "gf_comp_dist", "gf_comp_flags", "gf_neighbours",
+            "pixel_scale", "pixel_scale_src", "bunit", "pixel_type", "ingest_note",
             "prep_status", "prep_message")
 
 
@@ -72,6 +88,9 @@ class IngestReport:
     block_errors: list[tuple[str, str]] = field(default_factory=list)  # (id, message)
     unknown_classes: dict[str, int] = field(default_factory=dict)
     votes_file: str | None = None
+    renamed_columns: dict[str, str] = field(default_factory=dict)  # non-ASCII name -> ASCII name
+    flagged_components: list[tuple[str, str]] = field(default_factory=list)  # (id, note)
+    integer_blocks: int = 0
 
 
 def _find_source(source: Path, blocks_dir: Path | None) -> tuple[Path, Path | None, Path | None, bool]:
@@ -86,6 +105,25 @@ def _find_source(source: Path, blocks_dir: Path | None) -> tuple[Path, Path | No
     if not source.exists():
         raise CatalogError(f"{source}: no such catalog file or folder")
     return source, blocks_dir, None, False
+
+
+def _ascii_column_names(table: Table) -> dict[str, str]:
+    """Rename columns whose names are not ASCII (FITS column names must be): each non-ASCII
+    character becomes ``_`` (a number is added if that name is taken). Returns ``{old: new}``."""
+    renames: dict[str, str] = {}
+    for name in list(table.colnames):
+        if name.isascii():
+            continue
+        base = "".join(c if c.isascii() else "_" for c in name)
+        new, k = base, 1
+        while new in table.colnames:
+            k += 1
+            new = f"{base}_{k}"
+        table.rename_column(name, new)
+        renames[name] = new
+    if renames:
+        log.warning("%s: FITS column names are ASCII; renamed %s", table.meta.get("source", "catalog"), renames)
+    return renames
 
 
 def _wide(values: list[str], width: int) -> np.ndarray:
@@ -147,12 +185,87 @@ def _block_paths(table: Table, base: Path | None, catalog: Path) -> list[Path | 
 #: pickled results) is small next to reading the blocks (~5 ms each), small enough that a few
 #: thousand blocks give every worker several tasks to balance the load (2000 blocks: 4 tasks).
 HEADER_CHUNK = 500
-#: Values read per block, in the order of :func:`read_header_chunk`'s array columns.
-_GF_VALUES = (*GF_COLUMNS, "gf_sky", "gf_chi2nu")
+#: Float columns read per block (NaN where a block has none or cannot be read).
+_FLOAT_VALUES = (*GF_COLUMNS, "gf_sky", "gf_chi2nu", "gf_comp_dist", "pixel_scale")
+#: Text columns read per block ("" where a block has none).
+_TEXT_VALUES = ("gf_flags", "gf_comp_how", "gf_comp_flags", "gf_neighbours", "pixel_scale_src", "bunit",
+                "pixel_type", "ingest_note")
 
 
-def read_header_chunk(paths: list[str]) -> tuple[np.ndarray, list[str], list[str], list[str]]:
-    """Read the GALFIT parameters of some blocks from their headers (one ingest task).
+def _format_neighbours(block) -> str:
+    """``"3:61.20,40.10;4:12.00,80.30"``: number and 1-based block centre of each other component."""
+    return ";".join(f"{c.number}:{c.position[0]:.2f},{c.position[1]:.2f}" for c in block.neighbours)
+
+
+def _header_row(error: str = "") -> dict[str, Any]:
+    """The values of a block not read (yet): NaN, "", component -1; ``error`` makes it an error."""
+    return {"status": "error" if error else "pending", "message": error, "gf_component": -1,
+            **{c: math.nan for c in _FLOAT_VALUES}, **{c: "" for c in _TEXT_VALUES}}
+
+
+def read_block_header(path: str, component: int | None = None, radec: tuple[float, float] | None = None,
+                      radius: float = 5.0) -> dict[str, Any]:
+    """The catalog values of one block, read from its headers; never raises.
+
+    Parameters
+    ----------
+    path : str
+        The block file.
+    component : int, optional
+        The galaxy's component, when the catalog names it.
+    radec : (float, float), optional
+        The catalog's RA, Dec (deg), to choose the component through the block's WCS.
+    radius : float
+        px: config ``catalog.goi_radius`` (see :func:`core.io.galfit.choose_component`).
+
+    Returns
+    -------
+    dict
+        ``status`` ("pending" | "error"), ``message``, ``gf_component`` (int, -1 when unread), and
+        the columns of :data:`_FLOAT_VALUES` and :data:`_TEXT_VALUES`.
+    """
+    from core.io.calibration import image_unit, pixel_scale, pixel_type
+
+    out = _header_row()
+    try:
+        block = read_block(path, pixels=False, strict=False, component=component, radec=radec, radius=radius)
+    except GalfitBlockError as exc:
+        out.update(status="error", message=str(exc))
+        return out
+    except Exception as exc:  # noqa: BLE001 — one block never stops the batch
+        log.exception("unexpected error reading the GALFIT block %s", path)
+        out.update(status="error", message=f"{path}: unexpected {type(exc).__name__}: {exc}")
+        return out
+    for name, col in zip(PARAM_NAMES, GF_COLUMNS):
+        out[col] = block.params[name].value
+    if "SKY" in block.params:
+        out["gf_sky"] = block.params["SKY"].value
+    if block.chi2nu is not None:
+        out["gf_chi2nu"] = block.chi2nu
+    out["gf_flags"] = ",".join(k for k, p in block.params.items() if p.flag == "problem")
+    choice = block.choice
+    out.update(gf_component=int(choice.number), gf_comp_how=choice.how, gf_comp_dist=choice.distance,
+               gf_comp_flags=",".join(choice.flags), gf_neighbours=_format_neighbours(block))
+    h = block.headers
+    out["pixel_scale"], out["pixel_scale_src"] = pixel_scale(h["input"], h["model"], h["primary"])
+    out["bunit"] = image_unit(h["input"], h["model"], h["primary"])
+    out["pixel_type"] = pixel_type(h["input"])
+    notes = [choice.note] if choice.note else []
+    n_sersic = sum(c.kind == "sersic" for c in block.components)
+    if radec is not None and choice.how != "radec" and component is None and n_sersic > 1:
+        notes.append("no celestial WCS in the block: the GALFIT component nearest the block centre was taken")
+    if not out["pixel_type"].startswith("float"):
+        notes.append(f"integer pixels ({out['pixel_type']}) read as float64 in physical units")
+    out["ingest_note"] = "; ".join(notes)
+    if block.problems:
+        out.update(status="error", message=f"{path}: " + "; ".join(block.problems))
+    return out
+
+
+def read_header_chunk(paths: list[str], components: list[int | None] | None = None,
+                      radecs: list[tuple[float, float] | None] | None = None,
+                      radius: float = 5.0) -> list[dict[str, Any]]:
+    """:func:`read_block_header` for some blocks (one ingest task).
 
     A module-level function of plain arguments and results, so that Dask can ship it to worker
     processes. A block that cannot be read never raises: it gets status ``"error"`` and a message
@@ -162,50 +275,51 @@ def read_header_chunk(paths: list[str]) -> tuple[np.ndarray, list[str], list[str
     ----------
     paths : list of str
         Block files.
+    components, radecs : list, optional
+        Per block: the component a catalog names, and the catalog's (RA, Dec); ``None`` entries
+        where it has none.
+    radius : float
+        See :func:`read_block_header`.
 
     Returns
     -------
-    values : numpy.ndarray
-        ``(len(paths), 9)`` float64: ``gf_xc gf_yc gf_mag gf_re gf_n gf_ar gf_pa gf_sky
-        gf_chi2nu``, NaN where a block has no value (or could not be read).
-    flags : list of str
-        Parameters GALFIT flagged as problems, comma-separated (``"RE,N"``), per block.
-    status : list of str
-        ``"pending"`` or ``"error"`` per block.
-    messages : list of str
-        ``""``, or what is wrong with the block.
+    list of dict
+        One :func:`read_block_header` result per block.
     """
-    values = np.full((len(paths), len(_GF_VALUES)), np.nan)
-    flags = [""] * len(paths)
-    status = ["pending"] * len(paths)
-    messages = [""] * len(paths)
-    for i, path in enumerate(paths):
+    n = len(paths)
+    components = list(components) if components is not None else [None] * n
+    radecs = list(radecs) if radecs is not None else [None] * n
+    return [read_block_header(p, c, r, radius) for p, c, r in zip(paths, components, radecs)]
+
+
+def _catalog_components(table: Table) -> list[int | None]:
+    """The ``component`` column as ints (``None`` where blank, masked, NaN or < 1)."""
+    if "component" not in table.colnames:
+        return [None] * len(table)
+    col = table["component"]
+    mask = np.asarray(col.mask) if isinstance(col, MaskedColumn) else np.zeros(len(col), bool)
+    out: list[int | None] = []
+    for v, m in zip(np.asarray(col), mask):
         try:
-            block = read_block(path, pixels=False, strict=False)
-        except GalfitBlockError as exc:
-            status[i], messages[i] = "error", str(exc)
-            continue
-        except Exception as exc:  # noqa: BLE001 — one block never stops the batch
-            log.exception("unexpected error reading the GALFIT block %s", path)
-            status[i], messages[i] = "error", f"{path}: unexpected {type(exc).__name__}: {exc}"
-            continue
-        row = values[i]
-        for j, name in enumerate(PARAM_NAMES):
-            row[j] = block.params[name].value
-        if "SKY" in block.params:
-            row[len(PARAM_NAMES)] = block.params["SKY"].value
-        if block.chi2nu is not None:
-            row[len(PARAM_NAMES) + 1] = block.chi2nu
-        flags[i] = ",".join(k for k, p in block.params.items() if p.flag == "problem")
-        if block.problems:
-            status[i], messages[i] = "error", f"{path}: " + "; ".join(block.problems)
-    return values, flags, status, messages
+            number = float(str(v).strip())
+        except ValueError:
+            number = math.nan
+        out.append(int(number) if not m and math.isfinite(number) and number >= 1 else None)
+    return out
+
+
+def _catalog_radecs(table: Table) -> list[tuple[float, float] | None]:
+    if "ra" not in table.colnames or "dec" not in table.colnames:
+        return [None] * len(table)
+    ra = np.asarray(table["ra"], dtype=float)
+    dec = np.asarray(table["dec"], dtype=float)
+    return [(float(a), float(d)) if np.isfinite(a) and np.isfinite(d) else None for a, d in zip(ra, dec)]
 
 
 def _read_headers(table: Table, paths: list[Path | None], blocks_hint: Path | None,
                   progress: bool, scheduler: Any = None, workers: int | None = None,
-                  ) -> tuple[dict[str, np.ndarray], list[str], list[str]]:
-    """The ``gf_*`` columns, ``prep_status`` and ``prep_message`` of every row.
+                  radius: float = 5.0) -> dict[str, list]:
+    """Per row, :func:`read_block_header`'s values (``status``, ``message``, the ``gf_*`` columns...).
 
     Blocks are read in chunks of :data:`HEADER_CHUNK`, on Dask (:func:`core.parallel.run_tasks`)
     when there are at least two chunks and more than one worker, else here, one after another.
@@ -214,41 +328,36 @@ def _read_headers(table: Table, paths: list[Path | None], blocks_hint: Path | No
     from core.parallel import ProgressBar, describe_scheduler, in_process, run_tasks
 
     n = len(table)
-    status = ["pending"] * n
-    messages = [""] * n
-    flags = [""] * n
-    values = np.full((n, len(_GF_VALUES)), np.nan)
+    rows: list[dict[str, Any]] = [{} for _ in range(n)]
     found = [i for i in range(n) if paths[i] is not None]
     for i in range(n):
         if paths[i] is None:
-            status[i] = "error"
             where = f" in {blocks_hint}" if blocks_hint else ""
-            messages[i] = f"no GALFIT block found for id {table['id'][i]}{where}"
+            rows[i] = _header_row(f"no GALFIT block found for id {table['id'][i]}{where}")
+    components, radecs = _catalog_components(table), _catalog_radecs(table)
     size = max(1, int(HEADER_CHUNK))
     serial = len(found) < 2 * size or in_process(scheduler, workers)
     if serial:
         size = min(size, 50)  # here, pieces only pace the progress bar
     chunks = [found[k:k + size] for k in range(0, len(found), size)]
-    tasks = [([str(paths[i]) for i in rows],) for rows in chunks]
+    tasks = [([str(paths[i]) for i in rows_], [components[i] for i in rows_], [radecs[i] for i in rows_], radius)
+             for rows_ in chunks]
     desc, unit = "reading GALFIT headers", "block"
     if serial:
         results = []
         with ProgressBar(total=len(found), desc=desc, unit=unit, disable=not progress, mininterval=0.5) as bar:
-            for (chunk_paths,) in tasks:
-                results.append(read_header_chunk(chunk_paths))
-                bar.update(len(chunk_paths))
+            for task in tasks:
+                results.append(read_header_chunk(*task))
+                bar.update(len(task[0]))
     else:
         log.info("reading %d GALFIT headers in %d tasks on the %s", len(found), len(tasks),
                  describe_scheduler(scheduler, workers))
         results = run_tasks(read_header_chunk, tasks, scheduler=scheduler, workers=workers,
                             progress=progress, desc=desc, unit=unit, weights=[len(c) for c in chunks])
-    for rows, (chunk_values, chunk_flags, chunk_status, chunk_messages) in zip(chunks, results):
-        values[rows] = chunk_values
-        for j, i in enumerate(rows):
-            flags[i], status[i], messages[i] = chunk_flags[j], chunk_status[j], chunk_messages[j]
-    gf = {col: values[:, j].copy() for j, col in enumerate(_GF_VALUES)}
-    gf["gf_flags"] = np.array(flags, dtype=str)
-    return gf, status, messages
+    for chunk, result in zip(chunks, results):
+        for i, values in zip(chunk, result):
+            rows[i] = values
+    return {key: [r[key] for r in rows] for key in _header_row()}
 
 
 def ingest(
@@ -304,8 +413,9 @@ def ingest(
     ConfigError
         ``config`` has an unknown key or a wrong value (checked before anything is read).
     CatalogError
-        The catalog cannot be read, lacks a column the enabled cuts need, or has no way to find
-        the blocks. Nothing is written in that case.
+        The catalog cannot be read, has no rows, or no galaxy passes the cuts, or there is no way
+        to find the blocks. Nothing is written in that case. (A cut whose column the catalog
+        lacks is turned off, not refused: ``ws.ingest_report.cuts.missing`` and ``.note()``.)
     WorkspaceError
         The workspace exists and ``force`` is false.
     """
@@ -321,10 +431,18 @@ def ingest(
 
     cat_path, base, votes, simulated = _find_source(source, Path(blocks_dir) if blocks_dir else None)
     table = read_catalog(cat_path, mapping)
+    if len(table) == 0:
+        raise CatalogError(f"{cat_path}: the catalog has no rows (columns: {', '.join(table.colnames)})")
+    renamed_ascii = _ascii_column_names(table)
     kept, cut_report = apply_cuts(table, cfg["cuts"])
     log.info("cuts on %s:\n%s", cat_path, cut_report)
+    if len(kept) == 0:
+        raise CatalogError(f"{cat_path}: no galaxy passed the cuts, nothing written:\n{cut_report}\n"
+                           "check the column mapping (--columns) and the cuts (--cuts, --no-cuts, --config)")
     paths = _block_paths(kept, base, cat_path)
-    gf, status, messages = _read_headers(kept, paths, base, progress, scheduler, workers)
+    gf = _read_headers(kept, paths, base, progress, scheduler, workers,
+                       radius=float(cfg["catalog"]["goi_radius"]))
+    status, messages = gf.pop("status"), gf.pop("message")
 
     out = kept.copy(copy_data=True)
     renamed = table.meta.get("renamed", {})
@@ -360,7 +478,8 @@ def ingest(
     fitq = _as_bool(out["fit_quality"]) if "fit_quality" in out.colnames else np.zeros(n, bool)
     out["fit_quality"] = fitq | (np.asarray(out["catalog_class"]) == FIT_QUALITY)
     for col, values in gf.items():
-        out[col] = values
+        out[col] = np.array(values, dtype=np.int32 if col == "gf_component" else float if col in _FLOAT_VALUES
+                            else str)
     out["prep_status"] = _wide(status, 8)  # room for "pending" / "flagged"
     out["prep_message"] = _wide(messages, MESSAGE_WIDTH)
     order = [c for c in _LEADING if c in out.colnames]
@@ -387,6 +506,10 @@ def ingest(
         block_errors=[(str(out["id"][i]), messages[i]) for i in range(n) if status[i] == "error"],
         unknown_classes=unknown,
         votes_file=str(votes.resolve()) if votes is not None else None,
+        renamed_columns=renamed_ascii,
+        flagged_components=[(str(out["id"][i]), str(out["ingest_note"][i])) for i in range(n)
+                            if str(out["gf_comp_flags"][i])],
+        integer_blocks=int(sum(bool(t) and not str(t).startswith("float") for t in out["pixel_type"])),
     )
     ws.ingest_report = report
     log.info("ingested %d galaxies into %s (%d block errors)", n, root, len(report.block_errors))
@@ -409,6 +532,9 @@ def read_workspace_catalog(ws: Workspace) -> Table:
 def write_catalog(ws: Workspace, out: str | Path) -> Table:
     """Write the workspace catalog, every column, as FITS, CSV or ECSV (by ``out``'s extension).
 
+    CSV and ECSV are UTF-8 text (ECSV keeps the units and descriptions); FITS stores text columns
+    as UTF-8 bytes with ``TEXTENC = 'UTF-8'`` (:func:`core.io.catalog.write_fits_table`).
+
     Raises
     ------
     ValueError
@@ -426,6 +552,9 @@ def write_catalog(ws: Workspace, out: str | Path) -> Table:
         raise WorkspaceError(f"{ws.catalog_path} is corrupt: {exc}") from exc
     if out.parent and not out.parent.exists():
         out.parent.mkdir(parents=True)
-    table.write(out, format=fmt, overwrite=True)
+    if fmt == "fits":
+        write_fits_table(table, out)  # text as UTF-8 bytes, declared (FITS holds ASCII)
+    else:
+        table.write(out, format=fmt, overwrite=True)  # UTF-8 text
     return table
 

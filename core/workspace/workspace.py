@@ -16,10 +16,21 @@ Layout::
 Catalog columns (standard names; ``core.io.catalog`` maps a user's names onto these):
 ``id`` (str, unique), ``field``, ``ra``, ``dec``, ``z``, ``logmass``, ``hmag``, ``photflag``,
 ``block`` (path of the GALFIT block), ``catalog_class`` (str, "" when unknown),
-``fit_quality`` (bool), GALFIT parameters ``gf_xc gf_yc gf_mag gf_re gf_n gf_ar gf_pa``,
-then what prep adds: ``prep_status`` ("pending" | "ok" | "flagged" | "error"),
-``prep_message``, ``sky_sigma``, ``spf``, ``spf_pos``, ``spf_neg``, ``bumpiness``, ``rff``,
-``cutout_padded``, and ``split`` ("train" | "test" | "excluded").
+``fit_quality`` (bool), GALFIT parameters ``gf_xc gf_yc gf_mag gf_re gf_n gf_ar gf_pa`` and
+what ingest read from the headers (the galaxy's component, the pixel scale, units and pixel type:
+:mod:`core.workspace.ingestion`), then what prep adds: ``prep_status`` ("pending" | "ok" |
+"flagged" | "error"), ``prep_message``, ``prep_flags``, the metrics (``sky_sigma``, ``spf``,
+``spf_pos``, ``spf_neg``, ``bumpiness``, ``rff``, ``goi_model_flux``, ``spf_norm``), the stamp's
+geometry (``cutout_px``, ``cutout_arcsec``, ``stamp_sigma``, ``sky_seam``, ``goi_outside``,
+``goi_fill``), ``cutout_padded``, and ``split`` ("train" | "test" | "excluded").
+
+Text in ``catalog.fits``: FITS tables hold ASCII, so every text column is stored as UTF-8 bytes
+and the table header says so (``TEXTENC = 'UTF-8'``); a header value (the catalog's ``SOURCE``
+path...) with non-ASCII characters is stored percent-encoded (RFC 3986, listed in
+``PCTMETA``) (:func:`core.io.catalog.write_fits_table`). :meth:`Workspace.read_catalog` decodes both, so ids, class names, paths and
+messages in any script round-trip; ``resx catalog --out FILE.ecsv`` writes UTF-8 text. A FITS
+reader that ignores ``TEXTENC`` shows non-ASCII characters as their UTF-8 bytes. Column
+descriptions are stored as ``TCOMMn`` cards (the FITS column-comment convention) and read back.
 """
 
 from __future__ import annotations
@@ -209,23 +220,29 @@ class Workspace:
         """The workspace catalog (one row per galaxy, in stamp order).
 
         NaN and empty strings are kept as values, not masked (``Table.read`` of a FITS table
-        masks them by default), and string columns are ``str``.
+        masks them by default), and string columns are ``str``, decoded from UTF-8 (see the
+        module docstring and :func:`core.io.catalog.read_fits_table`).
         """
+        from core.io.catalog import read_fits_table
+
         if not self.catalog_path.exists():
             raise WorkspaceError(f"{self.catalog_path} is missing: run `resx ingest` first.")
         try:
-            table = Table.read(self.catalog_path, format="fits", mask_invalid=False)
+            return read_fits_table(self.catalog_path)
         except Exception as exc:
             raise WorkspaceError(f"{self.catalog_path} is corrupt: {exc}") from exc
-        table.convert_bytestring_to_unicode()
-        return table
 
     def write_catalog(self, table: Table) -> None:
-        """Write the catalog atomically (temporary file + rename), so readers never see half a file."""
+        """Write the catalog atomically (temporary file + rename), so readers never see half a file.
+
+        Text is stored as UTF-8 (:func:`core.io.catalog.write_fits_table`).
+        """
+        from core.io.catalog import write_fits_table
+
         fd, tmp = tempfile.mkstemp(dir=self.root, suffix=".fits")
         os.close(fd)
         try:
-            table.write(tmp, overwrite=True)
+            write_fits_table(table, tmp)
             os.replace(tmp, self.catalog_path)
         finally:
             if os.path.exists(tmp):

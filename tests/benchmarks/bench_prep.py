@@ -22,7 +22,9 @@ import sep
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from core.prep.pipeline import prep_galaxy, prep_workspace, tophat_kernel  # noqa: E402
+from core.prep.galaxy import prep_galaxy  # noqa: E402
+from core.prep.pipeline import prep_workspace  # noqa: E402
+from core.segmentation import tophat_kernel  # noqa: E402
 from core.workspace.config import DEFAULT_CONFIG  # noqa: E402
 from tests.workspace_factory import make_galaxy, make_workspace  # noqa: E402
 

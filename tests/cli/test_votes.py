@@ -83,11 +83,16 @@ def test_import_fits_file(ws, tmp_path, capsys):
 
 def test_invalid_file_imports_nothing_and_says_why(ws, tmp_path, capsys):
     path = write_csv(tmp_path / "bad.csv", ["g1,ann,Core,", "nope,ann,Core,", "g2,ann,Spiral,", "g3,,Core,"])
-    assert main(["votes", "import", str(ws.root), str(path)]) == 2
+    assert main(["votes", "import", str(ws.root), str(path), "--strict"]) == 2
     err = capsys.readouterr().err
     assert "bad.csv: 3 invalid row(s); nothing was imported" in err
     assert "row 2: unknown galaxy id 'nope'" in err and "row 3: unknown label 'Spiral'" in err
     assert "row 4: inspector name must not be empty" in err
+    assert len(open_store(ws).history()) == 0
+    # without --strict a vote on an unknown galaxy is skipped, but a bad label still stops the file
+    assert main(["votes", "import", str(ws.root), str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "bad.csv: 2 invalid row(s); nothing was imported" in err and "nope" not in err
     assert len(open_store(ws).history()) == 0
 
     missing = write_csv(tmp_path / "cols.csv", ["g1,Core"], header="id,label")
@@ -99,6 +104,18 @@ def test_invalid_file_imports_nothing_and_says_why(ws, tmp_path, capsys):
     assert "No workspace" in capsys.readouterr().err
     assert main(["votes", "export", str(ws.root), "--out", str(tmp_path / "x.txt")]) == 2
     assert "unknown file type" in capsys.readouterr().err
+
+
+def test_votes_on_galaxies_the_cuts_removed_are_counted_and_skipped(ws, tmp_path, capsys):
+    path = write_csv(tmp_path / "v.csv", ["g1,ann,Core,", "cut1,ann,Clean,", "g2,bob,Clean,", "cut1,bob,Clean,",
+                                          "cut2,bob,Core,"])
+    assert main(["votes", "import", str(ws.root), str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "imported 2 votes by 2 inspector(s)" in out
+    assert "skipped 3 votes on 2 galaxies not in this workspace" in out and "cut1, cut2" in out
+    assert sorted(open_store(ws).history()["id"]) == ["g1", "g2"]
+    assert main(["votes", "import", str(ws.root), str(path), "--strict"]) == 2
+    assert "3 invalid row(s); nothing was imported" in capsys.readouterr().err
 
 
 def _import_in_process(workspace: str, path: str) -> None:

@@ -71,10 +71,34 @@ def test_rff_by_hand():
     res = np.array([[1.0, 2.0], [3.0, -1.0]])
     model = np.array([[4.0, 3.0], [2.0, 1.0]])
     goi = np.ones((2, 2), bool)
-    assert_allclose(rff(res, model, goi, sigma=0.5), (5 - 0.8 * 4 * 0.5) / 10)
-    assert_allclose(rff(res, model, goi, sigma=0.5, absolute=True), (7 - 0.8 * 4 * 0.5) / 10)
+    assert_allclose(rff(res, model, goi, sigma=0.5), (7 - 0.8 * 4 * 0.5) / 10)  # |R|: the default
+    assert_allclose(rff(res, model, goi, sigma=0.5, absolute=False), (5 - 0.8 * 4 * 0.5) / 10)
     with pytest.raises(MetricError):
         rff(res, np.zeros((2, 2)), goi, 0.5)
+
+
+def test_rff_of_pure_noise_is_zero_with_abs_r_and_negative_signed():
+    # E|N(0, sigma)| = sqrt(2/pi) sigma ~ 0.80 sigma: the |R| form subtracts exactly the noise
+    rng = np.random.default_rng(7)
+    sigma, n = 0.5, 200_000
+    res = rng.normal(0, sigma, (1, n))
+    model = np.ones((1, n))
+    goi = np.ones((1, n), bool)
+    assert abs(rff(res, model, goi, sigma)) < 0.005
+    assert_allclose(rff(res, model, goi, sigma, absolute=False), -0.8 * sigma, atol=0.005)
+
+
+def test_model_normalised_spf():
+    res = np.zeros((10, 10))
+    res[5, 5], res[4, 4] = 6.0, -4.0
+    goi = np.zeros((10, 10), bool)
+    goi[3:7, 3:7] = True
+    model = np.full((10, 10), 0.5)  # 16 GOI pixels: sum S = 8
+    m = ResidualMetrics(res + np.random.default_rng(0).normal(0, 0.1, res.shape) * ~goi, model, goi, ~goi)
+    d = m.as_dict()
+    assert_allclose(d["goi_model_flux"], 8.0)
+    assert_allclose(d["spf"], 10.0)
+    assert_allclose(d["spf_norm"], 10.0 / 8.0)
 
 
 def test_residual_metrics_share_the_sky_fit():
@@ -106,6 +130,7 @@ def test_failures_become_flags_not_exceptions():
     res[goi] = 1.0
     m = ResidualMetrics(res, np.ones((20, 20)), goi, ~goi)  # constant sky: no fit
     d = m.as_dict()
+    assert d.pop("goi_model_flux") == 16.0  # needs no sky
     assert all(np.isnan(v) for v in d.values())
     assert any("sky fit" in f for f in m.flags)
     empty = ResidualMetrics(res, np.ones((20, 20)), np.zeros((20, 20), bool), ~goi)

@@ -6,7 +6,6 @@ import tomllib
 import pytest
 import tomli_w
 
-import core.workspace.config as config_module
 from core.workspace.config import (
     DEFAULT_CONFIG,
     MIGRATIONS,
@@ -14,7 +13,6 @@ from core.workspace.config import (
     SCHEMA_VERSION,
     ConfigError,
     default_config,
-    keep_old_default,
     load_config,
     problems,
     read_config,
@@ -174,9 +172,10 @@ def test_every_key_the_code_reads_is_declared_with_a_valid_default():
         "split": ["test_fraction", "seed"],
         "scaling": ["method", "per"],
         "prep": ["kernel_radius", "thresh", "minarea", "deblend_nthresh", "deblend_cont", "goi_search_radius",
-                 "sky_block", "cutout", "seed", "chunk", "rff_absolute"],
+                 "sky_block", "sky_background_box", "seam_max", "cutout", "cutout_size", "cutout_unit",
+                 "pixel_scale", "goi_outside_max", "goi_fill_max", "seed", "chunk", "rff_absolute"],
         "cuts": ["hmag_max", "logmass_min", "z_min", "z_max", "photflag"],
-        "catalog": ["columns"],
+        "catalog": ["columns", "goi_radius"],
     }
     cfg = default_config()
     for section, keys in read_by_code.items():
@@ -200,12 +199,17 @@ def test_a_schema_1_workspace_is_migrated_once_says_what_changed_and_round_trips
     with caplog.at_level(logging.WARNING, logger="core.workspace.workspace"):
         ws = Workspace.open(root)
     (msg,) = [r.getMessage() for r in caplog.records]
-    assert "config.toml is schema 1; migrated to schema 2 and rewritten" in msg
+    assert f"config.toml is schema 1; migrated to schema {SCHEMA_VERSION} and rewritten" in msg
     assert "votes.blind -> app.blind (= false)" in msg and "new section [app]" in msg
+    # schema 3: what the workspace ran with is kept, and the message says so
+    assert "prep.rff_absolute = false kept; the default is now true" in msg
+    assert "prep.cutout_unit = 'px', prep.cutout_size = 64 (the native cutout" in msg
     # the settings it ran with are kept; the dashboard's blind mode moved, not reset to the default
     assert ws.config["app"] == {"blind": False, "retrain_epochs": 10}
     assert "blind" not in ws.config["votes"] and ws.config["votes"]["experts"] == ["boss"]
     assert ws.config["prep"]["cutout"] == 64 and ws.config["models"]["input_size"] is None
+    assert (ws.config["prep"]["cutout_unit"], ws.config["prep"]["cutout_size"]) == ("px", 64)
+    assert ws.config["prep"]["rff_absolute"] is False and ws.config["prep"]["sky_background_box"] == 0
     assert ws.config["votes"]["database_url"] is None and ws.votes_url.startswith("sqlite:///")
     # written back once, with its version; the original is kept beside it
     written = tomllib.loads((root / "config.toml").read_text())
@@ -224,17 +228,21 @@ def test_read_config_migrates_a_schema_1_file_in_memory_only(tmp_path):
     original = old_workspace(root)
     loaded = load_config(root / "config.toml")
     assert loaded.version == 1 and loaded.migrated
-    assert loaded.changes == ["votes.blind -> app.blind (= true)",
-                              "new section [app] for the dashboard (app.blind, app.retrain_epochs)"]
-    assert loaded.config == default_config()  # the old defaults are today's, moved
-    assert read_config(root / "config.toml") == default_config()
+    assert loaded.changes[:2] == ["votes.blind -> app.blind (= true)",
+                                  "new section [app] for the dashboard (app.blind, app.retrain_epochs)"]
+    # the old defaults are today's, moved, except the defaults schema 3 changed: kept as they ran
+    ran_with = {"rff_absolute": False, "sky_background_box": 0, "cutout_unit": "px", "cutout_size": 50}
+    expected = default_config()
+    expected["prep"].update(ran_with)
+    assert loaded.config == expected
+    assert read_config(root / "config.toml") == expected
     assert (root / "config.toml").read_text() == original  # a run's record is not rewritten
 
 
 def test_migration_1_to_2_keeps_a_hand_written_app_section():
     raw = {"votes": {"blind": True, "experts": ["a"]}, "app": {"blind": False, "experts": ["b", "a"],
                                                                    "retrain_epochs": 3}}
-    changes = config_module.migrate(raw, 1)
+    changes = MIGRATIONS[1](raw)
     assert raw == {"votes": {"experts": ["a", "b"]}, "app": {"blind": False, "retrain_epochs": 3}}
     assert changes == ["votes.blind = true dropped: app.blind = false is also set and wins",
                        "app.experts merged into votes.experts (= ['a', 'b']): one list of experts for the "
@@ -276,27 +284,31 @@ def test_a_read_only_workspace_opens_migrated_in_memory(tmp_path, monkeypatch, c
     assert (root / "config.toml").read_text() == original
 
 
-def test_a_changed_default_is_carried_by_a_migration_keeping_what_old_workspaces_ran_with(tmp_path, monkeypatch):
-    # What the later issue that makes prep.rff_absolute default to true will do: schema 3.
-    monkeypatch.setattr(config_module, "SCHEMA_VERSION", 3)
-    monkeypatch.setitem(DEFAULT_CONFIG["prep"], "rff_absolute", True)
-    monkeypatch.setitem(MIGRATIONS, 2, lambda raw: [keep_old_default(raw, "prep.rff_absolute", old=False, new=True)])
-
-    relied = tmp_path / "relied.toml"  # schema 2, partial: ran with the old default
+def test_schema_3_changed_defaults_keep_what_old_workspaces_ran_with(tmp_path):
+    relied = tmp_path / "relied.toml"  # schema 2, partial: ran with the old defaults
     relied.write_text('schema_version = 2\n[prep]\ncutout = 64\n')
     loaded = load_config(relied)
-    assert loaded.config["prep"]["rff_absolute"] is False
-    assert loaded.changes == ["prep.rff_absolute = false (the default this file was written with) kept; "
-                              "new workspaces get true"]
+    prep = loaded.config["prep"]
+    assert prep["rff_absolute"] is False and prep["sky_background_box"] == 0
+    assert (prep["cutout_unit"], prep["cutout_size"], prep["cutout"]) == ("px", 64, 64)
+    assert loaded.changes[:3] == [
+        "prep.rff_absolute = false (the default this file was written with) kept; new workspaces get true",
+        "prep.sky_background_box = 0 (the default this file was written with) kept; new workspaces get 8",
+        "prep.cutout_unit = 'px', prep.cutout_size = 64 (the native cutout this file was written with) kept; "
+        "new workspaces cut 3.0 arcsec, resampled to prep.cutout px"]
 
     explicit = tmp_path / "explicit.toml"  # schema 1, full (as every old workspace): its value is kept
     explicit.write_text(tomli_w.dumps(OLD_DEFAULT_CONFIG))
     loaded = load_config(explicit)
     assert loaded.config["prep"]["rff_absolute"] is False
-    assert loaded.changes[-1] == "prep.rff_absolute = false kept; the default is now true"
+    assert "prep.rff_absolute = false kept; the default is now true" in loaded.changes
 
     chose_new = tmp_path / "new.toml"
-    chose_new.write_text('schema_version = 2\n[prep]\nrff_absolute = true\n')
+    chose_new.write_text('schema_version = 2\n[prep]\nrff_absolute = true\nsky_background_box = 8\n'
+                         'cutout_unit = "arcsec"\ncutout_size = 3.0\n')
     loaded = load_config(chose_new)
-    assert loaded.config["prep"]["rff_absolute"] is True and loaded.changes == []
-    assert default_config()["prep"]["rff_absolute"] is True  # new workspaces get the new default
+    assert loaded.config["prep"]["rff_absolute"] is True and loaded.config["prep"]["cutout_unit"] == "arcsec"
+    assert not any("kept" in c for c in loaded.changes)
+    new = default_config()["prep"]  # new workspaces get the new defaults
+    assert (new["rff_absolute"], new["sky_background_box"], new["cutout_unit"], new["cutout_size"]) == (
+        True, 8, "arcsec", 3.0)

@@ -6,7 +6,7 @@ from astropy.table import Table
 
 from core.io.catalog import CatalogError
 from core.workspace.config import DEFAULT_CONFIG
-from core.workspace.cuts import apply_cuts, cut_masks
+from core.workspace.cuts import apply_cuts, cut_masks, parse_cuts
 
 NAN = float("nan")
 
@@ -51,13 +51,39 @@ def test_each_cut_can_be_disabled():
     assert len(kept) == 10 and rep.rows == []
 
 
-def test_disabled_cut_does_not_need_its_column():
+def test_a_cut_without_its_column_is_off_and_said_so():
     t = hand_table()
-    t.remove_column("photflag")
-    with pytest.raises(CatalogError, match="needs the column 'photflag'.*disable"):
-        apply_cuts(t, DEFAULT_CONFIG["cuts"])
-    kept, _ = apply_cuts(t, dict(DEFAULT_CONFIG["cuts"], photflag=None))
-    assert len(kept) == 4
+    t.remove_columns(["photflag", "z"])
+    kept, rep = apply_cuts(t, DEFAULT_CONFIG["cuts"])
+    # g0 g4 g5 g6 g9 pass H and mass; no z or PhotFlag cut
+    assert list(kept["id"]) == ["g0", "g4", "g5", "g6", "g9"]
+    assert rep.missing == {"z_min": "z", "z_max": "z", "photflag": "photflag"}
+    assert rep.disabled == ["z_min", "z_max", "photflag"] and [r["cut"] for r in rep.rows] == ["hmag_max",
+                                                                                             "logmass_min"]
+    assert rep.note().startswith("the catalog has no z, photflag column: the cut(s) z_min, z_max, photflag are off")
+    assert "z_min (no column)" in str(rep)
+    # asked to, cut_masks still refuses, naming every missing column at once
+    with pytest.raises(CatalogError, match="z_min = 1.0 needs the column 'z'.*photflag = 0 needs the column "
+                                           "'photflag', which are missing"):
+        cut_masks(t, DEFAULT_CONFIG["cuts"])
+    kept, rep = apply_cuts(t, dict(DEFAULT_CONFIG["cuts"], photflag=None, z_min=None, z_max=None))
+    assert len(kept) == 5 and rep.missing == {} and rep.note() == ""
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("z=none,photflag=none", {"z_min": None, "z_max": None, "photflag": None}),
+    ("none", {k: None for k in DEFAULT_CONFIG["cuts"]}),
+    ("hmag=25, logmass_min=10, photflag=1", {"hmag_max": 25.0, "logmass_min": 10.0, "photflag": 1}),
+    ("MASS=off", {"logmass_min": None}),
+])
+def test_parse_cuts(text, expected):
+    assert parse_cuts(text) == expected
+
+
+def test_parse_cuts_no_cuts_and_errors():
+    assert parse_cuts("z_max=4", no_cuts=True) == {**{k: None for k in DEFAULT_CONFIG["cuts"]}, "z_max": 4.0}
+    with pytest.raises(CatalogError, match=r"'colour=1' is not NAME=VALUE.*'z=high': 'high' is not a number"):
+        parse_cuts("colour=1,z=high")
 
 
 def test_unknown_cut_is_an_error():

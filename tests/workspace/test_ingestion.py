@@ -135,12 +135,48 @@ def test_catalog_without_block_column_or_blocks_dir(simfolder, tmp_path):
     assert not (tmp_path / "ws").exists()
 
 
-def test_missing_cut_column_writes_nothing(simfolder, tmp_path):
+def test_a_catalog_without_z_mass_or_photflag_ingests_with_those_cuts_off(simfolder, tmp_path, capsys):
     t = Table.read(simfolder / "catalog.fits")
-    t.remove_column("logmass")
+    t.remove_columns(["logmass", "z", "photflag"])
     t.write(tmp_path / "c.fits")
-    with pytest.raises(CatalogError, match="c.fits: the cut logmass_min = 9.5 needs the column 'logmass'"):
-        ingest(tmp_path / "c.fits", tmp_path / "ws", progress=False)
+    ws = ingest(tmp_path / "c.fits", tmp_path / "ws", blocks_dir=simfolder, progress=False)
+    rep = ws.ingest_report.cuts
+    assert rep.missing == {"logmass_min": "logmass", "z_min": "z", "z_max": "z", "photflag": "photflag"}
+    assert list(ws.read_catalog()["id"]) == ["s0", "s1", "s3", "s4", "s5", "s6", "s7"]  # only H < 24.5
+    assert main(["ingest", str(tmp_path / "c.fits"), str(tmp_path / "ws2"), "--blocks", str(simfolder)]) == 0
+    out = capsys.readouterr().out
+    assert "note: the catalog has no logmass, z, photflag column: the cut(s) logmass_min, z_min, z_max, " \
+           "photflag are off" in out
+
+
+def test_cuts_and_no_cuts_options(simfolder, tmp_path, capsys):
+    assert main(["ingest", str(simfolder), str(tmp_path / "a"), "--cuts", "z=none,photflag=none"]) == 0
+    out = capsys.readouterr().out
+    assert "kept 6 of 8 galaxies" in out and "z_min (off)" in out and "z_max (off)" in out
+    assert read_config(tmp_path / "a" / "config.toml")["cuts"] == {
+        "hmag_max": 24.5, "logmass_min": 9.5, "z_min": None, "z_max": None, "photflag": None}
+    assert main(["ingest", str(simfolder), str(tmp_path / "b"), "--no-cuts"]) == 0
+    assert "kept 8 of 8 galaxies" in capsys.readouterr().out
+    # the votes line ingest prints works although the cuts removed galaxies
+    assert main(["ingest", str(simfolder), str(tmp_path / "c"), "--cuts", "hmag=22.5"]) == 0
+    out = capsys.readouterr().out
+    line = out.split("import them with")[1].splitlines()[1].split()
+    assert line[:3] == ["resx", "votes", "import"] and "votes on the 6 galaxies the cuts removed are skipped" in out
+    (simfolder / "votes.csv").write_text("id,inspector,label\ns0,a,Clean\ns2,a,Core\ns6,b,Core\n")
+    assert main(line[1:]) == 0
+    out = capsys.readouterr().out
+    assert "imported 2 votes" in out and "skipped 1 votes on 1 galaxies" in out
+    assert main(["ingest", str(simfolder), str(tmp_path / "d"), "--cuts", "colour=2"]) == 2
+    assert "resx ingest: --cuts: 'colour=2' is not NAME=VALUE" in capsys.readouterr().err
+
+
+def test_empty_catalog_and_no_galaxy_left_are_clear_errors(simfolder, tmp_path):
+    t = Table.read(simfolder / "catalog.fits")[:0]
+    t.write(tmp_path / "empty.fits")
+    with pytest.raises(CatalogError, match="empty.fits: the catalog has no rows"):
+        ingest(tmp_path / "empty.fits", tmp_path / "ws", progress=False)
+    with pytest.raises(CatalogError, match=r"(?s)no galaxy passed the cuts, nothing written:\n.*kept 0 of 8"):
+        ingest(simfolder, tmp_path / "ws", config={"cuts": {"hmag_max": 10.0}}, progress=False)
     assert not (tmp_path / "ws").exists()
 
 
@@ -280,7 +316,7 @@ def test_parallel_header_reading_equals_serial(survey, tmp_path, monkeypatch, sp
     (call,) = spy_run_tasks
     func, tasks, kwargs = call
     assert func is core.workspace.ingestion.read_header_chunk and kwargs["workers"] == 2
-    assert [len(paths) for (paths,) in tasks] == [3, 3, 3, 1]
+    assert [len(paths) for (paths, *_) in tasks] == [3, 3, 3, 1]
     assert kwargs["weights"] == [3, 3, 3, 1]
 
     ts, tp = read_workspace_catalog(serial), read_workspace_catalog(par)
