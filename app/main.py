@@ -20,6 +20,7 @@ import panel as pn
 
 from app import asset
 from app.state import COLOR_BY, AppState
+from app.text import md
 from core.workspace.workspace import WorkspaceError, default_workspace
 
 log = logging.getLogger("app")
@@ -51,15 +52,15 @@ def error_page(path: Path, exc: BaseException) -> pn.template.BaseTemplate:
     text = f"""
 ## The workspace cannot be opened
 
-**{path}**
+**{md(path)}**
 
-{detail}
+{md(detail)}
 
 ### How to get a workspace
 
-* the demo survey (simulated, ~3 min on 2 cores): `resx demo {path}`
-* your own GALFIT fits: `resx ingest CATALOG {path} --blocks BLOCKS`, then `resx prep {path}`,
-  `resx train {path} --model cnn --embed` and `resx train {path} --model cvae --embed`
+* the demo survey (simulated, ~3 min on 2 cores): `resx demo WORKSPACE`
+* your own GALFIT fits: `resx ingest CATALOG WORKSPACE --blocks BLOCKS`, then `resx prep WORKSPACE`,
+  `resx train WORKSPACE --model cnn --embed` and `resx train WORKSPACE --model cvae --embed`
 
 then reload this page, or serve another workspace with `resx serve DIR`
 (or `panel serve app --args --workspace DIR`, or `RESX_WORKSPACE=DIR panel serve app`).
@@ -97,7 +98,7 @@ def build(path: Path) -> pn.template.BaseTemplate:
     inspector = pn.widgets.TextInput.from_param(state.param.inspector, label="inspector (your name)",
                                                 placeholder="enter your name once", disabled=state.inspector_locked)
     sidebar = [
-        pn.pane.Markdown(f"**Workspace** `{state.ws.root}` · {state.n:,} galaxies"),
+        pn.pane.Markdown(f"**Workspace** {md(state.ws.root)} · {state.n:,} galaxies"),
         inspector,
         pn.widgets.RadioButtonGroup.from_param(state.param.model, label="latent space", color="light",
                                                options={"CNN": "cnn", "CvAE": "cvae"}),

@@ -32,6 +32,7 @@ from app.palettes import NO_LABEL, UNDECIDED
 from app.retrain import RetrainJob
 from app.selection import parse_id_list, points_in_bounds, points_in_polygon
 from core.labels import CLASSES, FIT_QUALITY, SKIP, VOTE_LABELS
+from core.votes.validation import inspector_key
 from core.workspace.config import DEFAULT_CONFIG
 from core.workspace.workspace import MODELS, Workspace, WorkspaceError
 
@@ -195,7 +196,7 @@ class AppState(param.Parameterized):
         self.acfg = dict(self.ws.config.get("app", {}) or {})
         # one place each (config schema 2; Workspace.open migrates votes.blind -> app.blind)
         self.blind = bool(self.acfg.get("blind", DEFAULT_CONFIG["app"]["blind"]))
-        self.experts = set(self.vcfg.get("experts") or [])
+        self.experts = {inspector_key(n) for n in self.vcfg.get("experts") or []}
         self._store = None
         self._emb_cache: dict[str, dict[str, Any]] = {}
         self._frames: dict[tuple, pd.DataFrame] = {}
@@ -390,7 +391,16 @@ class AppState(param.Parameterized):
 
     @property
     def is_expert(self) -> bool:
-        return self.inspector in self.experts
+        return bool(self.inspector.strip()) and inspector_key(self.inspector) in self.experts
+
+    def is_me(self, names: Any) -> np.ndarray:
+        """Which of ``names`` (inspector names as the store shows them) are this session's inspector.
+
+        Compares identities (:func:`core.votes.validation.inspector_key`: NFC, trimmed,
+        case-folded), so " Alice" typed here is the "alice" of the store.
+        """
+        me = inspector_key(self.inspector)
+        return np.fromiter((inspector_key(n) == me for n in names), dtype=bool, count=len(names))
 
     def vote(self, rows: Sequence[int], label: str, comment: str = "") -> int:
         """Cast ``label`` for the galaxies at catalog ``rows`` in the inspector's name."""
@@ -497,12 +507,12 @@ class AppState(param.Parameterized):
 
     def _ensure_inspector(self) -> None:
         """Register the inspector on first use (experts from config ``votes.experts``); never demote."""
-        key = (self.ws.votes_url, self.inspector)
+        key = (self.ws.votes_url, inspector_key(self.inspector))
         if key in self._known_inspectors:
             return
         try:
             known = self.store.inspectors()
-            row = known[known["name"] == self.inspector] if "name" in known else known.iloc[:0]
+            row = known[self.is_me(known["name"])] if "name" in known else known.iloc[:0]
             if len(row) == 0:
                 self.store.add_inspector(self.inspector, role="expert" if self.is_expert else "inspector")
             elif self.is_expert and str(row["role"].iloc[0]) != "expert":
@@ -514,7 +524,7 @@ class AppState(param.Parameterized):
     def my_voted_rows(self) -> np.ndarray:
         if not len(self.votes):
             return np.empty(0, dtype=int)
-        mine = self.votes.loc[self.votes["inspector"] == self.inspector, "id"]
+        mine = self.votes.loc[self.is_me(self.votes["inspector"].to_numpy()), "id"]
         return self.row_of.get_indexer(mine.unique())
 
     def consensus_columns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -564,7 +574,7 @@ class AppState(param.Parameterized):
         model = model or self.model
         run = self.run_of(model)
         key = (model, run, self.pc_x, self.pc_y, tuple(self.class_filter), tuple(self.consensus_filter),
-               self.votes_version, self.inspector if self.blind else "")
+               self.votes_version, inspector_key(self.inspector) if self.blind else "")
         if key in self._frames:
             return self._frames[key]
         emb = self.embedding(run)
@@ -689,7 +699,7 @@ class AppState(param.Parameterized):
         if len(self.votes):
             v = self.votes[self.votes["id"].isin(set(out["id"]))]
             if self.blind and not self.is_expert:
-                mine = set(v.loc[v["inspector"] == self.inspector, "id"])
+                mine = set(v.loc[self.is_me(v["inspector"].to_numpy()), "id"])
                 v = v[v["id"].isin(mine)]
             pairs = v["inspector"].astype(str) + ":" + v["label"].astype(str)
             per = pairs.groupby(v["id"]).agg("; ".join)

@@ -7,6 +7,7 @@ import pandas as pd
 import panel as pn
 
 from app.state import AppState
+from app.text import md
 
 
 class AgreementView:
@@ -21,7 +22,8 @@ class AgreementView:
     def __init__(self, state: AppState):
         self.state = state
         self.summary = pn.pane.Markdown("", margin=(0, 5), css_classes=["resx-kappa"])
-        self.table = pn.pane.DataFrame(pd.DataFrame(), index=False, sizing_mode="stretch_width", visible=False)
+        self.table = pn.pane.DataFrame(pd.DataFrame(), index=False, escape=True, sizing_mode="stretch_width",
+                                       visible=False)
         self.visible = False
         self._stale = True
         state.param.watch(self._votes_changed, ["votes_version"])
@@ -43,7 +45,7 @@ class AgreementView:
         try:
             ag = self.state.agreement()
         except Exception as exc:  # noqa: BLE001 - shown to the user, the page stays up
-            self.summary.object = f"**No agreement statistics:** {exc}"
+            self.summary.object = f"**No agreement statistics:** {md(exc)}"
             self.table.visible = False
             return
         kappa = getattr(ag, "kappa", np.nan)

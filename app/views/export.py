@@ -13,6 +13,7 @@ from astropy.table import Table
 from app.palettes import NO_LABEL
 from app.selection import parse_id_list
 from app.state import AppState
+from app.text import md
 
 log = logging.getLogger(__name__)
 
@@ -98,11 +99,11 @@ class ExportView:
                 raise ValueError("nothing is selected")
             path = self.state.save_selection(self.name.value)
         except Exception as exc:
-            self.msg.object = f"⚠ {exc}"
+            self.msg.object = f"⚠ {md(exc)}"
             return
         self.saved.options = self.state.saved_selections()
         self.saved.value = path.stem
-        self.msg.object = f"Saved {len(self.state.selected)} ids to `{path}`."
+        self.msg.object = f"Saved {len(self.state.selected)} ids to {md(path)}."
 
     def _load(self) -> None:
         if not self.saved.value:
@@ -162,7 +163,7 @@ class SelectByView:
 
     def _select_ids(self) -> None:
         rows, unknown = self.state.select_ids(parse_id_list(self.ids.value))
-        self.msg.object = f"{len(rows)} selected." + (f" Unknown ids: {', '.join(unknown[:10])}"
+        self.msg.object = f"{len(rows)} selected." + (f" Unknown ids: {md(', '.join(unknown[:10]))}"
                                                       f"{'…' if len(unknown) > 10 else ''}" if unknown else "")
 
     def panel(self) -> pn.viewable.Viewable:

@@ -26,6 +26,7 @@ from app import asset
 from app.palettes import CLASS_COLORS, NO_LABEL
 from app.selection import PER_PAGE, SORT_BY, n_pages, page_of, sort_rows
 from app.state import KEYS, AppState
+from app.text import md
 
 __all__ = ["ALL_KINDS", "KEYS", "GalleryGrid", "GalleryView", "render_stamps", "residual_limit", "stretch_residual"]
 
@@ -512,7 +513,7 @@ class GalleryView(param.Parameterized):
         self.state.page_rows = rows
         self.grid.pages = pages
         src = self.state.selection_source
-        self.info.object = (f"**{n}** selected{f' ({src})' if src else ''} · page {page + 1} / {pages}"
+        self.info.object = (f"**{n}** selected{f' ({md(src)})' if src else ''} · page {page + 1} / {pages}"
                             if n else "No selection.")
         if rows.size == 0:
             self.grid.param.update(tiles=[], captions=[])
@@ -528,7 +529,7 @@ class GalleryView(param.Parameterized):
             uris = self._uris
         except Exception as exc:
             log.exception("cannot read stamps")
-            self.info.object += f"\n\n⚠ cannot read the stamps: {exc}"
+            self.info.object += f"\n\n⚠ cannot read the stamps: {md(exc)}"
             uris = {k: [""] * rows.size for k in self.kinds}
         lines = self.tile_lines(rows)
         captions = [{"row": int(r), "lines": lines[i][0], "color": lines[i][1]} for i, r in enumerate(rows)]
@@ -559,7 +560,7 @@ class GalleryView(param.Parameterized):
                                       pn.pane.HTML(f'<img src="{uris[k][0]}" class="resx-big">', margin=0))
                             for k in ALL_KINDS])
         except Exception as exc:
-            imgs = pn.pane.Alert(f"Cannot read the stamps of {gid}: {exc}", alert_type="danger")
+            imgs = pn.pane.Alert(f"Cannot read the stamps of {md(gid)}: {md(exc)}", alert_type="danger")
         cat = st.catalog.iloc[row]
         keys = [c for c in ("field", "ra", "dec", "z", "logmass", "hmag", "catalog_class", "fit_quality", "prep_status",
                             "prep_message", "sky_sigma", "spf", "spf_pos", "spf_neg", "bumpiness", "rff", "gf_mag",
@@ -568,13 +569,13 @@ class GalleryView(param.Parameterized):
         frame = self._frame()
         if frame is not None and row in frame.index:
             fr = frame.loc[row]
-            metrics += f"\n| predicted ({st.model.upper()}) | {fr['predicted']} ({_fmt(fr['confidence'])}) |"
-            metrics += f"\n| GMM cluster | {fr['gmm']} |"
+            metrics += f"\n| predicted ({st.model.upper()}) | {_fmt(fr['predicted'])} ({_fmt(fr['confidence'])}) |"
+            metrics += f"\n| GMM cluster | {_fmt(fr['gmm'])} |"
         label, nvotes, _ = st.consensus_columns()
         votes = st.galaxy_votes(gid)  # every current vote with its comment and time
         if "created_at" in votes:
             votes = votes.assign(time=votes["created_at"].dt.strftime("%Y-%m-%d %H:%M UTC"))
-        hidden = st.blind and not st.is_expert and not (len(votes) and (votes["inspector"] == st.inspector).any())
+        hidden = st.blind and not st.is_expert and not (len(votes) and st.is_me(votes["inspector"]).any())
         if hidden:
             vote_md = f"{nvotes[row]} vote(s); blind mode: vote first to see them."
         elif len(votes):
@@ -586,7 +587,7 @@ class GalleryView(param.Parameterized):
         close = pn.widgets.Button(label="Close", width=80, align="end")
         close.on_click(lambda e: self.close_detail())
         return pn.Column(
-            pn.Row(pn.pane.Markdown(f"## {gid}\nconsensus **{label[row]}** · {nvotes[row]} vote(s)"), close),
+            pn.Row(pn.pane.Markdown(f"## {md(gid)}\nconsensus **{md(label[row])}** · {nvotes[row]} vote(s)"), close),
             imgs,
             pn.Row(pn.pane.Markdown("| metric | value |\n|---|---|\n" + metrics, width=380),
                    pn.pane.Markdown("### Votes\n" + vote_md, width=420)),
@@ -622,8 +623,9 @@ class GalleryView(param.Parameterized):
 
 
 def _fmt(v: Any) -> str:
+    """A value for a Markdown table cell: numbers formatted, text escaped (names, comments are data)."""
     if isinstance(v, (bytes, np.bytes_)):
-        v = v.decode()
+        v = v.decode(errors="replace")
     if isinstance(v, (float, np.floating)):
         return "—" if not np.isfinite(v) else f"{v:.4g}"
-    return str(v).replace("|", "/")
+    return md(v)

@@ -11,15 +11,15 @@ tiles are the state's ``focused_row`` and ``ticked``; the gallery's keys vote th
 
 from __future__ import annotations
 
-import html
 import logging
-import re
 
 import numpy as np
 import panel as pn
 
 from app.palettes import CLASS_COLORS
 from app.state import KEYS, AppState
+from app.text import md as _md
+from app.text import notify
 from core.labels import VOTE_LABELS
 
 log = logging.getLogger(__name__)
@@ -97,13 +97,11 @@ class VotingView:
         except Exception as exc:
             self._notify(f"Nothing undone: {exc}", "warning")
             return
-        self.status.object = f"Undone: {out}" if out else "Nothing to undo."
+        self.status.object = f"Undone: {_md(out)}" if out else "Nothing to undo."
 
     @staticmethod
     def _notify(msg: str, kind: str = "info") -> None:
-        notif = pn.state.notifications
-        if notif is not None:
-            getattr(notif, kind if kind in ("info", "warning", "error", "success") else "info")(msg, duration=5000)
+        notify(msg, kind)  # escaped: the message may quote a name or a comment
 
     def panel(self) -> pn.viewable.Viewable:
         return pn.Column(
@@ -115,7 +113,3 @@ class VotingView:
             sizing_mode="stretch_width",
         )
 
-
-def _md(text: str) -> str:
-    """User text (an inspector's name) as literal Markdown: no markup, no HTML."""
-    return re.sub(r"([\\`*_{}\[\]()#+\-.!|~])", r"\\\1", html.escape(str(text), quote=False))

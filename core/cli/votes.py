@@ -1,4 +1,4 @@
-"""``resx votes import|export|stats``: the inspectors' vote store (:mod:`core.votes`)."""
+"""``resx votes import|export|stats|merge-inspectors``: the inspectors' vote store (:mod:`core.votes`)."""
 
 from __future__ import annotations
 
@@ -31,6 +31,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = vsub.add_parser("stats", help="Fleiss' kappa, per-inspector agreement and confusion matrices.")
     p.set_defaults(func=run_stats)
     p.add_argument("workspace", metavar="WORKSPACE")
+    p = vsub.add_parser("merge-inspectors",
+                        help="Merge registered inspector names that are one person (same name up to case, "
+                        "Unicode form and surrounding spaces); without --yes, only list them.")
+    p.set_defaults(func=run_merge_inspectors)
+    p.add_argument("workspace", metavar="WORKSPACE")
+    p.add_argument("--yes", action="store_true", help="merge them (rewrites whose votes they are; keep a backup)")
 
 
 @contextlib.contextmanager
@@ -97,6 +103,7 @@ def run_stats(args: argparse.Namespace) -> int:
         consensus = store.consensus()
         agreement = compute_agreement(votes, consensus)
         n_inspectors = len(store.inspectors())
+        collisions = store.inspector_collisions()
         rule_cfg = dict(store.config)
     share = Fraction(float(rule_cfg["fraction"])).limit_denominator(1000)
     rule = f"{rule_cfg['min_votes']} non-skip votes, a {share} majority"
@@ -105,6 +112,28 @@ def run_stats(args: argparse.Namespace) -> int:
     counts = consensus["label"].value_counts()
     print("Consensus: " + ", ".join(f"{lab} {int(counts.get(lab, 0))}"
                                      for lab in [*VOTE_LABELS[:-1], UNDECIDED]))
+    if collisions:
+        print(_collision_text(collisions) + "\nMerge them with `resx votes merge-inspectors WORKSPACE --yes`.")
     print()
     print(agreement.to_text())
+    return 0
+
+
+def _collision_text(groups: list[list[str]]) -> str:
+    return f"{len(groups)} inspector(s) registered under several names (one person each):\n" + "\n".join(
+        "  " + " = ".join(repr(n) for n in names) + f"  (kept: {names[0]!r})" for names in groups)
+
+
+def run_merge_inspectors(args: argparse.Namespace) -> int:
+    with _store(args.workspace) as (_, store):
+        groups = store.inspector_collisions()
+        if not groups:
+            print("no inspector names to merge: every registered name is a different person")
+            return 0
+        if not args.yes:
+            print(_collision_text(groups) + "\nnothing changed; run again with --yes to merge them")
+            return 0
+        merged = store.merge_inspectors()
+    print(f"merged {sum(len(g) - 1 for g in merged)} name(s) into {len(merged)} inspector(s):\n" + "\n".join(
+        f"  {names[0]!r} <- " + ", ".join(repr(n) for n in names[1:]) for names in merged))
     return 0

@@ -54,6 +54,8 @@ from core.votes.validation import (
     check_galaxy_id,
     check_galaxy_ids,
     check_text,
+    display_name,
+    inspector_key,
     normalize_label,
 )
 from core.workspace.config import DEFAULT_CONFIG
@@ -143,7 +145,9 @@ class VoteStore:
         Parameters
         ----------
         name : str
-            Non-empty, at most :data:`MAX_NAME` characters; stored verbatim.
+            Non-empty, at most :data:`MAX_NAME` characters. Identity is
+            :func:`~core.votes.validation.inspector_key` (NFC, trimmed, case-folded): a name
+            matching a registered one is that inspector; a new one is stored as typed (trimmed).
         role : {"inspector", "expert"}
             An expert's vote validates (overrides) the consensus of a galaxy.
         """
@@ -151,9 +155,11 @@ class VoteStore:
         if role not in ROLES:
             raise VoteStoreError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
         with self._write() as conn:
-            conn.execute(insert_ignore(conn, inspectors, "name").values(name=name, role=role, created_at=now_utc()))
-            row = conn.execute(sa.select(inspectors.c.id, inspectors.c.role)
-                               .where(inspectors.c.name == name)).first()
+            row = self._find_inspector(conn, name)
+            if row is None:
+                conn.execute(insert_ignore(conn, inspectors, "name").values(name=display_name(name), role=role,
+                                                                           created_at=now_utc()))
+                row = self._find_inspector(conn, name)
             if row.role != role:
                 log.info("inspector %r: role %s -> %s", name, row.role, role)
                 conn.execute(inspectors.update().where(inspectors.c.id == row.id).values(role=role))
@@ -167,9 +173,76 @@ class VoteStore:
         df["created_at"] = pd.to_datetime(df["created_at"], utc=True)
         return df
 
+    @staticmethod
+    def _find_inspector(conn: sa.Connection, name: str):
+        """The registered inspector that ``name`` is (by :func:`inspector_key`), or None.
+
+        An exact match wins; otherwise the oldest registered name with the same key (a store
+        holding several such names -- see :meth:`inspector_collisions` -- keeps them apart until
+        :meth:`merge_inspectors`).
+        """
+        row = conn.execute(sa.select(inspectors.c.id, inspectors.c.name, inspectors.c.role)
+                           .where(inspectors.c.name == name)).first()
+        if row is not None:
+            return row
+        key = inspector_key(name)
+        rows = conn.execute(sa.select(inspectors.c.id, inspectors.c.name, inspectors.c.role)
+                            .order_by(inspectors.c.id)).all()
+        return next((r for r in rows if inspector_key(r.name) == key), None)
+
+    def inspector_collisions(self) -> list[list[str]]:
+        """Registered inspector names that are one person under :func:`inspector_key`.
+
+        Returns
+        -------
+        list of list of str
+            One list per identity with more than one registered name, oldest first (the name
+            :meth:`merge_inspectors` keeps comes first). Empty when there is nothing to merge.
+        """
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(inspectors.c.id, inspectors.c.name).order_by(inspectors.c.id)).all()
+        groups: dict[str, list[str]] = {}
+        for _, name in rows:
+            groups.setdefault(inspector_key(name), []).append(name)
+        return [names for names in groups.values() if len(names) > 1]
+
+    def merge_inspectors(self) -> list[list[str]]:
+        """Merge the names of :meth:`inspector_collisions` into one inspector each, in one transaction.
+
+        The oldest name of each group is kept; the votes and actions of the others become its
+        own (so their current vote on a galaxy is the latest of all of them), the kept name is an
+        expert if any of them was, and the other names are removed. This rewrites history, so
+        it runs only when asked (``resx votes merge-inspectors``).
+
+        Returns
+        -------
+        list of list of str
+            The groups merged (kept name first); empty when there was nothing to merge.
+        """
+        merged: list[list[str]] = []
+        with self._write() as conn:
+            rows = conn.execute(sa.select(inspectors.c.id, inspectors.c.name, inspectors.c.role)
+                                .order_by(inspectors.c.id)).all()
+            groups: dict[str, list] = {}
+            for r in rows:
+                groups.setdefault(inspector_key(r.name), []).append(r)
+            for group in groups.values():
+                if len(group) < 2:
+                    continue
+                keep, others = group[0], [r.id for r in group[1:]]
+                conn.execute(votes_table.update().where(votes_table.c.inspector_id.in_(others))
+                             .values(inspector_id=keep.id))
+                conn.execute(actions.update().where(actions.c.inspector_id.in_(others)).values(inspector_id=keep.id))
+                if any(r.role == "expert" for r in group) and keep.role != "expert":
+                    conn.execute(inspectors.update().where(inspectors.c.id == keep.id).values(role="expert"))
+                conn.execute(inspectors.delete().where(inspectors.c.id.in_(others)))
+                merged.append([r.name for r in group])
+                log.warning("inspectors merged into %r: %s", keep.name, ", ".join(repr(r.name) for r in group[1:]))
+        return merged
+
     def _inspector(self, conn: sa.Connection, name: Any) -> tuple[int, str]:
         name = check_text(name, "inspector name", MAX_NAME)
-        row = conn.execute(sa.select(inspectors.c.id, inspectors.c.role).where(inspectors.c.name == name)).first()
+        row = self._find_inspector(conn, name)
         if row is None:
             raise VoteStoreError(f"unknown inspector {name!r}: register them first (add_inspector)")
         return row.id, row.role
@@ -524,11 +597,11 @@ class VoteStore:
 
     def _expert_lut(self, conn: sa.Connection) -> np.ndarray:
         """Inspector id -> expert (role expert, or named in the ``votes.experts`` setting)."""
-        experts = set(self.config.get("experts") or [])
+        experts = {inspector_key(n) for n in self.config.get("experts") or []}
         rows = conn.execute(sa.select(inspectors.c.id, inspectors.c.name, inspectors.c.role)).all()
         lut = np.zeros(max((r[0] for r in rows), default=0) + 1, dtype=bool)
         for i, name, role in rows:
-            lut[i] = role == "expert" or name in experts
+            lut[i] = role == "expert" or inspector_key(name) in experts
         return lut
 
     def _current_codes(self, conn: sa.Connection) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -666,19 +739,33 @@ class VoteStore:
             if problems:
                 problems.sort(key=lambda p: int(p.split(":")[0].split()[1]))
                 raise VoteImportError(name, problems)
-            names = list(dict.fromkeys(r[1] for r in rows))
-            before = set(conn.execute(sa.select(inspectors.c.name)).scalars())
-            new = [n for n in names if n not in before]
-            for n in new:
-                conn.execute(insert_ignore(conn, inspectors, "name").values(
-                    name=n, role="inspector", created_at=now_utc()))
-            existing = dict(conn.execute(sa.select(inspectors.c.name, inspectors.c.id)).all())
-            by_inspector: dict[str, list[tuple[str, str, str, str]]] = {n: [] for n in names}
+            # one inspector per identity (inspector_key): " Alice " and "alice" are one person
+            registered = conn.execute(sa.select(inspectors.c.id, inspectors.c.name).order_by(inspectors.c.id)).all()
+            exact = {r.name: r.id for r in registered}
+            by_key: dict[str, int] = {}
+            for r in registered:
+                by_key.setdefault(inspector_key(r.name), r.id)
+            names: list[str] = []  # as registered, one per identity, in first-seen order
+            new: list[str] = []
+            id_of: dict[str, int] = {}  # name in the file -> inspector id
+            for n in dict.fromkeys(r[1] for r in rows):
+                iid = exact.get(n, by_key.get(inspector_key(n)))
+                if iid is None:
+                    stored = display_name(n)
+                    conn.execute(insert_ignore(conn, inspectors, "name").values(
+                        name=stored, role="inspector", created_at=now_utc()))
+                    iid = conn.execute(sa.select(inspectors.c.id).where(inspectors.c.name == stored)).scalar_one()
+                    by_key[inspector_key(n)] = iid
+                    exact[stored] = iid
+                    new.append(stored)
+                id_of[n] = iid
+            name_of = {iid: name for name, iid in exact.items()}
+            by_inspector: dict[int, list[tuple[str, str, str, str]]] = {}
             for r in rows:
-                by_inspector[r[1]].append(r)
-            for n in names:
-                mine = by_inspector[n]
-                self._insert_action(conn, existing[n], [r[0] for r in mine], [r[2] for r in mine],
+                by_inspector.setdefault(id_of[r[1]], []).append(r)
+            for iid, mine in by_inspector.items():
+                names.append(name_of.get(iid, mine[0][1]))
+                self._insert_action(conn, iid, [r[0] for r in mine], [r[2] for r in mine],
                                     [r[3] for r in mine], source, known)
         return ImportReport(n_rows=len(table), n_votes=len(rows), inspectors=names, new_inspectors=new,
                             n_skipped=n_skipped, skipped_ids=list(skipped))
