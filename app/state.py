@@ -246,7 +246,8 @@ class AppState(param.Parameterized):
     def activate_run(self, model: str, run_id: str) -> None:
         """Show ``run_id`` and make it the workspace's active run of ``model``.
 
-        The active run (``active.json``) is what ``resx embed`` and every new session open.
+        The active run (``active.json``) is what ``resx embed`` and every new session open;
+        only a finished run can be it (:func:`core.learn.runs.activate`; the file is written under its lock).
 
         Parameters
         ----------
@@ -254,9 +255,18 @@ class AppState(param.Parameterized):
             The model the run belongs to.
         run_id : str
             A run of the workspace.
+
+        Raises
+        ------
+        core.learn.runs.RunError
+            The run is not finished (running, failed, cancelled) or is of another model.
         """
+        from core.learn.runs import RunError, activate, read_run
+
+        if read_run(self.ws, run_id).model != model:
+            raise RunError(f"run {run_id} is not a {model} run")
+        activate(self.ws, run_id)
         self.set_run(model, run_id)
-        self.ws.set_active_run(model, run_id)
 
     def run_evaluation(self, run_id: str | None) -> dict[str, Any]:
         """``evaluation.json`` of a run (accuracy, per-class recall, confusion matrix, ...).
@@ -747,8 +757,12 @@ class AppState(param.Parameterized):
         self.job.cancel()
         return True
 
-    def finish_retrain(self) -> tuple[str, str]:
-        """After the process ended: make a finished run active and refresh; else keep the active run."""
+    def finish_retrain(self, make_active: bool = False) -> tuple[str, str]:
+        """After the process ended: show a finished run in this session; else keep the shown run.
+
+        The workspace's active run (``active.json``, what other sessions and ``resx embed`` open)
+        changes only when ``make_active`` is true.
+        """
         job = self.job
         status, message = job.outcome()
         self.refresh_runs()
@@ -758,7 +772,10 @@ class AppState(param.Parameterized):
             if err:
                 return "failed", err
             self.model = job.model
-            self.set_run(job.model, job.run_id)
+            if make_active:
+                self.activate_run(job.model, job.run_id)
+            else:
+                self.set_run(job.model, job.run_id)
         return status, message
 
     def predictions_changed(self, model: str | None = None) -> tuple[int, int, str] | None:

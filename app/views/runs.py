@@ -68,7 +68,10 @@ class RunsView:
         st = self.state
         st.set_run(st.model, event.new)
         if self.make_active.value:
-            st.activate_run(st.model, event.new)
+            try:
+                st.activate_run(st.model, event.new)
+            except Exception as exc:  # noqa: BLE001 - an unfinished run: shown, the page stays up
+                self.r_status.object = f"⚠ {md(exc)}"
 
     def run_summary(self) -> pn.viewable.Viewable:
         """Accuracy, the confusion matrix and the predictions changed for the shown run."""
@@ -151,12 +154,17 @@ class RunsView:
         if job.running:
             return
         job._reported = True
-        status, message = self.state.finish_retrain()
+        try:
+            status, message = self.state.finish_retrain(make_active=self.make_active.value)
+        except Exception as exc:  # noqa: BLE001 - e.g. the run could not be made active
+            status, message = "failed", str(exc)
         self.r_start.disabled = False
         self.r_cancel.disabled = True
         self.progress.visible = False
         if status == "done":
-            self.r_status.object = f"✔ **{md(job.run_id)}** finished; it is now the active {job.model.upper()} run."
+            where = ("it is now the workspace's active run" if self.make_active.value
+                     else "shown here; the workspace's active run is unchanged")
+            self.r_status.object = f"✔ **{md(job.run_id)}** finished; {where} ({job.model.upper()})."
         elif status == "cancelled":
             self.r_status.object = f"Run **{md(job.run_id)}** was cancelled; the active run is unchanged."
         else:

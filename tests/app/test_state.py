@@ -322,13 +322,15 @@ def test_failed_retrain_keeps_the_active_run(state):
     assert state.run_cnn == "cnn-a"
 
 
-def test_finished_retrain_becomes_active(state):
-    """A run that ends 'done' with an embedding becomes the shown run (process faked by a script)."""
+def test_finished_retrain_is_shown_and_made_active_only_when_asked(state):
+    """A run that ends 'done' with an embedding becomes the shown run (process faked by a script);
+    the workspace's active run (active.json) changes only when asked."""
     from app.retrain import RetrainJob
     from tests.app_workspace import write_run
 
     classes = np.array([CLASSES.index(c) for c in state.catalog["catalog_class"]])
     job = RetrainJob(state.ws, "cnn", 1, "cnn-a", run_id="cnn-new")
+    assert "--no-activate" in job.cmd  # the trainer never activates the run itself
     write_run(state.ws, "cnn-new", "cnn", classes, state.ids, seed=5, init="cnn-a", flip=0.3)
     job.cmd = [sys.executable, "-c", "pass"]
     job.start()
@@ -336,6 +338,9 @@ def test_finished_retrain_becomes_active(state):
     state.job = job
     assert state.finish_retrain() == ("done", "")
     assert state.run_cnn == "cnn-new" and any(r.id == "cnn-new" for r in state.runs)
+    assert state.ws.active_run("cnn") == "cnn-a"  # not asked: the workspace's active run is unchanged
+    assert state.finish_retrain(make_active=True) == ("done", "")
+    assert state.ws.active_run("cnn") == "cnn-new"
     changed, compared, prev = state.predictions_changed("cnn")
     a, b = state.embedding("cnn-new")["predicted"], state.embedding("cnn-a")["predicted"]
     assert (changed, compared, prev) == (int((a != b).sum()), state.n, "cnn-a")
@@ -475,6 +480,17 @@ def test_run_panel_reads_and_activates_runs_through_the_state(state):
     assert state.run_row("cnn-a").model == "cnn" and state.run_row("nope") is None
     state.activate_run("cvae", "cvae-a")
     assert state.run_cvae == "cvae-a" and Workspace.open(state.ws.root).active_runs()["cvae"] == "cvae-a"
+    from core.learn.runs import RunError, read_run, write_run_json
+
+    record = read_run(state.ws, "cvae-a").to_dict()
+    record.pop("path"), record.pop("active")
+    write_run_json(state.ws.runs_dir / "cvae-a", {**record, "status": "failed"})
+    state.ws.set_active_run("cvae", None)
+    with pytest.raises(RunError, match="only a finished"):
+        state.activate_run("cvae", "cvae-a")  # only a finished run can become active
+    with pytest.raises(RunError, match="not a cnn run"):
+        state.activate_run("cnn", "cvae-a")
+    assert Workspace.open(state.ws.root).active_runs()["cvae"] is None
     assert not state.cancel_retrain()  # nothing running
 
 
