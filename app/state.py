@@ -399,6 +399,14 @@ class AppState(param.Parameterized):
             return "Enter your inspector name in the sidebar first."
         return ""
 
+    #: Whether experts' votes override the consensus in this server (M2: only with authentication).
+    experts_enabled = True
+
+    @property
+    def sees_all(self) -> bool:
+        """Whether blind mode hides nothing from this session (experts, and the lead)."""
+        return self.is_expert
+
     @property
     def is_expert(self) -> bool:
         return bool(self.inspector.strip()) and inspector_key(self.inspector) in self.experts

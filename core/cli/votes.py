@@ -74,19 +74,21 @@ def run_import(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
+    from core.io.export import provenance
     from core.votes.consensus import UNDECIDED
     from core.votes.files import consensus_catalog, write_table
     from core.workspace.workspace import WorkspaceError
 
     with _store(args.workspace) as (ws, store):
         consensus = store.consensus()
+        rule = {**ws.config, "votes": dict(store.config)}
     try:
         catalog = ws.read_catalog()
     except WorkspaceError as exc:
         log.warning("exporting the consensus without catalog columns: %s", exc)
         catalog = None
     table = consensus_catalog(consensus, catalog)
-    write_table(table, args.out)
+    write_table(table, args.out, provenance(ws, config=rule, what="consensus catalog (resx votes export)"))
     decided = int((table["consensus"] != UNDECIDED).sum())
     print(f"wrote {len(table)} galaxies to {args.out}: {decided} with a consensus "
           f"({int(table['expert'].sum())} expert-validated), {len(table) - decided} undecided")

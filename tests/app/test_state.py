@@ -307,9 +307,14 @@ def test_consensus_catalog_export(state):
     t = consensus_catalog(state)
     assert len(t) == state.n and t["id"][0] == "G0000000"
     assert {"consensus", "n_votes", "predicted", "spf"} <= set(t.colnames)
-    back = Table.read(table_bytes(t, "fits"), format="fits")
+    from app.views.export import export_provenance
+
+    prov = export_provenance(state, "consensus catalog (dashboard)")
+    back = Table.read(table_bytes(t, "fits", prov), format="fits")
     assert len(back) == state.n
-    csv = table_bytes(t, "csv").getvalue().decode()
+    assert back.meta["RUN_CNN"] == state.run_cnn and back.meta["EXPORTBY"] == "ann" and back.meta["EXPORTED"]
+    assert "majority" in back.meta["CONSENS"] and len(back.meta["CFGSHA"]) == 64
+    csv = table_bytes(t, "csv", prov).getvalue().decode()
     assert csv.splitlines()[0].startswith("id,") and len(csv.splitlines()) == state.n + 1
 
 
