@@ -149,6 +149,10 @@ def test_a_schedule_sized_to_the_labels(ws, capsys):
 
     assert read_config(ws.runs_dir / "cnn-sized" / "config.toml")["train"]["per_class"] == expected
     assert main(["train", str(ws.root), "--model", "cnn", "--size-to-labels", "--per-class", "5"]) == 2
+    capsys.readouterr()
+    assert main(["runs", str(ws.root)]) == 0
+    line = [ln for ln in capsys.readouterr().out.splitlines() if "cnn-sized" in ln]
+    assert " 2/2 " in line[0]
 
 
 def test_sized_per_class_is_bounded():
