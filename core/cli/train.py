@@ -14,6 +14,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", choices=["cnn", "cvae"], required=True)
     p.add_argument("--labels", choices=["catalog", "consensus"], default="catalog",
                    help="catalog classes or the inspectors' consensus (default catalog)")
+    p.add_argument("--consensus-method", choices=["majority", "ds", "classifier"], default=None,
+                   help="with --labels consensus: the 2/3 majority, Dawid-Skene or classifier-aware consensus "
+                   "(default: config votes.method)")
     p.add_argument("--init", default=None, metavar="RUN", help="fine-tune from this run's weights")
     p.add_argument("--epochs", type=int, default=None, help="epochs (default from config)")
     p.add_argument("--per-class", type=int, default=None, help="augmented images per class per epoch")
@@ -27,9 +30,10 @@ def run(args: argparse.Namespace) -> int:
     """Train; 0 done, 130 cancelled (a ``STOP`` file from the dashboard)."""
     from core.learn.training import train
 
+    overrides = {"votes": {"method": args.consensus_method}} if args.consensus_method else None
     info = train(args.workspace, args.model, args.labels, init=args.init, epochs=args.epochs,
                  per_class=args.per_class, seed=args.seed, run_id=args.run_id,
-                 activate=not args.no_activate, embed=args.embed, progress=True)
+                 activate=not args.no_activate, embed=args.embed, progress=True, config=overrides)
     if info.status == "cancelled":
         print(f"run {info.id} cancelled (not activated); last complete epoch in {info.path / 'checkpoint.keras'}")
         return 130
