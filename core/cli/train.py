@@ -14,6 +14,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", choices=["cnn", "cvae"], required=True)
     p.add_argument("--labels", choices=["catalog", "consensus"], default="catalog",
                    help="catalog classes or the inspectors' consensus (default catalog)")
+    p.add_argument("--consensus-method", choices=["majority", "ds", "classifier"], default=None,
+                   help="with --labels consensus: the 2/3 majority, Dawid-Skene or classifier-aware consensus "
+                   "(default: config votes.method)")
     p.add_argument("--init", default=None, metavar="RUN", help="fine-tune from this run's weights")
     p.add_argument("--epochs", type=int, default=None,
                    help="the most epochs (default train.epochs); early stopping (train.early_stopping) may end sooner")
@@ -31,8 +34,9 @@ def run(args: argparse.Namespace) -> int:
     """Train; 0 done, 130 cancelled (a ``STOP`` file from the dashboard)."""
     from core.learn.training import retrain, train
 
+    overrides = {"votes": {"method": args.consensus_method}} if args.consensus_method else None
     common = dict(init=args.init, epochs=args.epochs, seed=args.seed, run_id=args.run_id,
-                  activate=not args.no_activate, embed=args.embed, progress=True)
+                  activate=not args.no_activate, embed=args.embed, progress=True, config=overrides)
     if args.size_to_labels:
         if args.per_class is not None:
             from core.learn.data import TrainingError
