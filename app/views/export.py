@@ -42,11 +42,11 @@ def consensus_catalog(state: AppState) -> Table:
 
 def export_provenance(state: AppState, what: str) -> dict:
     """The provenance of a download from this session (:func:`core.io.export.provenance`)."""
-    from core.io.export import provenance
+    from core.io.export import consensus_rule, provenance
 
-    return provenance(state.ws, runs={"cnn": state.run_cnn, "cvae": state.run_cvae}, experts=state.experts_enabled,
-                      exported_by=state.inspector or "", blind=bool(state.blind and not state.sees_all),
-                      what=what)
+    rule = consensus_rule(state.vcfg, method="majority", experts=state.experts_enabled)  # what the dashboard shows
+    return provenance(state.ws, runs={"cnn": state.run_cnn, "cvae": state.run_cvae}, consensus=rule,
+                      exported_by=state.inspector or "", blind=bool(state.blind and not state.sees_all), what=what)
 
 
 def _to_table(frame: pd.DataFrame) -> Table:

@@ -77,21 +77,21 @@ def run_import(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from core.io.export import provenance
+    from core.io.export import consensus_rule, provenance
     from core.votes.consensus import UNDECIDED
     from core.votes.files import consensus_catalog, write_table
     from core.workspace.workspace import WorkspaceError
 
     with _store(args.workspace) as (ws, store):
         consensus = store.consensus()
-        rule = {**ws.config, "votes": dict(store.config)}
+        rule = consensus_rule(store.config, method="majority")  # what store.consensus() computes
     try:
         catalog = ws.read_catalog()
     except WorkspaceError as exc:
         log.warning("exporting the consensus without catalog columns: %s", exc)
         catalog = None
     table = consensus_catalog(consensus, catalog)
-    write_table(table, args.out, provenance(ws, config=rule, what="consensus catalog (resx votes export)"))
+    write_table(table, args.out, provenance(ws, consensus=rule, what="consensus catalog (resx votes export)"))
     decided = int((table["consensus"] != UNDECIDED).sum())
     print(f"wrote {len(table)} galaxies to {args.out}: {decided} with a consensus "
           f"({int(table['expert'].sum())} expert-validated), {len(table) - decided} undecided")

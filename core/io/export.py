@@ -37,7 +37,7 @@ from astropy.table import Table
 
 from core.errors import ResxError
 
-__all__ = ["EXPORT_FORMATS", "ExportError", "FORMULA_PREFIXES", "export_format", "neutralize_formulas",
+__all__ = ["EXPORT_FORMATS", "ExportError", "FORMULA_PREFIXES", "consensus_rule", "export_format", "neutralize_formulas",
            "provenance", "provenance_json", "sidecar_path", "write_export"]
 
 log = logging.getLogger(__name__)
@@ -79,11 +79,30 @@ def _version() -> str:
         return "residual-explorer (not installed)"
 
 
-def _consensus_rule(votes: Mapping[str, Any], experts: bool) -> str:
+def consensus_rule(votes: Mapping[str, Any], method: str | None = None, experts: bool = True) -> str:
+    """The consensus rule in words, for provenance: method, its settings, the expert override.
+
+    Parameters
+    ----------
+    votes : mapping
+        The ``votes`` section of the configuration.
+    method : str, optional
+        ``majority``, ``ds`` or ``classifier`` (:mod:`core.votes.methods`); default ``votes.method``.
+    experts : bool
+        Whether an expert's vote overrides the consensus.
+    """
     from fractions import Fraction
 
-    share = Fraction(float(votes.get("fraction", 2 / 3))).limit_denominator(1000)
-    rule = f"majority: >= {int(votes.get('min_votes', 3))} non-skip votes, a {share} share"
+    method = method or str(votes.get("method", "majority"))
+    n = int(votes.get("min_votes", 3))
+    if method == "majority":
+        share = Fraction(float(votes.get("fraction", 2 / 3))).limit_denominator(1000)
+        rule = f"majority: >= {n} non-skip votes, a {share} share"
+    elif method == "ds":
+        rule = (f"ds (Dawid-Skene): >= {n} non-skip votes, prior accuracy {votes.get('ds_prior_accuracy', 0.8)}, "
+                f"strength {votes.get('ds_prior_strength', 5.0)}")
+    else:
+        rule = f"{method}: >= {n} non-skip votes, model weight {votes.get('classifier_weight') or 'estimated'}"
     return rule + ("; an expert's vote overrides" if experts else "; no expert override")
 
 
@@ -126,7 +145,7 @@ def provenance(ws: Any = None, *, runs: Mapping[str, str | None] | None = None, 
         "workspace": str(Path(ws.root).resolve()) if ws is not None else "",
         "run_cnn": runs.get("cnn") or "",
         "run_cvae": runs.get("cvae") or "",
-        "consensus": _consensus_rule(config.get("votes", {}) or {}, experts) if consensus is None else consensus,
+        "consensus": consensus_rule(config.get("votes", {}) or {}, experts=experts) if consensus is None else consensus,
         "config_sha256": hashlib.sha256(config_json.encode()).hexdigest(),
         "config": config_json,
     }

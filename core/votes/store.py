@@ -51,6 +51,7 @@ from core.votes.validation import (
     MAX_NAME,
     ROLES,
     SOURCES,
+    UNAUTHENTICATED,
     check_galaxy_id,
     check_galaxy_ids,
     check_text,
@@ -314,7 +315,9 @@ class VoteStore:
             One of :data:`core.labels.VOTE_LABELS` (case-insensitive).
         comment : str
             Free text (at most :data:`MAX_COMMENT` characters), stored verbatim on each vote.
-        source : {"ui", "import", "simulated"}
+        source : {"ui", "import", "simulated", "ui-unauth"}
+            ``ui-unauth``: cast from a dashboard without authentication; it never counts as an
+            expert's vote, whatever the name.
 
         Returns
         -------
@@ -347,9 +350,13 @@ class VoteStore:
         action_id = conn.execute(actions.insert().values(
             inspector_id=inspector_id, kind="cast", undoes=None, source=source, n_votes=len(ids),
             created_at=now)).inserted_primary_key[0]
+        # "ui-unauth" is recorded on the action (its source column has no CHECK constraint); the
+        # votes table's CHECK predates it, so its votes say "ui" and readers take the action's source.
+        vote_source = "ui" if source == UNAUTHENTICATED else source
         conn.execute(votes_table.insert(), [
             {"action_id": action_id, "galaxy_id": g, "inspector_id": inspector_id, "label": lab,
-             "comment": com, "source": source, "created_at": now, "galaxy_pk": pks[g], "label_code": codes[lab]}
+             "comment": com, "source": vote_source, "created_at": now, "galaxy_pk": pks[g],
+             "label_code": codes[lab]}
             for g, lab, com in zip(ids, labels, comments)
         ])
         return action_id
@@ -391,7 +398,7 @@ class VoteStore:
     def _live_votes(self):
         undo = actions.alias("undo")
         return (
-            sa.select(votes_table)
+            sa.select(votes_table, actions.c.source.label("action_source"))
             .join(actions, votes_table.c.action_id == actions.c.id)
             .where(~sa.exists().where(undo.c.undoes == actions.c.id))
         )
@@ -408,7 +415,7 @@ class VoteStore:
         ).subquery("ranked")
         return (
             sa.select(ranked.c.galaxy_id, inspectors.c.name, ranked.c.label, ranked.c.comment,
-                      ranked.c.created_at, ranked.c.source, inspectors.c.role, ranked.c.id)
+                      ranked.c.created_at, ranked.c.action_source, inspectors.c.role, ranked.c.id)
             .join(inspectors, inspectors.c.id == ranked.c.inspector_id)
             .where(ranked.c.rank == 1)
             .order_by(ranked.c.id)
@@ -454,24 +461,27 @@ class VoteStore:
                             for start in range(0, max(len(ids), 1), _CHUNK)])
 
     def current_labels(self) -> pd.DataFrame:
-        """Each inspector's current label on each galaxy: ``id``, ``inspector``, ``label``.
+        """Each inspector's current label on each galaxy: ``id``, ``inspector``, ``label``, ``expert``.
 
         The same votes as :meth:`current_votes` without comments, times and sources, read as
         integer codes (:meth:`_current_codes`) and mapped to names with lookup tables: about
         20x faster for 10⁴–10⁶ votes, for views that refresh on every vote (the dashboard).
-        Order: oldest vote first.
+        ``expert`` is whether the vote validates (an expert's, cast with a known identity: not
+        ``ui-unauth``). Order: oldest vote first.
         """
         with self.engine.connect() as conn:
-            galaxy_pk, label_code, inspector_id = self._current_codes(conn)
+            galaxy_pk, label_code, inspector_id, unauth = self._current_codes(conn)
             pks, ids = self._galaxy_table(conn)
             label_lut = self._label_lut(conn)
+            expert_lut = self._expert_lut(conn)
             people = conn.execute(sa.select(inspectors.c.id, inspectors.c.name)).all()
         inspector_names = np.empty(max((i for i, _ in people), default=0) + 1, dtype=object)
         for i, name in people:
             inspector_names[i] = name
         position = _positions(pks, galaxy_pk)
         return pd.DataFrame({"id": ids[position], "inspector": inspector_names[inspector_id],
-                             "label": np.asarray(VOTE_LABELS, dtype=object)[label_lut[label_code]]})
+                             "label": np.asarray(VOTE_LABELS, dtype=object)[label_lut[label_code]],
+                             "expert": expert_lut[inspector_id] & ~unauth})
 
     def votes_for(self, galaxy_id: str) -> pd.DataFrame:
         """The current votes on one galaxy (columns as :meth:`current_votes`)."""
@@ -485,10 +495,11 @@ class VoteStore:
         undo = actions.alias("undo")
         query = (
             sa.select(votes_table.c.galaxy_id, inspectors.c.name, votes_table.c.label,
-                      votes_table.c.comment, votes_table.c.created_at, votes_table.c.source,
+                      votes_table.c.comment, votes_table.c.created_at, actions.c.source,
                       inspectors.c.role, votes_table.c.action_id,
                       sa.exists().where(undo.c.undoes == votes_table.c.action_id).label("undone"))
             .join(inspectors, inspectors.c.id == votes_table.c.inspector_id)
+            .join(actions, actions.c.id == votes_table.c.action_id)
             .order_by(votes_table.c.id)
         )
         with self.engine.connect() as conn:
@@ -500,7 +511,7 @@ class VoteStore:
 
     # -- consensus and agreement -------------------------------------------------------------
     def consensus(self, min_votes: int | None = None, fraction: float | None = None,
-                  ids: Iterable[Any] | None = None) -> pd.DataFrame:
+                  ids: Iterable[Any] | None = None, experts: bool = True) -> pd.DataFrame:
         """The consensus of every registered galaxy (registration order).
 
         Parameters
@@ -512,6 +523,9 @@ class VoteStore:
             Only these galaxies (each once, in the order given): reads only their votes, so
             updating a view after a vote costs the same however large the campaign. An id
             that is not registered raises :class:`VoteStoreError`.
+        experts : bool
+            Apply the expert override (the default). False: experts' votes count like anyone's
+            (a dashboard served without authentication). A ``ui-unauth`` vote never overrides.
 
         Returns
         -------
@@ -535,18 +549,20 @@ class VoteStore:
                 people = dict(conn.execute(sa.select(inspectors.c.name, inspectors.c.id)).all())
             votes = self.current_votes(ids)  # oldest first: the last expert vote wins
             expert = expert_lut[[people[name] for name in votes["inspector"]]] if len(votes) else np.zeros(0, bool)
+            expert = expert & (votes["source"].to_numpy() != UNAUTHENTICATED) & experts if len(votes) else expert
             return consensus_from_votes(votes["id"].to_numpy(), votes["label"].to_numpy(), expert, ids=ids,
                                         labels=VOTE_LABELS, min_votes=min_votes, fraction=fraction)
         with self.engine.connect() as conn:
             # Votes first: every galaxy they name is then in the galaxies read next (append-only).
-            galaxy_pk, label_code, inspector_id = self._current_codes(conn)
+            galaxy_pk, label_code, inspector_id, unauth = self._current_codes(conn)
             pks, ids = self._galaxy_table(conn)
             label_lut = self._label_lut(conn)
             expert_lut = self._expert_lut(conn)
         # Map codes to positions once: galaxy keys -> rows of the galaxies table, label codes ->
         # vocabulary.
+        expert = expert_lut[inspector_id] & ~unauth & experts
         return consensus_from_codes(
-            _positions(pks, galaxy_pk), label_lut[label_code], expert_lut[inspector_id], ids=ids, labels=VOTE_LABELS,
+            _positions(pks, galaxy_pk), label_lut[label_code], expert, ids=ids, labels=VOTE_LABELS,
             min_votes=min_votes, fraction=fraction)
 
     # Votes per chunk of the integer export of the votes table; packing bound (62 bits).
@@ -604,14 +620,15 @@ class VoteStore:
             lut[i] = role == "expert" or inspector_key(name) in experts
         return lut
 
-    def _current_codes(self, conn: sa.Connection) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Galaxy key, label code and inspector id of every current vote, oldest first.
+    def _current_codes(self, conn: sa.Connection) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Galaxy key, label code, inspector id and "unauthenticated" of every current vote, oldest first.
 
         Reads integers only. Fetching millions of rows one Python tuple at a time costs ~1 us a
         row, so the database concatenates each chunk of ``(vote id, packed codes)`` into one
         text (``group_concat`` / ``string_agg``) that numpy parses in C. The packed code is
-        ``(galaxy_pk * n_label_codes + label_code) * n_inspector_ids + inspector_id`` when that
-        fits in 62 bits, else the three numbers are sent apart. Votes of undone actions are
+        ``((galaxy_pk * n_label_codes + label_code) * n_inspector_ids + inspector_id) * 2 + unauth``
+        (``unauth``: the vote's source is ``ui-unauth``) when that fits in 62 bits, else the four
+        numbers are sent apart. Votes of undone actions are
         left out in SQL; the latest vote per galaxy and inspector is kept in numpy.
         """
         lo, hi, n_lab, n_insp, top_pk = conn.execute(sa.select(
@@ -621,11 +638,13 @@ class VoteStore:
             sa.select(sa.func.max(galaxies.c.pk)).scalar_subquery())).one()
         empty = np.zeros(0, np.int64)
         if lo is None:
-            return empty, empty, empty
+            return empty, empty, empty, np.zeros(0, bool)
         n_lab, n_insp = int(n_lab or 0) + 1, int(n_insp or 0) + 1
-        packed = (int(top_pk or 0) + 1) * n_lab * n_insp < self._PACK_LIMIT
-        cols = ["v.id", f"(v.galaxy_pk * {n_lab} + v.label_code) * {n_insp} + v.inspector_id"] if packed \
-            else ["v.id", "v.galaxy_pk", "v.label_code", "v.inspector_id"]
+        packed = (int(top_pk or 0) + 1) * n_lab * n_insp * 2 < self._PACK_LIMIT
+        unauth_sql = (f"(CASE WHEN v.action_id IN (SELECT u.id FROM actions u WHERE u.source = '{UNAUTHENTICATED}') "
+                      "THEN 1 ELSE 0 END)")
+        cols = ["v.id", f"((v.galaxy_pk * {n_lab} + v.label_code) * {n_insp} + v.inspector_id) * 2 + {unauth_sql}"] \
+            if packed else ["v.id", "v.galaxy_pk", "v.label_code", "v.inspector_id", unauth_sql]
         # One aggregate per column: every aggregate of a query steps through the same rows in
         # the same order, so the texts line up (one long text per row would cost twice as much).
         if conn.dialect.name == "postgresql":
@@ -648,11 +667,11 @@ class VoteStore:
         if len(vote_id) > 1 and not (np.diff(vote_id) > 0).all():  # order is not promised
             table = table[np.argsort(vote_id, kind="stable")]
         if packed:
-            code = table[:, 1]
+            code, unauth = table[:, 1] // 2, table[:, 1] % 2
             inspector_id, rest = code % n_insp, code // n_insp
             galaxy_pk, label_code = rest // n_lab, rest % n_lab
         else:
-            galaxy_pk, label_code, inspector_id = table[:, 1], table[:, 2], table[:, 3]
+            galaxy_pk, label_code, inspector_id, unauth = table[:, 1], table[:, 2], table[:, 3], table[:, 4]
         # The latest vote per (galaxy, inspector): the last of each run of a stable sort.
         key = galaxy_pk * n_insp + inspector_id
         order = np.argsort(key, kind="stable")
@@ -661,8 +680,9 @@ class VoteStore:
         last[:-1] = sorted_key[1:] != sorted_key[:-1]
         if not last.all():
             keep = np.sort(order[last])
-            galaxy_pk, label_code, inspector_id = galaxy_pk[keep], label_code[keep], inspector_id[keep]
-        return galaxy_pk, label_code, inspector_id
+            galaxy_pk, label_code, inspector_id, unauth = (galaxy_pk[keep], label_code[keep], inspector_id[keep],
+                                                           unauth[keep])
+        return galaxy_pk, label_code, inspector_id, unauth.astype(bool)
 
     def agreement(self) -> Agreement:
         """Fleiss' kappa, per-inspector agreement and confusion matrices (:mod:`core.votes.agreement`)."""

@@ -8,11 +8,15 @@ from typing import Any, Iterable
 from core.labels import FIT_QUALITY, SKIP, VOTE_LABELS
 from core.votes.errors import VoteStoreError
 
-__all__ = ["MAX_COMMENT", "MAX_GALAXY_ID", "MAX_NAME", "ROLES", "SOURCES", "check_galaxy_id", "check_galaxy_ids",
+__all__ = ["MAX_COMMENT", "MAX_GALAXY_ID", "MAX_NAME", "ROLES", "SOURCES", "UNAUTHENTICATED", "check_galaxy_id",
+           "check_galaxy_ids",
            "check_text", "display_name", "inspector_key", "normalize_label"]
 
 ROLES: tuple[str, ...] = ("inspector", "expert")
-SOURCES: tuple[str, ...] = ("ui", "import", "simulated")
+#: Where a vote came from. ``ui-unauth``: the dashboard served without authentication, so the name
+#: is only what someone typed -- such a vote counts like any other, but never as an expert's.
+SOURCES: tuple[str, ...] = ("ui", "import", "simulated", "ui-unauth")
+UNAUTHENTICATED = "ui-unauth"
 
 #: Longest accepted inspector name, galaxy id and comment (characters).
 MAX_NAME = 200

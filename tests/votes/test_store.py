@@ -333,19 +333,22 @@ def test_store_consensus_from_integer_codes_equals_the_string_rule(url, packed, 
     for step in range(60):
         who = everyone[rng.integers(len(everyone))] if step % 5 else names[step % 5]
         chosen = rng.choice(ids + ["gap"], rng.integers(1, 12), replace=False).tolist()
-        s.cast(chosen, who, VOTE_LABELS[rng.choice(len(VOTE_LABELS), p=[.4, .2, .15, .1, .05, .05, .05])])
+        s.cast(chosen, who, VOTE_LABELS[rng.choice(len(VOTE_LABELS), p=[.4, .2, .15, .1, .05, .05, .05])],
+               source="ui-unauth" if step % 4 == 3 else "ui")  # a typed name without auth: never an expert's
         if step % 9 == 8:
             s.undo_last(who)
     votes = s.current_votes()
-    expected = consensus_from_votes(
-        votes["id"], votes["label"], (votes["role"] == "expert") | (votes["inspector"] == "zed"),
-        ids=s.galaxy_ids(), min_votes=2)
+    experts = (votes["role"] == "expert") | (votes["inspector"] == "zed")
+    validates = experts & (votes["source"] != "ui-unauth")
+    assert validates.any() and (experts & ~validates).any()  # some experts' votes were typed names without auth
+    expected = consensus_from_votes(votes["id"], votes["label"], validates, ids=s.galaxy_ids(), min_votes=2)
     got = s.consensus(min_votes=2)
     assert sorted(got["id"]) == sorted(ids + ["gap"])
     pd.testing.assert_frame_equal(got, expected)
     assert got["expert"].any() and (got["label"] != "undecided").any() and (got["n_votes"] > 3).any()
     # The fast name-only read and the per-galaxy reads (the dashboard's after each vote) agree.
-    pd.testing.assert_frame_equal(s.current_labels(), votes[["id", "inspector", "label"]], check_dtype=False)
+    pd.testing.assert_frame_equal(s.current_labels(), votes[["id", "inspector", "label"]].assign(expert=validates),
+                                  check_dtype=False)
     if not packed:
         monkeypatch.setattr(V, "_CHUNK", 3)  # ids in many chunks
     subset = [ids[5], "gap", ids[0], ids[5], ids[17], ids[39]]  # a repeat is read once
