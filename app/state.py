@@ -176,8 +176,16 @@ class AppState(param.Parameterized):
     queue_info = param.Dict(default={}, doc="what the last queue said: source, cold start, labels missing, note")
     queue_version = param.Integer(default=0, doc="bumped whenever the queue is rebuilt")
 
-    def __init__(self, workspace: str | Path, **params):
+    def __init__(self, workspace: str | Path, login: str | None = None, loopback: bool = True, **params):
         super().__init__(workspace_path=str(workspace), **params)
+        # Who this session is, decided on the server: the login of an authenticated session
+        # (basic auth / OAuth: pn.state.user), never a widget's value. Plain attributes, not
+        # parameters: nothing the browser sends can change them.
+        self.login: str | None = str(login) if login else None
+        self.loopback = bool(loopback)  # the server listens on the loopback only
+        if self.login:
+            self.param.update(inspector=self.login, inspector_locked=True)
+        self.param.watch(self._keep_login, ["inspector"])
         self.ws = Workspace.open(workspace)  # WorkspaceError with a readable message
         table = self.ws.read_catalog()
         if len(table) == 0:
@@ -207,6 +215,7 @@ class AppState(param.Parameterized):
         # one place each (config schema 2; Workspace.open migrates votes.blind -> app.blind)
         self.blind = bool(self.acfg.get("blind", DEFAULT_CONFIG["app"]["blind"]))
         self.experts = {inspector_key(n) for n in self.vcfg.get("experts") or []}
+        self.leads = {inspector_key(n) for n in self.acfg.get("leads") or []}
         self._store = None
         self._emb_cache: dict[str, dict[str, Any]] = {}
         self._frames: dict[tuple, pd.DataFrame] = {}
@@ -380,7 +389,11 @@ class AppState(param.Parameterized):
         """
         try:
             cons = self.store.consensus(ids=ids)
-            mine = self.store.current_votes(ids)[["id", "inspector", "label"]]
+            cur = self.store.current_votes(ids)
+            # the columns of VoteStore.current_labels: "expert" = an expert's vote cast with a known identity
+            mine = cur[["id", "inspector", "label"]].assign(expert=(
+                cur["role"].eq("expert") | cur["inspector"].map(lambda n: inspector_key(n) in self.experts))
+                & cur["source"].ne("ui-unauth"))
             sig_after = self._votes_signature()
         except Exception as exc:
             log.warning("cannot read the vote store: %s", exc)
@@ -409,21 +422,73 @@ class AppState(param.Parameterized):
 
     def can_vote(self) -> str:
         """'' when votes may be cast, else why not."""
-        if not self.inspector.strip():
+        if not self.voter.strip():
             return "Enter your inspector name in the sidebar first."
         return ""
 
-    #: Whether experts' votes override the consensus in this server (M2: only with authentication).
-    experts_enabled = True
+    # -- identity and roles (decided here, on the server) -------------------------------------------
+    def _keep_login(self, event) -> None:
+        """An authenticated session's inspector is its login: any other value is put back at once."""
+        if self.login and event.new != self.login:
+            log.warning("session of %r tried to vote as %r: ignored", self.login, event.new)
+            self.inspector = self.login
+
+    @property
+    def authenticated(self) -> bool:
+        """The server authenticated this session (basic auth or OAuth): the inspector is the login."""
+        return bool(self.login)
+
+    @property
+    def voter(self) -> str:
+        """The name votes are cast in: the login with authentication, else the name typed."""
+        return self.login if self.login else self.inspector
+
+    @property
+    def experts_enabled(self) -> bool:
+        """Expert overrides need authentication: a typed name proves nothing."""
+        return self.authenticated
+
+    @property
+    def role(self) -> str:
+        """``lead``, ``expert`` or ``inspector``.
+
+        With authentication, from the workspace configuration bound to logins (``app.leads``,
+        ``votes.experts``). Without, everyone is an inspector (no expert overrides), and the
+        person at the machine is the lead when the server listens on the loopback only.
+        """
+        if self.authenticated:
+            key = inspector_key(self.login)
+            return "lead" if key in self.leads else "expert" if key in self.experts else "inspector"
+        return "lead" if self.loopback else "inspector"
+
+    @property
+    def is_lead(self) -> bool:
+        """May start a retrain, change the active run and export in blind mode."""
+        return self.role == "lead"
+
+    def lead_only(self, action: str) -> None:
+        """Raise :class:`PermissionError` unless this session has the lead role.
+
+        Parameters
+        ----------
+        action : str
+            What was asked (for the message).
+        """
+        if not self.is_lead:
+            why = ("log in as a lead (app.leads in the workspace config)" if self.authenticated else
+                   "this server listens beyond the loopback without authentication: lead actions need "
+                   "`resx serve --basic-auth` (or OAuth) and a login in app.leads")
+            raise PermissionError(f"{action} needs the lead role: {why}")
 
     @property
     def sees_all(self) -> bool:
         """Whether blind mode hides nothing from this session (experts, and the lead)."""
-        return self.is_expert
+        return self.is_expert or (self.authenticated and self.is_lead)
 
     @property
     def is_expert(self) -> bool:
-        return bool(self.inspector.strip()) and inspector_key(self.inspector) in self.experts
+        """An authenticated login named in ``votes.experts`` (without authentication nobody is)."""
+        return self.authenticated and inspector_key(self.login) in self.experts
 
     def is_me(self, names: Any) -> np.ndarray:
         """Which of ``names`` (inspector names as the store shows them) are this session's inspector.
@@ -431,7 +496,7 @@ class AppState(param.Parameterized):
         Compares identities (:func:`core.votes.validation.inspector_key`: NFC, trimmed,
         case-folded), so " Alice" typed here is the "alice" of the store.
         """
-        me = inspector_key(self.inspector)
+        me = inspector_key(self.voter)
         return np.fromiter((inspector_key(n) == me for n in names), dtype=bool, count=len(names))
 
     def vote(self, rows: Sequence[int], label: str, comment: str = "") -> int:
@@ -446,7 +511,8 @@ class AppState(param.Parameterized):
             return 0
         ids = [str(i) for i in self.ids[rows]]
         self._ensure_inspector()
-        n = self.store.cast(ids, self.inspector, label, comment=comment, source="ui")
+        # without authentication the name is only typed: the vote never counts as an expert's
+        n = self.store.cast(ids, self.voter, label, comment=comment, source="ui" if self.authenticated else "ui-unauth")
         self._update_votes(ids)
         return int(n) if n is not None else len(ids)
 
@@ -482,7 +548,7 @@ class AppState(param.Parameterized):
             self.vote_outcome = {"seq": seq, "scope": scope, "label": label, "n": 0,
                                  "error": f"The vote was not recorded: {exc}", "level": "error"}
             return 0
-        self.vote_outcome = {"seq": seq, "scope": scope, "label": label, "n": n, "inspector": self.inspector,
+        self.vote_outcome = {"seq": seq, "scope": scope, "label": label, "n": n, "inspector": self.voter,
                              "error": "", "level": "info"}
         return n
 
@@ -531,7 +597,7 @@ class AppState(param.Parameterized):
 
     def undo(self) -> Any:
         self._ensure_inspector()
-        out = self.store.undo_last(self.inspector)
+        out = self.store.undo_last(self.voter)
         self.refresh_votes(force=True)  # the undone action's galaxies are not known here
         return out
 
@@ -539,18 +605,18 @@ class AppState(param.Parameterized):
 
     def _ensure_inspector(self) -> None:
         """Register the inspector on first use (experts from config ``votes.experts``); never demote."""
-        key = (self.ws.votes_url, inspector_key(self.inspector))
+        key = (self.ws.votes_url, inspector_key(self.voter))
         if key in self._known_inspectors:
             return
         try:
             known = self.store.inspectors()
             row = known[self.is_me(known["name"])] if "name" in known else known.iloc[:0]
             if len(row) == 0:
-                self.store.add_inspector(self.inspector, role="expert" if self.is_expert else "inspector")
+                self.store.add_inspector(self.voter, role="expert" if self.is_expert else "inspector")
             elif self.is_expert and str(row["role"].iloc[0]) != "expert":
-                self.store.add_inspector(self.inspector, role="expert")
+                self.store.add_inspector(self.voter, role="expert")
         except Exception as exc:
-            log.warning("cannot register inspector %r: %s", self.inspector, exc)
+            log.warning("cannot register inspector %r: %s", self.voter, exc)
         self._known_inspectors.add(key)
 
     def my_voted_rows(self) -> np.ndarray:
@@ -587,7 +653,7 @@ class AppState(param.Parameterized):
                 with np.errstate(invalid="ignore", divide="ignore"):
                     disagree[rows] = np.where(nv > 0, 1.0 - m / nv, np.nan)
             label[nvotes == 0] = NO_LABEL
-        if self.blind and not self.is_expert:
+        if self.blind and not self.sees_all:
             hidden = np.ones(self.n, dtype=bool)
             hidden[self.my_voted_rows()] = False
             label[hidden & (nvotes > 0)] = "hidden"
@@ -606,7 +672,7 @@ class AppState(param.Parameterized):
         model = model or self.model
         run = self.run_of(model)
         key = (model, run, self.pc_x, self.pc_y, tuple(self.class_filter), tuple(self.consensus_filter),
-               self.votes_version, inspector_key(self.inspector) if self.blind else "", self.queue_version)
+               self.votes_version, inspector_key(self.voter) if self.blind else "", self.queue_version)
         if key in self._frames:
             return self._frames[key]
         emb = self.embedding(run)
@@ -731,7 +797,7 @@ class AppState(param.Parameterized):
             out["gmm_cluster"] = sub["gmm"].to_numpy()
         if len(self.votes):
             v = self.votes[self.votes["id"].isin(set(out["id"]))]
-            if self.blind and not self.is_expert:
+            if self.blind and not self.sees_all:
                 mine = set(v.loc[self.is_me(v["inspector"].to_numpy()), "id"])
                 v = v[v["id"].isin(mine)]
             pairs = v["inspector"].astype(str) + ":" + v["label"].astype(str)

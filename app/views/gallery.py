@@ -575,7 +575,7 @@ class GalleryView(param.Parameterized):
         votes = st.galaxy_votes(gid)  # every current vote with its comment and time
         if "created_at" in votes:
             votes = votes.assign(time=votes["created_at"].dt.strftime("%Y-%m-%d %H:%M UTC"))
-        hidden = st.blind and not st.is_expert and not (len(votes) and st.is_me(votes["inspector"]).any())
+        hidden = st.blind and not st.sees_all and not (len(votes) and st.is_me(votes["inspector"]).any())
         if hidden:
             vote_md = f"{nvotes[row]} vote(s); blind mode: vote first to see them."
         elif len(votes):

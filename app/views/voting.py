@@ -52,12 +52,14 @@ class VotingView:
 
     def _role(self) -> None:
         st = self.state
-        if not st.inspector:
+        if not st.voter.strip():
             self.status.object = "Enter your inspector name in the sidebar to vote."
         elif st.is_expert:
-            self.status.object = f"Voting as **{_md(st.inspector)}** (expert: your vote validates the label)."
+            self.status.object = f"Voting as **{_md(st.voter)}** (expert: your vote validates the label)."
+        elif st.authenticated:
+            self.status.object = f"Voting as **{_md(st.voter)}** ({st.role})."
         else:
-            self.status.object = f"Voting as **{_md(st.inspector)}**."
+            self.status.object = f"Voting as **{_md(st.voter)}** (unauthenticated name: no expert override)."
 
     def rows_for(self, scope: str) -> np.ndarray:
         """Catalog rows that a vote with ``scope`` (one of :data:`SCOPES`) labels."""

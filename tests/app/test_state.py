@@ -176,7 +176,7 @@ def test_vote_needs_a_name_and_updates_consensus(state):
     assert label[0] == "Core" and nvotes[0] == 3 and disagree[0] == 0
     assert label[2] == NO_LABEL and nvotes[2] == 0
     stored = state.store.current_votes()
-    assert len(stored) == 6 and set(stored["source"]) == {"ui"}
+    assert len(stored) == 6 and set(stored["source"]) == {"ui-unauth"}  # no login: typed names
     state.inspector = "dee"
     state.vote([1], "Clean")
     label, nvotes, disagree = state.consensus_columns()
@@ -270,13 +270,53 @@ def test_agreement_panel_computes_only_while_shown(state, monkeypatch):
     assert len(calls) == 2
 
 
-def test_expert_from_config_is_registered_as_expert(state):
-    state.experts = {"boss"}
-    state.inspector = "boss"
-    state.vote([3], "Asymmetric")
-    roles = state.store.inspectors().set_index("name")["role"]
-    assert roles["boss"] == "expert"
-    assert state.consensus.loc["G0000003", "label"] == "Asymmetric"  # an expert's vote validates
+def test_expert_override_needs_the_login_a_typed_expert_name_gets_none(state):
+    from core.workspace.config import write_config
+    from core.workspace.workspace import Workspace
+
+    state.ws.config["votes"]["experts"] = ["Boss"]
+    write_config(state.ws.config, state.ws.root / Workspace.CONFIG)
+    # without authentication: typing the expert's name records an unauthenticated vote, no override
+    typed = AppState(state.ws.root)
+    typed.inspector = " boss"
+    assert not typed.is_expert and typed.role == "lead" and not typed.experts_enabled  # lead: loopback
+    for name in ("ann", "bob"):
+        typed.inspector = name
+        typed.vote([3], "Clean")
+    typed.inspector = " boss"
+    typed.vote([3], "Asymmetric")
+    # the 2/3 majority (Clean), not the expert's label
+    assert typed.consensus.loc["G0000003", "label"] == "Clean" and not typed.consensus.loc["G0000003", "expert"]
+    assert typed.store.consensus().set_index("id").loc["G0000003", "label"] == "Clean"  # the CLI and training agree
+    # with authentication: the login named in votes.experts validates
+    boss = AppState(state.ws.root, login="boss", loopback=False)
+    assert boss.is_expert and boss.role == "expert" and not boss.is_lead
+    boss.inspector = "ann"  # a change from the page: put back to the login on the server
+    assert boss.inspector == "boss" and boss.voter == "boss"
+    boss.vote([3], "Asymmetric")
+    roles = boss.store.inspectors().set_index("name")["role"]
+    assert roles["Boss"] == "expert"  # registered by the store as configured; "boss" is that person
+    assert boss.consensus.loc["G0000003", "label"] == "Asymmetric"  # an expert's vote validates
+    assert set(boss.store.current_votes(["G0000003"])["inspector"]) == {"ann", "bob", "Boss"}
+
+
+def test_roles_come_from_the_config_bound_to_logins(state):
+    from core.workspace.config import write_config
+    from core.workspace.workspace import Workspace
+
+    state.ws.config["app"]["leads"] = ["Lea"]
+    write_config(state.ws.config, state.ws.root / Workspace.CONFIG)
+    lea = AppState(state.ws.root, login="lea", loopback=False)
+    ann = AppState(state.ws.root, login="ann", loopback=True)
+    assert (lea.role, ann.role) == ("lead", "inspector")
+    with pytest.raises(PermissionError, match="needs the lead role"):
+        ann.lead_only("starting a retrain")
+    lea.lead_only("starting a retrain")
+    remote = AppState(state.ws.root, loopback=False)  # no auth, beyond the loopback: nobody is the lead
+    remote.inspector = "lea"
+    assert remote.role == "inspector"
+    with pytest.raises(PermissionError, match="beyond the loopback"):
+        remote.lead_only("changing the active run")
 
 
 def test_selection_table_and_saved_selections(state):
