@@ -265,6 +265,8 @@ class GalleryGrid(JSComponent):
     colorbar = param.Dict(default={}, doc="{uri, ticks: [[fraction, label]], title}: the residual stretch's colour bar")
     keys = param.List(default=[], doc="[[key, what it does]]: the keyboard shortcuts listed on the page")
     modal_open = param.Boolean(default=False, doc="the detail view is open (Esc closes it)")
+    reveal = param.Integer(default=0, doc="incremented on a new selection: the gallery scrolls itself into view")
+    where = param.String(default="", doc="where the inspector is: selection size, page, how many they voted on")
     ticked = param.List(default=[], doc="catalog rows whose tick box is on")
     focus = param.Integer(default=0, doc="index of the focused tile on the page")
     page = param.Integer(default=0, doc="the page asked for (0-based); set by the browser's buttons and arrows")
@@ -293,7 +295,9 @@ class GalleryGrid(JSComponent):
       const unvoted = button('next unvoted ▸▸', 'the first galaxy you have not voted on (g)');
       const bar = document.createElement('div');
       bar.className = 'resx-colorbar';
-      nav.append(prev, next, unvoted, bar);
+      const whereEl = document.createElement('span');
+      whereEl.className = 'resx-where';
+      nav.append(prev, next, unvoted, whereEl, bar);
       const keyline = document.createElement('div');
       keyline.className = 'resx-keyline';
       const keyhelp = document.createElement('div');
@@ -414,7 +418,7 @@ class GalleryGrid(JSComponent):
         }
         const inner = n * px + 2 * (n - 1);
         grid.querySelectorAll('.resx-tile').forEach((tile) => {
-          tile.style.width = Math.max(inner, 150) + 'px';
+          tile.style.width = (Math.max(inner, 150) + 14) + 'px';  // border-box: + border and padding
           tile.querySelectorAll('.resx-panel img').forEach((im) => {
             im.style.width = px + 'px';
             im.style.height = px + 'px';
@@ -613,6 +617,9 @@ class GalleryGrid(JSComponent):
         e.preventDefault();
         enqueue(key);
       };
+      const drawWhere = () => { whereEl.textContent = model.where; };
+      drawWhere();
+      model.on('where', drawWhere);
       drawKeys();
       drawBar();
       draw();
@@ -634,6 +641,11 @@ class GalleryGrid(JSComponent):
           navState();
         }
       });
+      // a new selection: bring the gallery into view when it is below (or above) the fold
+      model.on('reveal', () => requestAnimationFrame(() => {
+        const r = root.getBoundingClientRect();
+        if (r.top > window.innerHeight - 120 || r.bottom < 60) root.scrollIntoView({block: 'start'});
+      }));
       document.addEventListener('keydown', onkey);
       model.on('remove', () => { document.removeEventListener('keydown', onkey); resize.disconnect(); });
       return root;
@@ -737,6 +749,8 @@ class GalleryView(param.Parameterized):
     def _on_selection(self, event=None) -> None:
         self.state.ticked = []
         self._reorder()
+        if len(self.state.selected):
+            self.grid.reveal += 1
 
     def _on_triplet(self, event) -> None:
         """The two check boxes are shortcuts for the panels: triplet = original, model, residual (+ object-only)."""
@@ -876,6 +890,8 @@ class GalleryView(param.Parameterized):
         shown = f" · showing {n} {self.show}" if self.show != "all" else ""
         self.info.object = (f"**{nsel}** selected{f' ({_md(src)})' if src else ''}{shown} · page {page + 1} / {pages}"
                             f" · {self.progress()}" if nsel else "No selection.")
+        self.grid.where = (f"page {page + 1} / {pages} of {n}{' ' + self.show if self.show != 'all' else ''} · "
+                           f"{self.progress()}" if nsel else "")
         if rows.size == 0:
             self.grid.param.update(tiles=[], captions=[], colorbar={})
             self._tiles_key = None
