@@ -32,7 +32,7 @@ cases:
   change says so; only new workspaces get the new default.
 
 For example, ``prep.rff_absolute`` changed its default from ``False`` to ``True`` in schema 3: the
-new default is set in :data:`SCHEMA`, :data:`SCHEMA_VERSION` is 3, and the migration from schema 2
+new default is set in :data:`SCHEMA`, :data:`SCHEMA_VERSION` became 3, and the migration from schema 2
 (``_schema_2_to_3``) says::
 
     keep_old_default(raw, "prep.rff_absolute", old=False, new=True)
@@ -83,7 +83,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: The version of the schema this code reads and writes (``schema_version`` in ``config.toml``).
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 #: Scaling methods of :mod:`core.learn.scaling` (``METHODS`` there) and SVC kernels accepted.
 _SCALERS = ("maxabs", "standard", "robust", "minmax", "power", "quantile")
@@ -228,6 +228,18 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "per_class": Key(int | None, None, "augmented images per class per epoch; none = augment.per_class"),
         "seed": Key(int, 42, "seed of the weights and batches"),
         "deterministic": Key(bool, False, "tf.config.experimental.enable_op_determinism (slower)"),
+        # Early stopping (new in schema 4; core.learn.training): the paper trains "a maximum of" 100 epochs.
+        "early_stopping": Key(bool, True, "stop when the validation loss has not improved for train.patience epochs"),
+        "validation_fraction": Key(float, 0.1, "share of each class's training galaxies held out as the "
+                                   "validation split (never the test split)"),
+        "patience": Key(int, 10, "epochs without an improvement of val_loss before stopping"),
+        "min_delta": Key(float, 0.0, "a decrease of val_loss smaller than this is no improvement"),
+        "restore_best": Key(bool, True, "end with the weights of the epoch of the lowest val_loss"),
+        "images_per_label": Key(float, 2.0, "a schedule sized to the labels (resx train --size-to-labels, the "
+                                "dashboard's retrain): augmented images per labelled galaxy per epoch"),
+        "min_per_class": Key(int, 32, "a schedule sized to the labels: at least this many images per class per epoch"),
+        "mixed_precision": Key(bool, False, "mixed_float16 on a GPU (compute in float16, weights in float32); "
+                               "ignored on CPU"),
     },
     # Latent analysis (paper §5; core.latent.analysis).
     "embed": {
@@ -254,6 +266,32 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "database_url": Key(str | None, None, "none: votes.sqlite in the workspace; or postgresql://user@host/db"),
         "experts": Key(list[str], [],
                        "inspector names registered as experts (their vote validates), in the store and the dashboard"),
+        "method": Key(str, "majority", "consensus method (core.votes.methods): the 2/3 majority, Dawid-Skene "
+                      "(ds) or classifier-aware (classifier); an expert's vote overrides each",
+                      choices=("majority", "ds", "classifier")),
+        "ds_prior_accuracy": Key(float, 0.8, "Dawid-Skene: a new inspector starts with this accuracy on every class"),
+        "ds_prior_strength": Key(float, 5.0, "Dawid-Skene: pseudo-votes of that prior per row of each inspector's "
+                                 "confusion matrix (0: maximum likelihood)"),
+        "classifier_weight": Key(float | None, None, "classifier-aware: weight of the CNN's probabilities as an "
+                                 "annotator; none = estimated from its agreement with the consensus (CROWDLAB)"),
+    },
+    # The active-learning queue (core.latent.acquisition, core.latent.queue); new keys, defaults
+    # filled in for older files (no migration needed).
+    "queue": {
+        "strategy": Key(str, "bald", "ranking of the Inspect-next queue",
+                        choices=("bald", "entropy", "margin", "disagreement", "random")),
+        "n": Key(int, 48, "galaxies per queue batch"),
+        "mc_passes": Key(int, 20, "BALD: Monte-Carlo dropout passes T (cost: T forward passes per galaxy)"),
+        "pool_size": Key(int, 20000, "BALD: at most this many unretired galaxies, those of highest predictive "
+                         "entropy (one deterministic pass), get the T MC passes"),
+        "diversity": Key(float, 0.5, "0..1: each galaxy already queued from a GMM cluster scales the next "
+                         "pick's score from that cluster by (1 - diversity)"),
+        "retire_confidence": Key(float | None, None, "also retire a galaxy when the model's probability of its "
+                                 "class is at least this and its non-skip votes agree with it; none = off"),
+        "retire_votes": Key(int, 1, "... with at least this many agreeing votes"),
+        "cold_start_labels": Key(int, 100, "decided consensus labels needed before the first CNN run "
+                                 "(until then the queue comes from the CvAE map, or at random)"),
+        "seed": Key(int, 0, "MC dropout and the random strategy"),
     },
     # The dashboard (app/); new in schema 2.
     "app": {
@@ -603,6 +641,25 @@ def _schema_2_to_3(raw: dict[str, Any]) -> list[str | None]:
     changes.append("new settings with their defaults: prep.pixel_scale, prep.goi_outside_max, prep.goi_fill_max, "
                    "prep.seam_max, catalog.goi_radius")
     return changes
+
+
+@migration(3)
+def _schema_3_to_4(raw: dict[str, Any]) -> list[str | None]:
+    """Schema 4: early stopping and resumable training (issue 14).
+
+    * ``train.early_stopping``: new, default ``true`` (stop when ``val_loss`` has not improved for
+      ``train.patience`` epochs, on a validation split carved from the training galaxies). Old
+      workspaces trained every planned epoch on all their training galaxies: they keep ``false``.
+    * New keys whose defaults change nothing an old workspace did: ``train.validation_fraction``,
+      ``train.patience``, ``train.min_delta``, ``train.restore_best`` (read only with early
+      stopping), ``train.images_per_label``, ``train.min_per_class`` (only for a schedule sized to
+      the labels), ``train.mixed_precision`` (off).
+    """
+    return [
+        keep_old_default(raw, "train.early_stopping", old=False, new=True),
+        "new settings with their defaults: train.validation_fraction, train.patience, train.min_delta, "
+        "train.restore_best, train.images_per_label, train.min_per_class, train.mixed_precision",
+    ]
 
 
 def migrate(raw: dict[str, Any], version: int) -> list[str]:
