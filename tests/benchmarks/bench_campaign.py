@@ -105,8 +105,9 @@ def build_survey(cache: Path, n: int, seed: int, cutout: int):
 class Learner:
     """The paper's CNN, trained from scratch or fine-tuned on consensus labels."""
 
-    def __init__(self, size: int, epochs: int, per_class: int, lr: float, seed: int):
+    def __init__(self, size: int, epochs: int, per_class: int, lr: float, seed: int, ft_lr: float | None = None):
         self.size, self.epochs, self.per_class, self.lr, self.seed = size, epochs, per_class, lr, seed
+        self.ft_lr = lr if ft_lr is None else ft_lr
         self.model = None
         self.calls = 0
 
@@ -117,12 +118,15 @@ class Learner:
         from core.learn.models import build_cnn
 
         self.calls += 1
+        lr = self.lr
         if fresh or self.model is None:
             keras.utils.set_random_seed(self.seed)
             self.model = build_cnn(input_size=self.size)
-        self.model.compile(optimizer=keras.optimizers.Adam(self.lr), loss="categorical_crossentropy")
+        else:
+            lr = self.ft_lr  # fine-tuning: a lower rate keeps what was learned
+        self.model.compile(optimizer=keras.optimizers.Adam(lr), loss="categorical_crossentropy")
         ds = augment_dataset(x, y, per_class=self.per_class, batch_size=32, seed=self.seed * 1000 + self.calls)
-        self.model.fit(ds.repeat(), epochs=self.epochs,
+        self.model.fit(ds.repeat(), epochs=self.epochs, shuffle=False,
                        steps_per_epoch=int(np.ceil(self.per_class * len(set(y.tolist())) / 32)), verbose=0)
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:
@@ -169,7 +173,7 @@ def campaign(strategy: str, *, pool_x, pool_ids, votes_by_galaxy, seed_idx, test
 
     rng = np.random.default_rng(np.random.SeedSequence([seed, STRATEGIES.index(strategy), 11]))
     labelled = list(seed_idx)
-    learner = Learner(size, args.epochs, args.per_class, args.lr, seed)
+    learner = Learner(size, args.epochs, args.per_class, args.lr, seed, args.ft_lr)
     curve = []
     for rnd in range(args.rounds + 1):
         votes = pd.concat([votes_by_galaxy[i] for i in labelled], ignore_index=True)
@@ -281,12 +285,13 @@ def main() -> int:
     ap.add_argument("--cutout", type=int, default=32, help="stamp side, px")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--strategies", nargs="+", default=list(STRATEGIES), choices=STRATEGIES)
-    ap.add_argument("--seed-set", type=int, default=60)
+    ap.add_argument("--seed-set", type=int, default=40)
     ap.add_argument("--batch", type=int, default=40)
-    ap.add_argument("--rounds", type=int, default=8)
+    ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--epochs", type=int, default=4)
     ap.add_argument("--per-class", type=int, default=150)
-    ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--lr", type=float, default=3e-3, help="Adam rate from scratch (the demo's)")
+    ap.add_argument("--ft-lr", type=float, default=1e-3, help="Adam rate when fine-tuning after a round")
     ap.add_argument("--passes", type=int, default=20, help="BALD: MC dropout passes T")
     ap.add_argument("--diversity", type=float, default=0.5)
     ap.add_argument("--clusters", type=int, default=6, help="GMM clusters on the latent PC1-PC2 (diversity)")
@@ -300,7 +305,9 @@ def main() -> int:
         args.n, args.seeds, args.rounds, args.batch, args.seed_set = 1000, [0], 3, 30, 40
         args.epochs, args.per_class, args.passes = 2, 60, 5
     import pandas as pd
+    import tensorflow as tf
 
+    tf.get_logger().setLevel("ERROR")  # retracing notices of predict in a loop
     from core.simulation.inspectors import CAMPAIGN_INSPECTORS, campaign_confusions, simulate_campaign_votes
 
     t_all = time.perf_counter()
@@ -327,7 +334,7 @@ def main() -> int:
         seed_idx = rng.choice(len(pool_ids), size=args.seed_set, replace=False)
         # the reference: every pool galaxy voted, the CNN trained on all the consensus labels
         lab, _ = consensus_labels(votes, pool_ids, args.train_method)
-        ref = Learner(args.cutout, args.epochs, args.per_class, args.lr, seed)
+        ref = Learner(args.cutout, args.epochs, args.per_class, args.lr, seed, args.ft_lr)
         ref.fit(pool_x[lab != ""], lab[lab != ""], fresh=True)
         # the same number of (re)trainings as a campaign's last model saw: fine-tune as often
         for _ in range(args.rounds):
