@@ -164,3 +164,19 @@ def test_embed_run_stores_the_acquisition_scores_with_the_embedding(tmp_path):
     np.testing.assert_allclose(scores["entropy"], -(emb.probabilities * np.log(emb.probabilities)).sum(axis=1),
                                rtol=1e-4)
     assert "mc_passes': 4" in str(scores["meta"])
+
+
+def test_bald_runs_chunk_wise_on_dask_above_the_threshold(ws):
+    """Above embed.dask_threshold pool galaxies, MC dropout runs one Dask task per stamp chunk."""
+    import keras
+
+    from core.latent.queue import compute_acquisition
+    from core.learn.models import build_cnn
+
+    keras.utils.set_random_seed(0)
+    build_cnn(input_size=24, filters=(4, 8, 8), latent_dim=16).save(ws.run_dir("cnn-a") / "model.keras")
+    ws.config["embed"]["dask_threshold"] = 10
+    a = compute_acquisition(ws, "cnn-a", overrides={"mc_passes": 3})
+    b = compute_acquisition(ws, "cnn-a", overrides={"mc_passes": 3})
+    assert np.isfinite(a["bald"]).all() and (a["bald"] >= 0).all() and len(a["bald"]) == 120
+    np.testing.assert_array_equal(a["bald"], b["bald"])  # seeded per chunk: the same scores again
