@@ -77,6 +77,6 @@ def test_demo_schedule_learning_rate_reaches_the_run_config(tmp_path, monkeypatc
         demo.build_demo(root, n=1000, echo=lambda *a: None,
                         schedule={"cnn": {"learning_rate": 2e-3, "epochs": 1}})
     kw = seen["cnn"]
-    assert kw["config"] == {"train": {"learning_rate": 2e-3}}
+    assert kw["config"] == {"train": {"learning_rate": 2e-3, "early_stopping": False}}  # the demo's 6 epochs
     assert kw["epochs"] == 1 and kw["per_class"] == demo.DEMO_SCHEDULE["cnn"]["per_class"]
     assert "learning_rate" not in kw

@@ -39,9 +39,12 @@ def run(args: argparse.Namespace) -> int:
     if not runs:
         print(f"no runs in {ws.root} yet: `resx train {ws.root} --model cnn`")
         return 0
-    print(f"{'':2}{'run':<28} {'model':<5} {'labels':<9} {'status':<9} {'score':<13} created")
+    print(f"{'':2}{'run':<28} {'model':<5} {'labels':<9} {'status':<11} {'score':<13} {'epochs':<8} created")
     for r in runs:
-        print(f"{'*' if r.active else ' ':2}{r.id:<28} {r.model:<5} {r.labels:<9} {r.status:<9} "
-              f"{_score(r):<13} {r.created}")
+        ep = f"{r.epochs_run}/{r.epochs}" if r.epochs_run is not None else f"-/{r.epochs}" if r.epochs else "-"
+        print(f"{'*' if r.active else ' ':2}{r.id:<28} {r.model:<5} {r.labels:<9} {r.status:<11} "
+              f"{_score(r):<13} {ep:<8} {r.created}")
+        if r.stopped:
+            print(f"{'':4}stopped: {r.stopped}")
     print("(* = active run of its model)")
     return 0

@@ -18,22 +18,34 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="with --labels consensus: the 2/3 majority, Dawid-Skene or classifier-aware consensus "
                    "(default: config votes.method)")
     p.add_argument("--init", default=None, metavar="RUN", help="fine-tune from this run's weights")
-    p.add_argument("--epochs", type=int, default=None, help="epochs (default from config)")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="the most epochs (default train.epochs); early stopping (train.early_stopping) may end sooner")
     p.add_argument("--per-class", type=int, default=None, help="augmented images per class per epoch")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--run-id", default=None, help="id of the new run (default: model + timestamp)")
     p.add_argument("--no-activate", action="store_true", help="do not make the new run the active one")
     p.add_argument("--embed", action="store_true", help="run `resx embed` on the new run when it ends")
+    p.add_argument("--size-to-labels", action="store_true",
+                   help="size each epoch to the labelled galaxies (train.images_per_label per galaxy) and stop "
+                        "early on the validation loss (the dashboard's retrain)")
 
 
 def run(args: argparse.Namespace) -> int:
     """Train; 0 done, 130 cancelled (a ``STOP`` file from the dashboard)."""
-    from core.learn.training import train
+    from core.learn.training import retrain, train
 
     overrides = {"votes": {"method": args.consensus_method}} if args.consensus_method else None
-    info = train(args.workspace, args.model, args.labels, init=args.init, epochs=args.epochs,
-                 per_class=args.per_class, seed=args.seed, run_id=args.run_id,
-                 activate=not args.no_activate, embed=args.embed, progress=True, config=overrides)
+    common = dict(init=args.init, epochs=args.epochs, seed=args.seed, run_id=args.run_id,
+                  activate=not args.no_activate, embed=args.embed, progress=True, config=overrides)
+    if args.size_to_labels:
+        if args.per_class is not None:
+            from core.learn.data import TrainingError
+
+            raise TrainingError("--per-class and --size-to-labels exclude each other")
+        common["max_epochs"] = common.pop("epochs")
+        info = retrain(args.workspace, args.model, args.labels, **common)
+    else:
+        info = train(args.workspace, args.model, args.labels, per_class=args.per_class, **common)
     if info.status == "cancelled":
         print(f"run {info.id} cancelled (not activated); last complete epoch in {info.path / 'checkpoint.keras'}")
         return 130
@@ -41,5 +53,7 @@ def run(args: argparse.Namespace) -> int:
              else f"test reconstruction MSE {info.recon_mse:.3e}" if info.recon_mse is not None else "")
     print(f"run {info.id} ({info.model}, {info.labels} labels) done: {score}"
           + ("; active" if info.active else ""))
+    if info.stopped:
+        print(f"  stopped: {info.stopped}")
     print(f"  folder: {info.path}")
     return 0

@@ -122,7 +122,8 @@ def augment_numpy(image: np.ndarray, transform: int, rotation_step_deg: float = 
 
 
 def augment_dataset(images: np.ndarray, labels: Sequence | None, per_class: int = 5000, batch_size: int = 32,
-                    seed: int = 42, rotation_step_deg: float = 45, flip: bool = True):
+                    seed: int = 42, rotation_step_deg: float = 45, flip: bool = True,
+                    start_epoch: int | None = None):
     """Class-balanced, augmented training batches, generated on the fly.
 
     Parameters
@@ -142,12 +143,18 @@ def augment_dataset(images: np.ndarray, labels: Sequence | None, per_class: int 
         Rotations are random multiples of this angle.
     flip : bool
         Random horizontal flips.
+    start_epoch : int, optional
+        ``None``: one epoch, re-drawn each time the dataset is iterated. An integer: the endless
+        sequence of epochs ``start_epoch, start_epoch + 1, ...``, each epoch's draws a function of
+        ``(seed, epoch)`` only (stateless random numbers), so a resumed training run continues
+        with exactly the epochs it would have seen (:mod:`core.learn.training`).
 
     Returns
     -------
     tf.data.Dataset
-        One epoch of ``(x, y)``: ``x`` ``(B, S, S, 1)`` float32, ``y`` one-hot ``(B, 5)`` float32;
-        ``per_class * n_classes`` images per epoch, ``n_classes`` the classes present (5 normally).
+        One epoch of ``(x, y)`` (or the endless sequence of epochs, each ending with its own
+        possibly smaller last batch): ``x`` ``(B, S, S, 1)`` float32, ``y`` one-hot ``(B, 5)``
+        float32; ``per_class * n_classes`` images per epoch, ``n_classes`` the classes present.
     """
     import tensorflow as tf
 
@@ -211,7 +218,15 @@ def augment_dataset(images: np.ndarray, labels: Sequence | None, per_class: int 
         xb = tf.gather(xb, tf.gather(maps_t, t), batch_dims=1)
         return tf.reshape(xb, (-1, size, size, 1)), tf.gather(y_t, idx)
 
-    ds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(3 * n_total).take(1)
-    ds = ds.map(plan).unbatch().batch(batch_size)
+    if start_epoch is None:
+        ds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(3 * n_total).take(1)
+        ds = ds.map(plan).unbatch().batch(batch_size)
+    else:
+        def draws(epoch):
+            return tf.random.stateless_uniform([3 * n_total], seed=tf.stack([tf.constant(seed, tf.int64), epoch]),
+                                               minval=None, maxval=None, dtype=tf.int64)
+
+        ds = tf.data.Dataset.counter(int(start_epoch), dtype=tf.int64).map(draws).map(plan)
+        ds = ds.flat_map(lambda idx, t: tf.data.Dataset.from_tensor_slices((idx, t)).batch(batch_size))
     ds = ds.map(apply, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.prefetch(tf.data.AUTOTUNE)

@@ -12,6 +12,11 @@ stratified by catalog class, fit-quality excluded), so a retrain on consensus la
 on the same held-out galaxies as the catalog run; a workspace without that column gets
 :func:`core.learn.augment.split_sample` on the chosen labels. Only galaxies whose ``prep_status`` is
 ok or flagged are used.
+
+Early stopping (:mod:`core.learn.training`) watches the loss on a *validation split* carved from
+the training galaxies by :func:`validation_split` (``train.validation_fraction`` of each class,
+seeded): the test split is never looked at before the final evaluation. ``role`` says what each
+galaxy is used for: ``"fit"`` (the gradient steps), ``"validation"`` or ``"test"``.
 """
 
 from __future__ import annotations
@@ -26,7 +31,8 @@ from core.errors import ResxError
 from core.labels import CLASSES, FIT_QUALITY
 from core.workspace.workspace import Workspace
 
-__all__ = ["LABEL_SOURCES", "PREPPED", "TrainingData", "TrainingError", "load_training_data", "training_labels"]
+__all__ = ["LABEL_SOURCES", "PREPPED", "TrainingData", "TrainingError", "load_training_data", "training_labels",
+           "validation_split"]
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +59,69 @@ class TrainingData:
     split: np.ndarray
     images: np.ndarray
     provenance: dict[str, Any]
+    role: np.ndarray | None = None
 
     def part(self, which: str) -> tuple[np.ndarray, np.ndarray]:
-        m = self.split == which
+        """Images and labels of ``"train"`` / ``"test"`` (the split), or ``"fit"`` / ``"validation"``
+        (the training galaxies' roles after :meth:`carve_validation`; without it every training
+        galaxy is ``"fit"``)."""
+        if which in ("fit", "validation"):
+            role = self.role if self.role is not None else np.where(self.split == "train", "fit", self.split)
+            m = role == which
+        else:
+            m = self.split == which
         return self.images[m], self.labels[m]
+
+    def carve_validation(self, fraction: float, seed: int) -> int:
+        """Hold out ``fraction`` of each class's training galaxies as the validation split.
+
+        Sets :attr:`role` and the provenance (``n_validation``, ``counts["validation"]``); returns
+        the number of validation galaxies (0 when the training set is too small to spare one).
+        """
+        val = validation_split(self.labels, self.split == "train", fraction, seed)
+        self.role = np.where(self.split == "train", np.where(val, "validation", "fit"), self.split)
+        self.provenance["n_validation"] = int(val.sum())
+        self.provenance.setdefault("counts", {})["validation"] = {
+            c: int(np.sum(val & (self.labels == c))) for c in CLASSES}
+        return int(val.sum())
+
+
+def validation_split(labels: np.ndarray, train: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """A seeded, stratified validation subset of the training galaxies.
+
+    Parameters
+    ----------
+    labels : (n,) array of str
+        Class of each galaxy.
+    train : (n,) bool array
+        The training galaxies (the only candidates).
+    fraction : float
+        Share of each class held out, rounded per class; a class keeps at least one galaxy to fit
+        on (a class of one galaxy gives none to validation).
+    seed : int
+        The same seed, labels and training set give the same split.
+
+    Returns
+    -------
+    (n,) bool array
+        True for the validation galaxies.
+
+    Examples
+    --------
+    >>> int(validation_split(np.array(["Clean"] * 10), np.ones(10, bool), 0.2, 0).sum())
+    2
+    """
+    if not 0 <= fraction < 1:
+        raise ValueError(f"validation_fraction must be in [0, 1), not {fraction}")
+    labels = np.asarray(labels).astype(str)
+    train = np.asarray(train, bool)
+    out = np.zeros(labels.shape[0], bool)
+    rng = np.random.default_rng(seed)
+    for cls in sorted(set(labels[train].tolist())):
+        idx = rng.permutation(np.flatnonzero(train & (labels == cls)))
+        n_val = min(int(round(fraction * idx.size)), idx.size - 1)
+        out[idx[:max(n_val, 0)]] = True
+    return out
 
 
 def _column(cat, name: str, default) -> np.ndarray:

@@ -5,9 +5,12 @@ A run folder holds::
     model.keras        the trained model (core.learn.models registers its custom layers)
     config.toml        the exact configuration it was trained with
     run.json           {id, model, labels, status, created, finished, error, init, epochs,
-                        accuracy, recon_mse}; status is running | done | failed | cancelled
+                        accuracy, recon_mse, stopped, epochs_run, best_epoch, best_val_loss};
+                        status is running | done | failed | cancelled; ``epochs`` is the most
+                        epochs planned, ``epochs_run`` those trained, ``stopped`` why it ended
     labels.json        provenance of the labels: source, counts per class and split
-    labels.csv         id, label, split of every galaxy used (train / test)
+    labels.csv         id, label, split (train / test), role (fit / validation / test) of every
+                        galaxy used
     history.csv        one row per epoch (loss, accuracy or recon/KL, learning rate)
     progress.json      {"state", "epoch", "epochs", "history": {metric: [...]}}, every epoch
     evaluation.json    on the held-out test split (see core.learn.training)
@@ -56,6 +59,10 @@ class RunInfo:
     accuracy: float | None = None
     recon_mse: float | None = None
     active: bool = False
+    stopped: str | None = None
+    epochs_run: int | None = None
+    best_epoch: int | None = None
+    best_val_loss: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -84,7 +91,8 @@ def read_run(ws, run_id: str) -> RunInfo:
     except (OSError, json.JSONDecodeError) as exc:
         raise WorkspaceError(f"{folder / RUN_JSON} cannot be read: {exc}") from exc
     active = ws.active_run(record.get("model", "")) == run_id
-    known = {k: record.get(k) for k in ("finished", "error", "init", "epochs", "accuracy", "recon_mse")}
+    known = {k: record.get(k) for k in ("finished", "error", "init", "epochs", "accuracy", "recon_mse",
+                                        "stopped", "epochs_run", "best_epoch", "best_val_loss")}
     return RunInfo(id=record.get("id", run_id), model=record.get("model", "?"),
                    labels=record.get("labels", "?"), status=record.get("status", "?"),
                    created=record.get("created", ""), path=folder, active=active, **known)

@@ -10,11 +10,38 @@ Labels (``labels=``, ``"catalog"`` or ``"consensus"``), the galaxies used and th
 split are :mod:`core.learn.data`'s: a retrain on consensus labels is tested on the same held-out
 galaxies as the catalog run.
 
+Early stopping (``train.early_stopping``, on by default since schema 4): the paper trains "a
+maximum of" 100 epochs. ``train.validation_fraction`` (10 %) of each class's *training* galaxies
+is held out as a validation split (:meth:`core.learn.data.TrainingData.carve_validation`; the
+test split is never looked at before the final evaluation); the unaugmented validation stamps
+are scored after every epoch (``val_loss``: cross-entropy for the CNN, MSE + KL at the full KL
+weight for the CvAE) and Keras' ``EarlyStopping`` ends training when ``val_loss`` has not
+decreased by more than ``train.min_delta`` for ``train.patience`` epochs; with
+``train.restore_best`` the run ends with the weights of its best epoch. The CvAE's early
+stopping starts only after the KL warm-up (``models.kl_warmup`` of the planned epochs): before it
+the KL weight trained with is smaller than the one ``val_loss`` uses. ``run.json`` records why
+the run ended (``stopped``: ``"early at epoch 23 of 100, best val_loss 0.4123 at epoch 13"``),
+``epochs_run``, ``best_epoch`` and ``best_val_loss``.
+
+**The learning rate keeps its meaning**: it is halved every third of the *planned* steps
+(``train.epochs`` x steps per epoch), whether or not the run stops early. A run stopped at epoch
+23 of 100 has trained at 1e-4 throughout; the halvings at epochs 34 and 67 are where they would
+have been. The schedule is a function of the optimizer's step count only, so a resumed run
+continues it exactly.
+
+A schedule sized to the labels (``size_to_labels=True``, :func:`retrain`, ``resx train
+--size-to-labels``): an epoch of ``train.per_class`` = ``ceil(train.images_per_label x
+n_fit / n_classes)`` images per class (at least ``train.min_per_class``, at most the paper's
+``augment.per_class``), ``n_fit`` the galaxies trained on, with early stopping. A fine-tune on
+1,000 consensus labels then takes ~63 steps per epoch instead of the paper's 782
+(:func:`sized_per_class`).
+
 Seeding: ``train.seed`` (or ``seed=``) seeds Python, numpy and TensorFlow
-(``keras.utils.set_random_seed``: weights, noise, dropout, sampling) and the augmentation draws,
-so the same seed on the same machine gives the same run up to TensorFlow's floating-point
-non-associativity across threads (``train.deterministic = true`` enables TensorFlow's op
-determinism for bit-identical runs, slower).
+(``keras.utils.set_random_seed``: weights, noise, dropout, sampling), the validation split and
+the augmentation draws, so the same seed on the same machine gives the same run up to
+TensorFlow's floating-point non-associativity across threads (``train.deterministic = true``
+enables TensorFlow's op determinism for bit-identical runs, slower). Epoch ``e``'s augmented
+images are a function of ``(seed, e)`` only.
 
 Cancelling: SIGINT/SIGTERM, or a file named ``STOP`` in the run folder, stops training at the
 end of the current batch; the run's status becomes ``cancelled``, its last complete epoch stays
@@ -60,23 +87,53 @@ class Cancelled(Exception):
 
 
 # ----------------------------------------------------------------------------------------
-
-
-# ----------------------------------------------------------------------------------------
 # Callbacks
 # ----------------------------------------------------------------------------------------
-def _callbacks(run_dir: Path, epochs: int, steps: int, schedule, stop: Callable[[], bool], progress: bool):
+class RunEarlyStopping(keras.callbacks.EarlyStopping):
+    """Keras' ``EarlyStopping`` on ``val_loss`` that can start from a saved state (a resumed run).
+
+    ``state`` (from :meth:`get_state`) restores ``best``, ``wait`` and ``best_epoch`` after
+    ``on_train_begin`` (which resets them); ``best_weights`` is set by the caller.
+    """
+
+    def __init__(self, *, patience: int, min_delta: float, restore_best: bool, start_from_epoch: int = 0,
+                 state: dict[str, Any] | None = None):
+        super().__init__(monitor="val_loss", mode="min", patience=int(patience), min_delta=float(min_delta),
+                         restore_best_weights=bool(restore_best), start_from_epoch=int(start_from_epoch))
+        self._initial_state = state
+        self._initial_best_weights = None
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        if self._initial_state:
+            st = self._initial_state
+            self.best = st.get("best")
+            self.wait = int(st.get("wait", 0))
+            self.best_epoch = int(st.get("best_epoch", 0))
+            self.best_weights = self._initial_best_weights
+
+    def get_state(self) -> dict[str, Any]:
+        """``best`` (val_loss), ``wait`` and ``best_epoch`` (0-based), JSON-ready."""
+        best = None if self.best is None else float(self.best)
+        return {"best": best, "wait": int(self.wait), "best_epoch": int(self.best_epoch),
+                "stopped_epoch": int(self.stopped_epoch)}
+
+
+def _callbacks(run_dir: Path, epochs: int, steps: int, schedule, stop: Callable[[], bool], progress: bool,
+               history: dict[str, list[float]] | None = None):
 
     class RunMonitor(keras.callbacks.Callback):
         """history.csv, progress.json, checkpoint.keras every epoch; STOP file / signal -> stop."""
 
         def __init__(self):
             super().__init__()
-            self.history: dict[str, list[float]] = {}
+            self.history: dict[str, list[float]] = {k: list(v) for k, v in (history or {}).items()}
             self.cancelled = False
             self.bar = None
+            self.t_epoch = time.perf_counter()
 
         def on_epoch_begin(self, epoch, logs=None):
+            self.t_epoch = time.perf_counter()
             if progress:
                 from tqdm.auto import tqdm
 
@@ -100,6 +157,7 @@ def _callbacks(run_dir: Path, epochs: int, steps: int, schedule, stop: Callable[
                 self.bar = None
             if self.cancelled:
                 return  # an epoch cut short is not recorded
+            logs["seconds"] = time.perf_counter() - self.t_epoch
             for k, v in logs.items():
                 self.history.setdefault(k, []).append(float(v))
             _write_history(run_dir / "history.csv", self.history)
@@ -112,16 +170,26 @@ def _callbacks(run_dir: Path, epochs: int, steps: int, schedule, stop: Callable[
 def _write_history(path: Path, history: dict[str, list[float]]) -> None:
     keys = sorted(history)
     n = max((len(v) for v in history.values()), default=0)
-    with open(path, "w", newline="") as fh:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["epoch"] + keys)
         for i in range(n):
             w.writerow([i + 1] + [history[k][i] if i < len(history[k]) else "" for k in keys])
+    os.replace(tmp, path)  # a reader (or a kill) never sees half a file
 
 
-def _write_progress(run_dir: Path, state: str, epoch: int, epochs: int, history: dict[str, list[float]]) -> None:
+def _write_progress(run_dir: Path, state: str, epoch: int, epochs: int, history: dict[str, list[float]],
+                    **extra: Any) -> None:
+    """``progress.json``: state, epoch / epochs, the history, and ``elapsed_s`` / ``eta_s`` (the
+    time the remaining planned epochs would take at the mean epoch time so far; an upper bound
+    with early stopping)."""
+    secs = history.get("seconds", [])
+    elapsed = float(sum(secs))
+    eta = (elapsed / len(secs)) * max(epochs - epoch, 0) if secs and state == "running" else 0.0
     tmp = run_dir / "progress.json.tmp"
-    tmp.write_text(json.dumps({"state": state, "epoch": epoch, "epochs": epochs, "history": history}))
+    tmp.write_text(json.dumps({"state": state, "epoch": epoch, "epochs": epochs, "history": history,
+                               "elapsed_s": round(elapsed, 1), "eta_s": round(eta, 1), **extra}))
     tmp.replace(run_dir / "progress.json")
 
 
@@ -159,6 +227,85 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S")
 
 
+def sized_per_class(n_labels: int, n_classes: int = 5, config: dict[str, Any] | None = None) -> int:
+    """Images per class per epoch of a schedule sized to ``n_labels`` labelled training galaxies.
+
+    ``ceil(train.images_per_label x n_labels / n_classes)``, at least ``train.min_per_class``
+    and at most ``augment.per_class`` (the paper's 5,000).
+
+    Parameters
+    ----------
+    n_labels : int
+        Galaxies the run fits on (the training split less the validation split).
+    n_classes : int
+        Classes present among them.
+    config : dict, optional
+        The configuration (default :data:`core.workspace.config.DEFAULT_CONFIG`).
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> sized_per_class(1000, 5)
+    400
+    """
+    from core.workspace.config import DEFAULT_CONFIG
+
+    cfg = config or DEFAULT_CONFIG
+    tc, ac = cfg.get("train", {}), cfg.get("augment", {})
+    per = math.ceil(float(tc.get("images_per_label", 2.0)) * int(n_labels) / max(int(n_classes), 1))
+    return int(min(max(per, int(tc.get("min_per_class", 32))), int(ac.get("per_class", 5000))))
+
+
+def retrain(
+    workspace,
+    model: str = "cnn",
+    labels: str = "consensus",
+    *,
+    init: str | None = None,
+    max_epochs: int | None = None,
+    patience: int | None = None,
+    **kwargs: Any,
+) -> RunInfo:
+    """Train or fine-tune with early stopping and an epoch sized to the number of labels.
+
+    The engine's entry point for the dashboard's retrain (and ``resx train --size-to-labels``):
+    :func:`train` with ``size_to_labels=True`` (see :func:`sized_per_class`) and
+    ``train.early_stopping`` on, whatever the workspace's configuration says.
+
+    Parameters
+    ----------
+    workspace : Workspace or path
+    model : {"cnn", "cvae"}
+    labels : {"catalog", "consensus"}
+    init : str, optional
+        Fine-tune from this run (e.g. the active one); ``None`` trains from scratch.
+    max_epochs : int, optional
+        The most epochs (default ``train.epochs``); the learning-rate halvings are at thirds of
+        these planned epochs' steps.
+    patience : int, optional
+        Override ``train.patience``.
+    **kwargs
+        Passed to :func:`train` (``run_id``, ``activate``, ``embed``, ``seed``, ``progress``,
+        ``config``, ...).
+
+    Returns
+    -------
+    RunInfo
+        As :func:`train`; ``stopped`` says when and why training ended.
+    """
+    overrides: dict[str, Any] = {"train": {"early_stopping": True}}
+    if patience is not None:
+        overrides["train"]["patience"] = int(patience)
+    from core.workspace.config import merge
+
+    config = merge(kwargs.pop("config", None) or {}, overrides)
+    return train(workspace, model, labels, init=init, epochs=max_epochs, size_to_labels=True, config=config,
+                 **kwargs)
+
+
 def train(
     workspace,
     model: str = "cnn",
@@ -174,6 +321,7 @@ def train(
     progress: bool = False,
     handle_signals: bool = True,
     config: dict[str, Any] | None = None,
+    size_to_labels: bool = False,
 ) -> RunInfo:
     """Train a model and record the run in ``runs/<run-id>/``.
 
@@ -185,8 +333,8 @@ def train(
     init : str, optional
         Fine-tune from this run's ``model.keras`` (same model kind and input size).
     epochs, per_class, seed : int, optional
-        Override ``train.epochs``, ``train.per_class`` (else ``augment.per_class``) and
-        ``train.seed``.
+        Override ``train.epochs`` (the most epochs), ``train.per_class`` (else
+        ``augment.per_class``) and ``train.seed``.
     run_id : str, optional
         Id of the new run (default ``<model>-<timestamp>``).
     activate : bool
@@ -199,6 +347,9 @@ def train(
         Turn SIGINT/SIGTERM into a clean cancel while training (main thread only).
     config : dict, optional
         Overrides merged into the workspace configuration for this run.
+    size_to_labels : bool
+        Size the epoch to the labelled galaxies (:func:`sized_per_class`) instead of
+        ``train.per_class`` (``per_class`` is then not allowed).
 
     Returns
     -------
@@ -219,6 +370,8 @@ def train(
         raise ValueError(f"model must be 'cnn' or 'cvae', not {model!r}")
     if labels not in LABEL_SOURCES:
         raise ValueError(f"labels must be one of {LABEL_SOURCES}, not {labels!r}")
+    if size_to_labels and per_class is not None:
+        raise TrainingError("per_class and size_to_labels exclude each other: a sized schedule sets per_class")
     validate(config or {}, "the training configuration")  # a typo fails before the run folder exists
     cfg = merge(ws.config, config or {})
     tc = cfg.setdefault("train", {})
@@ -245,30 +398,39 @@ def train(
     record: dict[str, Any] = {
         "id": rid, "model": model, "labels": labels, "status": "running", "created": _now(),
         "finished": None, "error": None, "init": init, "epochs": int(tc["epochs"]),
-        "accuracy": None, "recon_mse": None,
+        "accuracy": None, "recon_mse": None, "size_to_labels": bool(size_to_labels),
     }
     write_run_json(run_dir, record)
     _write_progress(run_dir, "starting", 0, int(tc["epochs"]), {})
+    return _run(ws, run_dir, cfg, record, handle_signals, progress, activate, embed)
+
+
+def _run(ws: Workspace, run_dir: Path, cfg: dict[str, Any], record: dict[str, Any], handle_signals: bool,
+         progress: bool, activate: bool, embed: bool) -> RunInfo:
+    """Train in ``run_dir`` and record the outcome in ``run.json`` (shared by new and resumed runs)."""
+    rid, model, epochs = record["id"], record["model"], int(cfg["train"]["epochs"])
     try:
         with _StopFlag(run_dir, handle_signals) as stop:
-            result = _train_in(ws, run_dir, cfg, model, labels, init, stop, progress)
+            result = _train_in(ws, run_dir, cfg, model, record["labels"], record.get("init"), stop, progress,
+                               bool(record.get("size_to_labels")))
         record.update(result)
     except Cancelled:
         record.update(status="cancelled", finished=_now())
         write_run_json(run_dir, record)
-        _write_progress(run_dir, "cancelled", _last_epoch(run_dir), int(tc["epochs"]), _read_history(run_dir))
+        _write_progress(run_dir, "cancelled", _last_epoch(run_dir), epochs, _read_history(run_dir))
         log.warning("run %s cancelled", rid)
         return read_run(ws, rid)
     except Exception as exc:
         record.update(status="failed", finished=_now(), error=f"{type(exc).__name__}: {exc}")
         write_run_json(run_dir, record)
         (run_dir / "error.txt").write_text(traceback.format_exc())
-        _write_progress(run_dir, "failed", _last_epoch(run_dir), int(tc["epochs"]), _read_history(run_dir))
+        _write_progress(run_dir, "failed", _last_epoch(run_dir), epochs, _read_history(run_dir))
         raise TrainingError(f"run {rid} failed: {exc}") from exc
 
     record.update(status="done", finished=_now())
     write_run_json(run_dir, record)
-    _write_progress(run_dir, "done", int(tc["epochs"]), int(tc["epochs"]), _read_history(run_dir))
+    _write_progress(run_dir, "done", int(record.get("epochs_run") or epochs), epochs, _read_history(run_dir),
+                    stopped=record.get("stopped"))
     (run_dir / "checkpoint.keras").unlink(missing_ok=True)
     if activate:
         ws.set_active_run(model, rid)
@@ -294,8 +456,39 @@ def _last_epoch(run_dir: Path) -> int:
     return max((len(v) for v in h.values()), default=0)
 
 
+def _stop_reason(es: RunEarlyStopping | None, epochs_run: int, epochs: int) -> dict[str, Any]:
+    """``stopped`` (in words), ``epochs_run``, ``best_epoch`` and ``best_val_loss`` of a finished fit."""
+    out: dict[str, Any] = {"epochs_run": int(epochs_run), "best_epoch": None, "best_val_loss": None}
+    if es is None:
+        out["stopped"] = f"completed {epochs_run} of {epochs} epochs (no early stopping)"
+        return out
+    if es.best is not None:
+        out.update(best_epoch=int(es.best_epoch) + 1, best_val_loss=float(es.best))
+        best = f"best val_loss {float(es.best):.5g} at epoch {int(es.best_epoch) + 1}"
+    else:
+        best = "no val_loss watched yet"
+    if es.stopped_epoch > 0:
+        out["stopped"] = (f"early at epoch {epochs_run} of {epochs}, {best} (patience {es.patience}, "
+                          f"min_delta {abs(es.min_delta):g})")
+    else:
+        out["stopped"] = f"completed {epochs_run} of {epochs} epochs, {best}"
+    if es.restore_best_weights and es.best_weights is not None:
+        out["stopped"] += "; best weights restored"
+    return out
+
+
+def _validation_dataset(x: np.ndarray, y: np.ndarray, batch: int = 256):
+    """The unaugmented validation stamps as a ``tf.data.Dataset`` of ``(x, one-hot y)`` batches."""
+    import tensorflow as tf
+
+    from core.labels import CLASSES
+
+    onehot = np.eye(len(CLASSES), dtype=np.float32)[[CLASSES.index(c) for c in y]]
+    return tf.data.Dataset.from_tensor_slices((x[..., None].astype(np.float32), onehot)).batch(batch)
+
+
 def _train_in(ws: Workspace, run_dir: Path, cfg: dict[str, Any], kind: str, labels: str,
-              init: str | None, stop: _StopFlag, progress: bool) -> dict[str, Any]:
+              init: str | None, stop: _StopFlag, progress: bool, size_to_labels: bool = False) -> dict[str, Any]:
     import tensorflow as tf
 
     from core.learn.augment import augment_dataset
@@ -308,25 +501,34 @@ def _train_in(ws: Workspace, run_dir: Path, cfg: dict[str, Any], kind: str, labe
         tf.config.experimental.enable_op_determinism()
 
     data = load_training_data(ws, labels, cfg)
+    early = bool(tc.get("early_stopping", False))
+    if early and data.carve_validation(float(tc.get("validation_fraction", 0.1)), seed) == 0:
+        log.warning("too few training galaxies to hold out a validation split: no early stopping")
+        early = False
     _write_labels(run_dir, data)
     size = data.images.shape[1]
     params = model_params(cfg)
     if params["input_size"] != size:
         raise TrainingError(f"stamps are {size} px but models.input_size is {params['input_size']}")
 
-    x_train, y_train = data.part("train")
+    x_fit, y_fit = data.part("fit")
+    n_present = len(set(y_fit.tolist()))
+    if size_to_labels:
+        tc["per_class"] = sized_per_class(len(y_fit), n_present, cfg)
+        write_config(cfg, run_dir / "config.toml")  # the run records the per_class it used
+        log.info("schedule sized to %d labelled galaxies: %d images per class per epoch", len(y_fit),
+                 tc["per_class"])
     ac = cfg.get("augment", {})
     batch = int(tc.get("batch_size", 32))
     per_class = int(tc["per_class"])
-    ds = augment_dataset(x_train, y_train, per_class=per_class, batch_size=batch, seed=seed,
-                         rotation_step_deg=ac.get("rotation_step_deg", 45), flip=ac.get("flip", True))
-    n_present = len(set(y_train.tolist()))
-    steps = math.ceil(per_class * n_present / batch)
-    # One iterator for the whole run: re-creating the pipeline's iterator every epoch costs
-    # seconds (its plan and captured stamps); each repetition still draws new images and
-    # transforms (tf.data.Dataset.random re-randomises every iteration).
-    ds = ds.apply(tf.data.experimental.assert_cardinality(steps)).repeat()
     epochs = int(tc["epochs"])
+    initial_epoch = 0
+    # Epoch e's draws depend on (seed, e) only: one endless iterator for the whole run (re-creating
+    # the pipeline's iterator every epoch costs seconds), and a resumed run starts at its epoch.
+    ds = augment_dataset(x_fit, y_fit, per_class=per_class, batch_size=batch, seed=seed,
+                         rotation_step_deg=ac.get("rotation_step_deg", 45), flip=ac.get("flip", True),
+                         start_epoch=initial_epoch)
+    steps = math.ceil(per_class * n_present / batch)
     schedule = make_schedule(float(tc.get("learning_rate", 1e-4)), steps * epochs,
                              float(tc.get("lr_drop_every", 1 / 3)), float(tc.get("lr_factor", 0.5)))
 
@@ -338,36 +540,57 @@ def _train_in(ws: Workspace, run_dir: Path, cfg: dict[str, Any], kind: str, labe
                 raise TrainingError(f"--init {init} expects {shape} stamps, the workspace has {size} x {size}")
         else:
             net = build_model(kind, cfg)
+        warmup_steps = 0
         if kind == "cvae":  # KL warm-up over the first models.kl_warmup of the steps; none when fine-tuning
-            net.kl_warmup_steps = 0 if init else int(round(float(params.get("kl_warmup") or 0.0) * steps * epochs))
+            warmup_steps = 0 if init else int(round(float(params.get("kl_warmup") or 0.0) * steps * epochs))
+            net.kl_warmup_steps = warmup_steps
         optimizer = keras.optimizers.Adam(learning_rate=schedule)
         if kind == "cnn":
             net.compile(optimizer=optimizer, loss="categorical_crossentropy", metrics=["accuracy"])
         else:
             net.compile(optimizer=optimizer)
 
+    callbacks: list[keras.callbacks.Callback] = []
+    es = None
+    val_ds = None
+    if early:
+        val_ds = _validation_dataset(*data.part("validation"))
+        es = RunEarlyStopping(patience=int(tc.get("patience", 10)), min_delta=float(tc.get("min_delta", 0.0)),
+                              restore_best=bool(tc.get("restore_best", True)),
+                              start_from_epoch=math.ceil(warmup_steps / steps) if warmup_steps else 0)
+        callbacks.append(es)
     monitor = _callbacks(run_dir, epochs, steps, schedule, stop, progress)
+    callbacks.insert(0, monitor)  # the monitor records an epoch before early stopping may end the fit
     t0 = time.perf_counter()
-    net.fit(ds, epochs=epochs, steps_per_epoch=steps, verbose=0, callbacks=[monitor], shuffle=False)
+    net.fit(ds, epochs=epochs, steps_per_epoch=steps, verbose=0, callbacks=callbacks, shuffle=False,
+            validation_data=val_ds, initial_epoch=initial_epoch)
     train_s = time.perf_counter() - t0
     if monitor.cancelled or stop():
         raise Cancelled()
+    epochs_run = max((len(v) for v in monitor.history.values()), default=0)
+    reason = _stop_reason(es, epochs_run, epochs)
+    log.info("run %s: stopped %s", run_dir.name, reason["stopped"])
 
     net.save(run_dir / "model.keras")
     x_test, y_test = data.part("test")
     with quiet_tensorflow():
-        result = _evaluate(net, kind, run_dir, x_test, y_test, seed, monitor.history)
-    result.update(train_seconds=round(train_s, 1),
-                  images_per_second=round(steps * batch * epochs / max(train_s, 1e-9), 1))
+        result = _evaluate(net, kind, run_dir, x_test, y_test, seed, monitor.history, reason)
+    result.update(reason)
+    result.update(per_class=per_class, steps_per_epoch=steps, train_seconds=round(train_s, 1),
+                  images_per_second=round(steps * batch * (epochs_run - initial_epoch) / max(train_s, 1e-9), 1))
     return result
 
 
 def _evaluate(net, kind: str, run_dir: Path, x_test: np.ndarray, y_test: np.ndarray, seed: int,
-              history: dict[str, list[float]]) -> dict[str, Any]:
+              history: dict[str, list[float]], reason: dict[str, Any] | None = None) -> dict[str, Any]:
     result: dict[str, Any] = {}
     if kind == "cnn":
         ev = evaluate_cnn(net, x_test, y_test)
         ev["train_accuracy_last_epoch"] = history.get("accuracy", [None])[-1]
+        best = (reason or {}).get("best_epoch")
+        if best and len(history.get("accuracy", [])) >= best:
+            ev["train_accuracy_best_epoch"] = history["accuracy"][best - 1]
+            ev["val_accuracy_best_epoch"] = history.get("val_accuracy", [None] * best)[best - 1]
         plot_confusion(np.array(ev["confusion"]), run_dir / "confusion.png",
                        f"{run_dir.name}: test accuracy {ev['accuracy']:.1%}" if ev["accuracy"] is not None else run_dir.name)
         result["accuracy"] = ev["accuracy"]
@@ -377,16 +600,18 @@ def _evaluate(net, kind: str, run_dir: Path, x_test: np.ndarray, y_test: np.ndar
             plot_reconstructions(x_test, rec, run_dir / "reconstructions.png", seed=seed)
         result["recon_mse"] = ev["recon_mse"]
     ev["split"] = "test"
+    ev.update({k: v for k, v in (reason or {}).items()})
     (run_dir / "evaluation.json").write_text(json.dumps(ev, indent=2))
     return result
 
 
 def _write_labels(run_dir: Path, data: TrainingData) -> None:
     (run_dir / "labels.json").write_text(json.dumps(data.provenance, indent=2))
+    role = data.role if data.role is not None else np.where(data.split == "train", "fit", data.split)
     with open(run_dir / "labels.csv", "w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["id", "label", "split"])
-        w.writerows(zip(data.ids, data.labels, data.split))
+        w.writerow(["id", "label", "split", "role"])
+        w.writerows(zip(data.ids, data.labels, data.split, role))
 
 
 # ----------------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ cases:
   change says so; only new workspaces get the new default.
 
 For example, ``prep.rff_absolute`` changed its default from ``False`` to ``True`` in schema 3: the
-new default is set in :data:`SCHEMA`, :data:`SCHEMA_VERSION` is 3, and the migration from schema 2
+new default is set in :data:`SCHEMA`, :data:`SCHEMA_VERSION` became 3, and the migration from schema 2
 (``_schema_2_to_3``) says::
 
     keep_old_default(raw, "prep.rff_absolute", old=False, new=True)
@@ -83,7 +83,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: The version of the schema this code reads and writes (``schema_version`` in ``config.toml``).
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 #: Scaling methods of :mod:`core.learn.scaling` (``METHODS`` there) and SVC kernels accepted.
 _SCALERS = ("maxabs", "standard", "robust", "minmax", "power", "quantile")
@@ -228,6 +228,18 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "per_class": Key(int | None, None, "augmented images per class per epoch; none = augment.per_class"),
         "seed": Key(int, 42, "seed of the weights and batches"),
         "deterministic": Key(bool, False, "tf.config.experimental.enable_op_determinism (slower)"),
+        # Early stopping (new in schema 4; core.learn.training): the paper trains "a maximum of" 100 epochs.
+        "early_stopping": Key(bool, True, "stop when the validation loss has not improved for train.patience epochs"),
+        "validation_fraction": Key(float, 0.1, "share of each class's training galaxies held out as the "
+                                   "validation split (never the test split)"),
+        "patience": Key(int, 10, "epochs without an improvement of val_loss before stopping"),
+        "min_delta": Key(float, 0.0, "a decrease of val_loss smaller than this is no improvement"),
+        "restore_best": Key(bool, True, "end with the weights of the epoch of the lowest val_loss"),
+        "images_per_label": Key(float, 2.0, "a schedule sized to the labels (resx train --size-to-labels, the "
+                                "dashboard's retrain): augmented images per labelled galaxy per epoch"),
+        "min_per_class": Key(int, 32, "a schedule sized to the labels: at least this many images per class per epoch"),
+        "mixed_precision": Key(bool, False, "mixed_float16 on a GPU (compute in float16, weights in float32); "
+                               "ignored on CPU"),
     },
     # Latent analysis (paper §5; core.latent.analysis).
     "embed": {
@@ -629,6 +641,25 @@ def _schema_2_to_3(raw: dict[str, Any]) -> list[str | None]:
     changes.append("new settings with their defaults: prep.pixel_scale, prep.goi_outside_max, prep.goi_fill_max, "
                    "prep.seam_max, catalog.goi_radius")
     return changes
+
+
+@migration(3)
+def _schema_3_to_4(raw: dict[str, Any]) -> list[str | None]:
+    """Schema 4: early stopping and resumable training (issue 14).
+
+    * ``train.early_stopping``: new, default ``true`` (stop when ``val_loss`` has not improved for
+      ``train.patience`` epochs, on a validation split carved from the training galaxies). Old
+      workspaces trained every planned epoch on all their training galaxies: they keep ``false``.
+    * New keys whose defaults change nothing an old workspace did: ``train.validation_fraction``,
+      ``train.patience``, ``train.min_delta``, ``train.restore_best`` (read only with early
+      stopping), ``train.images_per_label``, ``train.min_per_class`` (only for a schedule sized to
+      the labels), ``train.mixed_precision`` (off).
+    """
+    return [
+        keep_old_default(raw, "train.early_stopping", old=False, new=True),
+        "new settings with their defaults: train.validation_fraction, train.patience, train.min_delta, "
+        "train.restore_best, train.images_per_label, train.min_per_class, train.mixed_precision",
+    ]
 
 
 def migrate(raw: dict[str, Any], version: int) -> list[str]:

@@ -234,6 +234,7 @@ def test_read_config_migrates_a_schema_1_file_in_memory_only(tmp_path):
     ran_with = {"rff_absolute": False, "sky_background_box": 0, "cutout_unit": "px", "cutout_size": 50}
     expected = default_config()
     expected["prep"].update(ran_with)
+    expected["train"]["early_stopping"] = False  # schema 4: old workspaces trained every planned epoch
     assert loaded.config == expected
     assert read_config(root / "config.toml") == expected
     assert (root / "config.toml").read_text() == original  # a run's record is not rewritten
@@ -308,7 +309,7 @@ def test_schema_3_changed_defaults_keep_what_old_workspaces_ran_with(tmp_path):
                          'cutout_unit = "arcsec"\ncutout_size = 3.0\n')
     loaded = load_config(chose_new)
     assert loaded.config["prep"]["rff_absolute"] is True and loaded.config["prep"]["cutout_unit"] == "arcsec"
-    assert not any("kept" in c for c in loaded.changes)
+    assert not any("kept" in c for c in loaded.changes if c.startswith("prep."))  # (schema 4 keeps train.*)
     new = default_config()["prep"]  # new workspaces get the new defaults
     assert (new["rff_absolute"], new["sky_background_box"], new["cutout_unit"], new["cutout_size"]) == (
         True, 8, "arcsec", 3.0)
