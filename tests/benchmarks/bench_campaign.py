@@ -298,6 +298,7 @@ def main() -> int:
     ap.add_argument("--target", type=float, default=0.9, help="share of the all-labels accuracy")
     ap.add_argument("--train-method", choices=["majority", "ds"], default="majority",
                     help="consensus method of the training labels")
+    ap.add_argument("--build-only", action="store_true", help="build (cache) the survey and stop")
     ap.add_argument("--cache", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "resx-bench-campaign")
     ap.add_argument("--out", type=Path, default=ROOT / "tests" / "artifacts" / "bench_campaign")
     args = ap.parse_args()
@@ -314,6 +315,9 @@ def main() -> int:
     args.cache.mkdir(parents=True, exist_ok=True)
     args.out.mkdir(parents=True, exist_ok=True)
     ids, x, truth, split = build_survey(args.cache, args.n, args.survey_seed, args.cutout)
+    if args.build_only:
+        log(f"survey of {len(ids)} usable galaxies ready in {args.cache}")
+        return 0
     pool, test = split == "train", split == "test"
     pool_ids, pool_x, pool_truth = ids[pool], x[pool], truth[pool]
     test_x, test_truth = x[test], truth[test]
