@@ -460,15 +460,22 @@ class VoteStore:
         return self._frame([self._current_query(galaxy_ids=ids[start:start + _CHUNK])
                             for start in range(0, max(len(ids), 1), _CHUNK)])
 
-    def current_labels(self) -> pd.DataFrame:
+    def current_labels(self, ids: Iterable[Any] | None = None) -> pd.DataFrame:
         """Each inspector's current label on each galaxy: ``id``, ``inspector``, ``label``, ``expert``.
 
         The same votes as :meth:`current_votes` without comments, times and sources, read as
         integer codes (:meth:`_current_codes`) and mapped to names with lookup tables: about
         20x faster for 10⁴–10⁶ votes, for views that refresh on every vote (the dashboard).
         ``expert`` is whether the vote validates (an expert's, cast with a known identity: not
-        ``ui-unauth``). Order: oldest vote first.
+        ``ui-unauth``). Order: oldest vote first. With ``ids``, only those galaxies (read through
+        :meth:`current_votes`, for a view that updates after its own vote).
         """
+        if ids is not None:
+            cur = self.current_votes(ids)
+            experts = {inspector_key(n) for n in self.config.get("experts") or []}
+            named = np.fromiter((inspector_key(n) in experts for n in cur["inspector"]), dtype=bool, count=len(cur))
+            expert = (cur["role"].eq("expert").to_numpy() | named) & cur["source"].ne(UNAUTHENTICATED).to_numpy()
+            return cur[["id", "inspector", "label"]].assign(expert=expert)
         with self.engine.connect() as conn:
             galaxy_pk, label_code, inspector_id, unauth = self._current_codes(conn)
             pks, ids = self._galaxy_table(conn)
