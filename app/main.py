@@ -22,6 +22,7 @@ from app import asset
 from app.browser import PageGlue
 from app.state import COLOR_BY, AppState
 from app.text import md
+from core.cli.serve import is_loopback
 from core.workspace.workspace import WorkspaceError, default_workspace
 
 log = logging.getLogger("app")
@@ -63,18 +64,6 @@ def listen_address(argv: list[str]) -> str | None:
     return args.address
 
 
-def is_loopback(address: str | None) -> bool:
-    """Whether a listening address reaches the loopback only (None or "" = every interface)."""
-    import ipaddress
-
-    if not address:
-        return False
-    if address == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(address).is_loopback
-    except ValueError:
-        return False
 
 
 def logo() -> str:

@@ -625,7 +625,44 @@ def test_serve_command(tmp_path):
     cmd = serve_command(tmp_path, 5123)
     assert cmd[1:4] == ["-m", "panel", "serve"] and cmd[4].endswith("app")
     assert cmd[cmd.index("--port") + 1] == "5123"
-    assert cmd[-3:] == ["--args", "--workspace", str(tmp_path.resolve())]
+    assert cmd[-5:] == ["--args", "--workspace", str(tmp_path.resolve()), "--address", "127.0.0.1"]
+    assert cmd[cmd.index("--address") + 1] == "127.0.0.1"  # the loopback only, unless asked
+
+
+def test_resx_serve_options_pass_through_and_warn_beyond_the_loopback(tmp_path, capsys, monkeypatch):
+    import core.cli.serve as S
+    from core.cli.main import main
+
+    seen = []
+    monkeypatch.setattr(S.subprocess, "call", lambda cmd: seen.append(cmd) or 0)
+    users = tmp_path / "users.json"
+    users.write_text('{"ann": "pw"}')
+    assert main(["serve", str(tmp_path), "--port", "5999"]) == 0
+    assert "without authentication" not in capsys.readouterr().err  # loopback: no warning
+    assert main(["serve", str(tmp_path), "--address", "0.0.0.0", "--allow-websocket-origin", "resx.example.org",
+                 "--allow-websocket-origin", "lab:5006", "--use-xheaders", "--prefix", "/resx", "--num-procs", "2"]) == 0
+    err = capsys.readouterr().err
+    assert "listening on 0.0.0.0 without authentication" in err and "--basic-auth" in err
+    cmd = seen[-1]
+    before = cmd[:cmd.index("--args")]
+    assert before[before.index("--address") + 1] == "0.0.0.0" and "--use-xheaders" in before
+    assert [before[i + 1] for i, a in enumerate(before) if a == "--allow-websocket-origin"] == [
+        "resx.example.org", "lab:5006"]
+    assert before[before.index("--prefix") + 1] == "/resx" and before[before.index("--num-procs") + 1] == "2"
+    assert cmd[-2:] == ["--address", "0.0.0.0"]  # the dashboard knows it listens beyond the loopback
+    assert main(["serve", str(tmp_path), "--address", "0.0.0.0", "--basic-auth", str(users),
+                 "--cookie-secret", "s3cret", "--oauth-extra-params", "{}"]) == 0
+    assert "without authentication" not in capsys.readouterr().err
+    cmd = seen[-1]
+    assert cmd[cmd.index("--basic-auth") + 1] == str(users) and cmd[cmd.index("--cookie-secret") + 1] == "s3cret"
+    assert main(["serve", str(tmp_path), "--basic-auth", str(tmp_path / "nope.json")]) == 2
+    assert "no such file" in capsys.readouterr().err
+    assert main(["serve", str(tmp_path), "--basic-auth", str(users)]) == 2
+    assert "--cookie-secret" in capsys.readouterr().err
+    assert main(["serve", str(tmp_path), "--oauth-provider", "github", "--cookie-secret", "x"]) == 2
+    assert "--oauth-key" in capsys.readouterr().err
+    assert not S.is_loopback("0.0.0.0") and S.is_loopback("::1") and S.is_loopback("localhost")
+    assert not S.is_loopback(None) and not S.is_loopback("resx.example.org")
 
 
 def test_cancel_writes_stop_and_keeps_the_active_run(state):
