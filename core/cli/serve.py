@@ -70,7 +70,7 @@ def is_loopback(address: str | None) -> bool:
 
 
 def serve_command(workspace: str | Path | None = None, port: int = 5006, extra: list[str] | None = None,
-                  address: str = "127.0.0.1") -> list[str]:
+                  address: str = "127.0.0.1", behind_proxy: bool = False) -> list[str]:
     """The ``panel serve`` command line that serves ``workspace``.
 
     Parameters
@@ -84,6 +84,9 @@ def serve_command(workspace: str | Path | None = None, port: int = 5006, extra: 
     address : str
         Address to listen on (``0.0.0.0``: every interface). The dashboard is told it too
         (``--args --address``): without authentication, lead actions are open only on the loopback.
+    behind_proxy : bool
+        Served through a reverse proxy (``--use-xheaders``): the dashboard is told it is reachable
+        from anywhere (``--args --address proxy``), whatever address the server listens on.
 
     Returns
     -------
@@ -93,7 +96,7 @@ def serve_command(workspace: str | Path | None = None, port: int = 5006, extra: 
 
     ws = Path(workspace) if workspace else default_workspace()
     return [sys.executable, "-m", "panel", "serve", str(app_dir()), "--port", str(int(port)), "--address", address,
-            *(extra or []), "--args", "--workspace", str(ws.resolve()), "--address", address]
+            *(extra or []), "--args", "--workspace", str(ws.resolve()), "--address", "proxy" if behind_proxy else address]
 
 
 def panel_options(args: argparse.Namespace) -> list[str]:
@@ -178,7 +181,8 @@ def run(args: argparse.Namespace) -> int:
     for warning in check_options(args):
         log.warning("%s", warning)
         print(f"warning: {warning}", file=sys.stderr)
-    cmd = serve_command(args.workspace, args.port, panel_options(args), address=args.address)
+    cmd = serve_command(args.workspace, args.port, panel_options(args), address=args.address,
+                        behind_proxy=args.use_xheaders)
     ws = cmd[cmd.index("--workspace") + 1]
     if not Path(ws).exists():
         print(f"warning: no workspace at {ws}; the page will say how to build one (`resx demo {ws}`).",

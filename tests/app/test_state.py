@@ -649,7 +649,10 @@ def test_resx_serve_options_pass_through_and_warn_beyond_the_loopback(tmp_path, 
     assert [before[i + 1] for i, a in enumerate(before) if a == "--allow-websocket-origin"] == [
         "resx.example.org", "lab:5006"]
     assert before[before.index("--prefix") + 1] == "/resx" and before[before.index("--num-procs") + 1] == "2"
-    assert cmd[-2:] == ["--address", "0.0.0.0"]  # the dashboard knows it listens beyond the loopback
+    assert cmd[-2:] == ["--address", "proxy"]  # behind a proxy: reachable from anywhere, whatever it listens on
+    assert main(["serve", str(tmp_path), "--address", "0.0.0.0"]) == 0
+    assert seen[-1][-2:] == ["--address", "0.0.0.0"]  # the dashboard knows it listens beyond the loopback
+    assert "without authentication" in capsys.readouterr().err
     assert main(["serve", str(tmp_path), "--address", "0.0.0.0", "--basic-auth", str(users),
                  "--cookie-secret", "s3cret", "--oauth-extra-params", "{}"]) == 0
     assert "without authentication" not in capsys.readouterr().err
