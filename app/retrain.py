@@ -56,7 +56,7 @@ class RetrainJob:
         self.run_id = run_id or f"{model}-ui-{time.strftime('%Y%m%d-%H%M%S')}"
         self.cmd = [sys.executable, "-m", "core", "train", str(Path(ws.root).resolve()), "--model", model,
                     "--labels", "consensus", "--epochs", str(self.epochs), "--run-id", self.run_id, "--embed",
-                    *extra_args]
+                    "--no-activate", *extra_args]  # the dashboard makes it active only when asked
         if init:
             self.cmd += ["--init", init]
         self.log_path = Path(tempfile.gettempdir()) / f"resx-retrain-{os.getpid()}-{self.run_id}.log"

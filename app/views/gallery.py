@@ -13,10 +13,8 @@ asinh stretch between the original's percentiles. One light JavaScript component
 from __future__ import annotations
 
 import base64
-import html
 import io
 import logging
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +31,7 @@ from app import asset
 from app.palettes import CLASS_COLORS, NO_LABEL
 from app.selection import PER_PAGE, SORT_BY, n_pages, page_of, sort_rows
 from app.state import KEYS, AppState
+from app.text import md, notify
 from core.labels import CLASSES
 
 __all__ = ["ALL_KINDS", "KEYS", "KEY_HELP", "GalleryGrid", "GalleryView", "SigmaStretch", "in_sigma", "render_stamps",
@@ -905,7 +904,7 @@ class GalleryView(param.Parameterized):
             uris = self._uris
         except Exception as exc:
             log.exception("cannot read stamps")
-            self.info.object += f"\n\n⚠ cannot read the stamps: {exc}"
+            self.info.object += f"\n\n⚠ cannot read the stamps: {md(exc)}"
             uris = {k: [""] * rows.size for k in self.kinds}
         lines = self.tile_lines(rows)
         mine = self.state.my_labels(rows)
@@ -997,13 +996,13 @@ class GalleryView(param.Parameterized):
         votes = st.galaxy_votes(gid)  # every current vote with its comment and time
         if "created_at" in votes:
             votes = votes.assign(time=votes["created_at"].dt.strftime("%Y-%m-%d %H:%M UTC"))
-        hidden = st.blind and not st.is_expert and not (len(votes) and (votes["inspector"] == st.inspector).any())
+        hidden = st.blind and not st.sees_all and not (len(votes) and st.is_me(votes["inspector"]).any())
         if hidden:
             vote_md = f"{nvotes[row]} vote(s); blind mode: vote first to see them."
         elif len(votes):
             cols = [c for c in ("inspector", "label", "comment", "time", "source") if c in votes]
             vote_md = "| " + " | ".join(cols) + " |\n|" + "---|" * len(cols) + "\n" + "\n".join(
-                "| " + " | ".join(_md(_fmt(v)) for v in rec) + " |" for rec in votes[cols].itertuples(index=False))
+                "| " + " | ".join(_fmt(v) for v in rec) + " |" for rec in votes[cols].itertuples(index=False))
         else:
             vote_md = "No votes yet."
         close = pn.widgets.Button(label="Close", width=80, align="end")
@@ -1063,26 +1062,25 @@ class GalleryView(param.Parameterized):
 
 
 def _notify(msg: str, kind: str = "info") -> None:
-    notif = pn.state.notifications
-    if notif is not None:
-        getattr(notif, kind if kind in ("info", "warning", "error", "success") else "info")(msg, duration=5000)
+    if pn.state.notifications is not None:
+        notify(msg, kind)  # escaped: Notyf renders HTML and the message may quote user text
     else:
         log.info("%s", msg)
 
 
 def _md(text: Any) -> str:
     """User text (an id, a name, a comment) as literal Markdown: no markup, no HTML."""
-    return re.sub(r"([\\`*_{}\[\]()#+\-.!|~])", r"\\\1", html.escape(str(text), quote=False))
+    return md(text)
 
 
 def _fmt(v: Any, key: str = "") -> str:
     """A catalog value for a table cell: RA/Dec in full precision (degrees), other floats to 4 digits."""
     if isinstance(v, (bytes, np.bytes_)):
-        v = v.decode()
+        v = v.decode(errors="replace")
     if isinstance(v, (float, np.floating)):
         if not np.isfinite(v):
             return "—"
         if key in ("ra", "dec"):
             return f"{float(v):.8f}°"
         return f"{v:.4g}"
-    return str(v).replace("|", "/")
+    return _md(v)  # text (a field, a prep message) is data
