@@ -75,6 +75,7 @@ def build(path: Path) -> pn.template.BaseTemplate:
     from app.views.export import ExportView, SelectByView
     from app.views.gallery import GalleryView
     from app.views.map import map_area
+    from app.views.queue import QueueView
     from app.views.runs import RunsView
     from app.views.voting import VotingView
 
@@ -114,6 +115,8 @@ def build(path: Path) -> pn.template.BaseTemplate:
         pn.widgets.MultiChoice.from_param(state.param.consensus_filter, label="consensus"),
         pn.pane.Markdown("**Selection**", margin=(10, 5, 0, 5)),
         select_by.panel(),
+        pn.pane.Markdown("**Inspect next**", margin=(10, 5, 0, 5)),
+        QueueView(state).panel(),
     ]
     tmpl.sidebar.extend(sidebar)
 

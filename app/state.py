@@ -48,7 +48,11 @@ COLOR_BY: dict[str, tuple[str, str]] = {
     "log RFF": ("log_rff", "continuous"),
     "vote disagreement": ("disagreement", "continuous"),
     "model confidence": ("confidence", "continuous"),
+    "acquisition score": ("acquisition", "continuous"),
 }
+
+#: The Inspect-next queue's strategies (core.latent.acquisition.STRATEGIES, kept import-free here).
+QUEUE_STRATEGIES = ("bald", "entropy", "margin", "disagreement", "random")
 
 #: The gallery's voting keys: key -> vote label (1–5 the classes in order, f fit quality, s skip).
 KEYS: dict[str, str] = {str(i + 1): c for i, c in enumerate(CLASSES)} | {"f": FIT_QUALITY, "s": SKIP}
@@ -164,6 +168,12 @@ class AppState(param.Parameterized):
     focused_row = param.Integer(default=None, allow_None=True, doc="catalog row of the gallery's focused tile")
     ticked = param.List(default=[], doc="catalog rows whose tick box is on in the gallery")
     vote_outcome = param.Dict(default={}, doc="the last vote cast from a view (see record_vote)")
+    # the Inspect-next queue (core.latent.queue; set by inspect_next, read by the map and the queue view)
+    queue_strategy = param.Selector(default="bald", objects=list(QUEUE_STRATEGIES), doc="ranking of the queue")
+    queue_batch = param.Integer(default=0, bounds=(0, None), doc="batch of the queue shown (0 = the first)")
+    queue_rows = param.Array(default=np.empty(0, dtype=int), doc="catalog rows of the queue's batch, in order")
+    queue_info = param.Dict(default={}, doc="what the last queue said: source, cold start, labels missing, note")
+    queue_version = param.Integer(default=0, doc="bumped whenever the queue is rebuilt")
 
     def __init__(self, workspace: str | Path, **params):
         super().__init__(workspace_path=str(workspace), **params)
@@ -204,6 +214,10 @@ class AppState(param.Parameterized):
         self._votes_sig: Any = None
         self.consensus = pd.DataFrame()
         self.votes = pd.DataFrame(columns=["id", "inspector", "label"])
+        self._queue_scores = pd.Series(dtype=float)
+        self.qcfg = dict(self.ws.config.get("queue", {}) or {})
+        if self.qcfg.get("strategy") in QUEUE_STRATEGIES:
+            self.queue_strategy = self.qcfg["strategy"]
         self.param.class_filter.objects = sorted(self.catalog["catalog_class"].unique())
         self.param.consensus_filter.objects = list(VOTE_LABELS) + [UNDECIDED, NO_LABEL]
         self.refresh_runs(initial=True)
@@ -564,7 +578,7 @@ class AppState(param.Parameterized):
         model = model or self.model
         run = self.run_of(model)
         key = (model, run, self.pc_x, self.pc_y, tuple(self.class_filter), tuple(self.consensus_filter),
-               self.votes_version, self.inspector if self.blind else "")
+               self.votes_version, self.inspector if self.blind else "", self.queue_version)
         if key in self._frames:
             return self._frames[key]
         emb = self.embedding(run)
@@ -593,6 +607,7 @@ class AppState(param.Parameterized):
         frame["confidence"] = np.asarray(prob)[ok].max(axis=1) if prob is not None else np.nan
         gmm = emb.get("gmm_labels")
         frame["gmm"] = (np.asarray(gmm)[ok].astype(int).astype(str) if gmm is not None else NO_LABEL)
+        frame["acquisition"] = self._queue_scores.reindex(rows).to_numpy(dtype=float)
         frame["spf"] = self.catalog["spf"].to_numpy(dtype=float)[rows] if "spf" in self.catalog else np.nan
         for k, v in self._metrics.items():
             frame[k] = v[rows]
@@ -719,6 +734,64 @@ class AppState(param.Parameterized):
         path = self.selections_dir / f"{name}.txt"
         return self.select_ids(parse_id_list(path.read_text()))
 
+    # -- the Inspect-next queue -------------------------------------------------------------------
+    def inspect_next(self, strategy: str | None = None, batch: int | None = None) -> pd.DataFrame:
+        """Fill the selection (the gallery) with a batch of the Inspect-next queue.
+
+        The queue is :func:`core.latent.queue.build_queue` on the workspace's active runs, in the
+        order ``resx queue`` prints; batch ``b`` is the galaxies ``b * n + 1 .. (b + 1) * n``
+        (``queue.n``). Sets :attr:`queue_rows`, :attr:`queue_info` and the map's acquisition
+        scores; an error (no prepared galaxies, a store that is down) goes to ``queue_info``.
+
+        Parameters
+        ----------
+        strategy : str, optional
+            One of :data:`QUEUE_STRATEGIES` (default :attr:`queue_strategy`).
+        batch : int, optional
+            Which batch (default :attr:`queue_batch`).
+
+        Returns
+        -------
+        pandas.DataFrame
+            The batch (``rank``, ``id``, ``row``, ``score``, ``cluster``); empty on error.
+        """
+        from core.latent.queue import build_queue
+
+        strategy = strategy or self.queue_strategy
+        batch = self.queue_batch if batch is None else int(batch)
+        n = int(self.qcfg.get("n", DEFAULT_CONFIG["queue"]["n"]))
+        try:
+            q = build_queue(self.ws, strategy, n, offset=batch * n, store=self.store)
+        except Exception as exc:  # noqa: BLE001 - shown to the user, the page stays up
+            log.warning("queue failed: %s", exc)
+            self.queue_info = {"error": str(exc)}
+            return pd.DataFrame(columns=["rank", "id", "row", "score", "cluster"])
+        rows = q.table["row"].to_numpy(dtype=int)
+        self._queue_scores = q.scores
+        self._frames.clear()
+        self.param.update(queue_strategy=strategy, queue_batch=batch, queue_rows=rows, queue_info={
+            "strategy": q.strategy, "source": q.source, "cold_start": q.cold_start,
+            "labels_missing": q.labels_missing, "n_candidates": q.n_candidates, "n_retired": q.n_retired,
+            "note": q.note, "batch": batch, "n": len(rows)})
+        self._set_selection(rows, f"Inspect next ({q.strategy}, batch {batch + 1})")
+        self.queue_version += 1
+        return q.table
+
+    def next_batch(self) -> pd.DataFrame:
+        """The queue's next batch (votes since the last one have retired some galaxies: ranks are rebuilt)."""
+        return self.inspect_next(batch=self.queue_batch + 1)
+
+    def refresh_queue(self) -> None:
+        """Rebuild the queue after a retrain (new scores) when it is in use; the first batch again."""
+        if self.queue_info and "error" not in self.queue_info:
+            self.inspect_next(batch=0)
+
+    def inspector_skills(self):
+        """Each inspector's Dawid–Skene skill and the estimate (:func:`core.votes.methods.store_consensus`)."""
+        from core.votes.methods import store_consensus
+
+        return store_consensus(self.store, "ds")
+
     # -- retrain ----------------------------------------------------------------------------------
     def start_retrain(self, model: str, epochs: int, finetune: bool, extra_args: Sequence[str] = ()) -> RetrainJob:
         if self.job is not None and self.job.running:
@@ -749,6 +822,7 @@ class AppState(param.Parameterized):
                 return "failed", err
             self.model = job.model
             self.set_run(job.model, job.run_id)
+            self.refresh_queue()  # the new run's acquisition scores (resx train --embed wrote them)
         return status, message
 
     def predictions_changed(self, model: str | None = None) -> tuple[int, int, str] | None:

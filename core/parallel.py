@@ -14,6 +14,10 @@ Schedulers
     That local scheduler explicitly.
 ``scheduler="tcp://host:8786"`` (any address), or a ``distributed.Client``
     A running ``dask.distributed`` cluster; tasks are submitted and gathered as they complete.
+    :func:`connect` turns an address into a client (a :class:`SchedulerError` when none answers),
+    and ``shared`` paths given to :func:`run_tasks` are checked on every worker first
+    (:func:`check_shared_paths`): a cluster's workers must see the workspace on a shared file
+    system, at the same absolute path as the driver, and import this package (``core``).
 
 The local process pool
 ----------------------
@@ -53,9 +57,89 @@ import dask
 from dask.callbacks import Callback
 from tqdm.auto import tqdm
 
+from core.errors import ResxError
+
 log = logging.getLogger(__name__)
 
 LOCAL_SCHEDULERS = ("processes", "threads", "synchronous", "sync", "single-threaded")
+
+#: Seconds to wait for a ``dask.distributed`` scheduler to answer (:func:`connect`).
+CONNECT_TIMEOUT = 30.0
+
+
+class SchedulerError(ResxError):
+    """A ``dask.distributed`` scheduler that cannot be reached, or workers that cannot do the work
+    (they do not see the workspace's files)."""
+
+
+def is_distributed(scheduler: Any) -> bool:
+    """Whether ``scheduler`` names a ``dask.distributed`` cluster (an address or a ``Client``),
+    rather than one of Dask's local schedulers."""
+    return scheduler is not None and not (isinstance(scheduler, str) and scheduler in LOCAL_SCHEDULERS)
+
+
+def connect(scheduler: Any, timeout: float | None = None):
+    """A ``distributed.Client`` for a scheduler address (a ``Client`` is returned as it is).
+
+    Parameters
+    ----------
+    scheduler : str or distributed.Client
+        ``"tcp://host:8786"`` (any address Dask accepts), or a scheduler file (a path ending in
+        ``.json``, as written by ``dask scheduler --scheduler-file``).
+    timeout : float, optional
+        Seconds to wait for the scheduler (default :data:`CONNECT_TIMEOUT`).
+
+    Returns
+    -------
+    distributed.Client
+        The caller closes it when it made it (``client is not scheduler``).
+
+    Raises
+    ------
+    SchedulerError
+        Nothing answers at that address within ``timeout``.
+    """
+    from distributed import Client
+
+    if isinstance(scheduler, Client):
+        return scheduler
+    timeout = CONNECT_TIMEOUT if timeout is None else timeout
+    address = os.path.expanduser(str(scheduler))
+    try:
+        if address.endswith(".json") and os.path.exists(address):
+            return Client(scheduler_file=address, timeout=timeout)
+        return Client(address, timeout=timeout)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise SchedulerError(f"cannot reach the dask.distributed scheduler at {address} "
+                             f"within {timeout:g} s: {exc}") from exc
+
+
+def _missing_paths(paths: Sequence[str]) -> list[str]:
+    """Which of ``paths`` this process does not see (run on each worker)."""
+    return [p for p in paths if not os.path.exists(p)]
+
+
+def check_shared_paths(client, paths: Sequence[str | os.PathLike]) -> None:
+    """Check that every worker of ``client``'s cluster sees ``paths`` (absolute).
+
+    Workers that join later are not checked; a task of theirs that misses a file fails on its own.
+
+    Raises
+    ------
+    SchedulerError
+        Naming the workers and the paths they do not see.
+    """
+    paths = [os.fspath(p) for p in paths]
+    relative = [p for p in paths if not os.path.isabs(p)]
+    if relative:
+        raise ValueError(f"check_shared_paths needs absolute paths, got {relative}")
+    if not paths:
+        return
+    missing = {w: m for w, m in client.run(_missing_paths, paths).items() if m}
+    if missing:
+        where = "; ".join(f"{w} lacks {', '.join(m)}" for w, m in sorted(missing.items()))
+        raise SchedulerError(f"{len(missing)} dask worker(s) do not see the workspace ({where}): workers must "
+                             "see it on a shared file system at the same path as this machine")
 
 
 def default_workers() -> int:
@@ -208,6 +292,7 @@ def run_tasks(
     desc: str = "tasks",
     unit: str = "task",
     weights: Iterable[int] | None = None,
+    shared: Sequence[str | os.PathLike] = (),
 ) -> list[Any]:
     """Run ``func(*a)`` for every ``a`` in ``args`` with Dask; return the results in order.
 
@@ -230,11 +315,19 @@ def run_tasks(
         Progress-bar label and unit.
     weights : iterable of int, optional
         Progress units per task (e.g. galaxies per chunk); default 1 each.
+    shared : sequence of path
+        Absolute paths the tasks read or write (the workspace): on a distributed cluster every
+        worker is checked to see them before any task is submitted (:func:`check_shared_paths`).
 
     Returns
     -------
     list
         ``func(*args[i])`` for each ``i``.
+
+    Raises
+    ------
+    SchedulerError
+        The cluster cannot be reached, or a worker does not see a ``shared`` path.
     """
     args = list(args)
     results: list[Any] = [None] * len(args)
@@ -248,7 +341,7 @@ def run_tasks(
             on_result(i, result)
 
     with contextlib.ExitStack() as stack:
-        if scheduler is None or (isinstance(scheduler, str) and scheduler in LOCAL_SCHEDULERS):
+        if not is_distributed(scheduler):
             n = workers or default_workers()
             name = scheduler or ("synchronous" if n == 1 else "processes")
             kwargs: dict[str, Any] = {"num_workers": n}
@@ -269,11 +362,12 @@ def run_tasks(
             with _OnResult(keys, hook):
                 dask.compute(*tasks, scheduler=name, **kwargs)
         else:
-            from distributed import Client, as_completed
+            from distributed import as_completed
 
-            bar = stack.enter_context(ProgressBar(total=sum(w), desc=desc, unit=unit, disable=not progress))
-            client = scheduler if isinstance(scheduler, Client) else Client(scheduler)
+            client = connect(scheduler)
             try:
+                check_shared_paths(client, shared)
+                bar = stack.enter_context(ProgressBar(total=sum(w), desc=desc, unit=unit, disable=not progress))
                 futures = [client.submit(func, *a, pure=False) for a in args]
                 index = {f.key: i for i, f in enumerate(futures)}
                 for fut, result in as_completed(futures, with_results=True):

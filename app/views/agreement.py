@@ -22,6 +22,9 @@ class AgreementView:
         self.state = state
         self.summary = pn.pane.Markdown("", margin=(0, 5), css_classes=["resx-kappa"])
         self.table = pn.pane.DataFrame(pd.DataFrame(), index=False, sizing_mode="stretch_width", visible=False)
+        self.skill_title = pn.pane.Markdown("", margin=(10, 5, 0, 5))
+        self.skills = pn.pane.DataFrame(pd.DataFrame(), index=False, sizing_mode="stretch_width", visible=False,
+                                        css_classes=["resx-skills"])
         self.visible = False
         self._stale = True
         state.param.watch(self._votes_changed, ["votes_version"])
@@ -61,6 +64,30 @@ class AgreementView:
         else:
             self.summary.object += "\n\nNo votes yet."
             self.table.visible = False
+        self.refresh_skills()
+
+    def refresh_skills(self) -> None:
+        """Each inspector's skill as estimated by Dawid–Skene (:mod:`core.votes.methods`)."""
+        try:
+            result = self.state.inspector_skills()
+            skills = result.skills()
+        except Exception as exc:  # noqa: BLE001 - shown to the user, the page stays up
+            self.skill_title.object = f"**No skill estimates:** {exc}"
+            self.skills.visible = False
+            return
+        if skills.empty:
+            self.skill_title.object = ""
+            self.skills.visible = False
+            return
+        table = skills.copy()
+        for c in table.columns[1:]:
+            table[c] = [f"{100 * v:.1f} %" for v in table[c]]
+        self.skill_title.object = ("**Estimated skill per inspector** (Dawid–Skene: skill = expected accuracy, "
+                                   "recall = P(votes the class | true class); a new inspector starts near "
+                                   "reliable)")
+        self.skills.object = table
+        self.skills.visible = True
 
     def panel(self) -> pn.viewable.Viewable:
-        return pn.Column(self.summary, self.table, sizing_mode="stretch_width", name="Agreement")
+        return pn.Column(self.summary, self.table, self.skill_title, self.skills, sizing_mode="stretch_width",
+                         name="Agreement")

@@ -26,10 +26,11 @@ MAX_HIGHLIGHT = 20_000
 HOVER = [("id", "@id"), ("catalog", "@catalog_class"), ("consensus", "@consensus"),
          ("predicted", "@predicted"), ("SPF", "@spf{0.000}")]
 SELECTED_COLOR = "#000000"
+QUEUE_COLOR = "#ff7f0e"
 
 
 def _continuous_cmap(column: str) -> str:
-    return "fire" if column == "disagreement" else "viridis"
+    return "fire" if column in ("disagreement", "acquisition") else "viridis"
 
 
 class MapView:
@@ -48,6 +49,7 @@ class MapView:
         state.param.watch(self._redraw, ["model", "run_cnn", "run_cvae", "pc_x", "pc_y", "color_by", "show_svc",
                                          "show_gmm", "class_filter", "consensus_filter"])
         state.param.watch(self._votes_changed, ["votes_version"])
+        state.param.watch(self._queue_changed, ["queue_version"])
 
     def _redraw(self, *_) -> None:
         if not self.shown:  # drawn when shown again
@@ -70,6 +72,11 @@ class MapView:
     def _votes_changed(self, *_) -> None:
         """New votes change the map only when it is coloured or filtered by votes."""
         if COLOR_BY[self.state.color_by][0] in ("consensus", "disagreement") or self.state.consensus_filter:
+            self._redraw()
+
+    def _queue_changed(self, *_) -> None:
+        """A rebuilt queue changes the map's colours only when coloured by the acquisition score."""
+        if COLOR_BY[self.state.color_by][0] == "acquisition":
             self._redraw()
 
     @property
@@ -134,6 +141,7 @@ class MapView:
         if st.show_gmm and (st.pc_x, st.pc_y) == (1, 2):
             layers += self.gmm_overlay(model)
         layers.append(self.highlight(model))
+        layers.append(self.queue_rings(model))
         if legend is not None:
             layers.append(legend)
         overlay = layers[0]
@@ -193,6 +201,22 @@ class MapView:
         if st.n > RASTER_N:
             return dmap.opts(color=SELECTED_COLOR, size=2, alpha=0.5, tools=[])
         return dmap.opts(fill_alpha=0, line_color=SELECTED_COLOR, size=7, line_width=1.2, tools=[])
+
+    def queue_rings(self, model: str):
+        """The Inspect-next queue's galaxies ringed on the map (a DynamicMap following ``state.queue_rows``)."""
+        st = self.state
+
+        def points(queue_rows, pc_x, pc_y, run_cnn, run_cvae, class_filter, consensus_filter):
+            if st.embedding_error(st.run_of(model)):
+                return hv.Points([], ["x", "y"])
+            frame = st.map_frame(model)
+            rows = np.asarray(queue_rows, dtype=int)
+            sub = frame.reindex(rows).dropna(subset=["x"]) if rows.size else frame.iloc[:0]
+            return hv.Points(sub[["x", "y"]], ["x", "y"])
+
+        dmap = hv.DynamicMap(pn.bind(points, st.param.queue_rows, st.param.pc_x, st.param.pc_y, st.param.run_cnn,
+                                     st.param.run_cvae, st.param.class_filter, st.param.consensus_filter))
+        return dmap.opts(fill_alpha=0, line_color=QUEUE_COLOR, size=13, line_width=2.2, tools=[])
 
     def svc_overlay(self, model: str) -> list:
         emb = self.state.embedding(self.state.run_of(model))

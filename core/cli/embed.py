@@ -13,7 +13,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = add_command(sub, "embed", HELP, run)
     p.add_argument("--run", default=None, help="run id (default: the active run of --model)")
     p.add_argument("--model", choices=["cnn", "cvae"], default="cnn")
-    p.add_argument("--scheduler", default=None, help="address of a running dask.distributed scheduler")
+    p.add_argument("--scheduler", default=None, help="a running dask.distributed scheduler for the latent inference: its address "
+                   "(tcp://host:8786) or scheduler file; its workers must see the workspace at the same path")
 
 
 def run(args: argparse.Namespace) -> int:

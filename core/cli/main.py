@@ -36,9 +36,9 @@ EPILOG = "Run `resx COMMAND --help` for the options of each command."
 
 #: The subcommands, in the order ``resx --help`` lists them (one module of core.cli each).
 COMMANDS: tuple[str, ...] = ("simulate", "fit", "ingest", "prep", "catalog", "train", "runs", "embed",
-                             "votes", "demo", "serve")
+                             "votes", "queue", "demo", "serve")
 #: Commands that load TensorFlow: its native start-up lines are kept out of the terminal.
-TENSORFLOW_COMMANDS = frozenset({"train", "embed", "demo"})
+TENSORFLOW_COMMANDS = frozenset({"train", "embed", "demo", "queue"})
 
 EXIT_OK, EXIT_PARTIAL, EXIT_ERROR, EXIT_BUG, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 

@@ -11,7 +11,8 @@ HELP = "Make object-only stamps and measure SPF, Bumpiness and RFF for every gal
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = add_command(sub, "prep", HELP, run)
-    p.add_argument("--scheduler", default=None, help="address of a running dask.distributed scheduler")
+    p.add_argument("--scheduler", default=None, help="a running dask.distributed scheduler: its address (tcp://host:8786) or scheduler file; "
+                   "its workers must see the workspace at the same path (README: running on a cluster)")
     p.add_argument("--workers", type=int, default=None, help="local workers (default: one per core)")
     p.add_argument("--redo", action="store_true", help="redo galaxies already prepared")
     p.add_argument("--report", action="store_true", help="list galaxies that were flagged or failed, then exit")

@@ -14,6 +14,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", choices=["cnn", "cvae"], default=None, help="required unless --resume")
     p.add_argument("--labels", choices=["catalog", "consensus"], default="catalog",
                    help="catalog classes or the inspectors' consensus (default catalog)")
+    p.add_argument("--consensus-method", choices=["majority", "ds", "classifier"], default=None,
+                   help="with --labels consensus: the 2/3 majority, Dawid-Skene or classifier-aware consensus "
+                   "(default: config votes.method)")
     p.add_argument("--init", default=None, metavar="RUN", help="fine-tune from this run's weights")
     p.add_argument("--epochs", type=int, default=None,
                    help="the most epochs (default train.epochs); early stopping (train.early_stopping) may end sooner")
@@ -36,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
     from core.learn.training import resume, retrain, train
 
     if args.resume:
-        given = [f"--{k.replace('_', '-')}" for k in ("model", "init", "epochs", "per_class", "seed", "run_id")
+        given = [f"--{k.replace('_', '-')}" for k in ("model", "init", "epochs", "per_class", "seed", "run_id",
+                                                      "consensus_method")
                  if getattr(args, k) is not None] + (["--size-to-labels"] if args.size_to_labels else [])
         if given:
             raise TrainingError(f"--resume continues a run with its own settings: drop {', '.join(given)}")
@@ -44,8 +48,9 @@ def run(args: argparse.Namespace) -> int:
         return _report(info)
     if args.model is None:
         raise TrainingError("--model cnn|cvae is required (unless --resume RUN)")
+    overrides = {"votes": {"method": args.consensus_method}} if args.consensus_method else None
     common = dict(init=args.init, epochs=args.epochs, seed=args.seed, run_id=args.run_id,
-                  activate=not args.no_activate, embed=args.embed, progress=True)
+                  activate=not args.no_activate, embed=args.embed, progress=True, config=overrides)
     if args.size_to_labels:
         if args.per_class is not None:
             raise TrainingError("--per-class and --size-to-labels exclude each other")

@@ -28,9 +28,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_export)
     p.add_argument("workspace", metavar="WORKSPACE")
     p.add_argument("--out", required=True)
-    p = vsub.add_parser("stats", help="Fleiss' kappa, per-inspector agreement and confusion matrices.")
+    p = vsub.add_parser("stats", help="Fleiss' kappa, per-inspector agreement, confusion matrices and each "
+                        "inspector's skill estimated by Dawid-Skene.")
     p.set_defaults(func=run_stats)
     p.add_argument("workspace", metavar="WORKSPACE")
+    p.add_argument("--method", choices=["majority", "ds", "classifier"], default=None,
+                   help="consensus the agreement is measured against (default: config votes.method)")
 
 
 @contextlib.contextmanager
@@ -89,17 +92,24 @@ def run_export(args: argparse.Namespace) -> int:
 
 def run_stats(args: argparse.Namespace) -> int:
     from core.labels import VOTE_LABELS
+    from core.latent.queue import active_probabilities
     from core.votes.agreement import compute_agreement
     from core.votes.consensus import UNDECIDED
+    from core.votes.methods import store_consensus
 
-    with _store(args.workspace) as (_, store):
+    with _store(args.workspace) as (ws, store):
         votes = store.current_votes()
-        consensus = store.consensus()
+        rule_cfg = dict(store.config)
+        method = args.method or rule_cfg.get("method", "majority")
+        probs = active_probabilities(ws, store.galaxy_ids()) if method == "classifier" else None
+        result = store_consensus(store, method, model_probabilities=probs)
+        consensus = result.table
+        ds = result if method == "ds" else store_consensus(store, "ds")
         agreement = compute_agreement(votes, consensus)
         n_inspectors = len(store.inspectors())
-        rule_cfg = dict(store.config)
     share = Fraction(float(rule_cfg["fraction"])).limit_denominator(1000)
-    rule = f"{rule_cfg['min_votes']} non-skip votes, a {share} majority"
+    rule = (f"{rule_cfg['min_votes']} non-skip votes, a {share} majority" if method == "majority"
+            else f"{rule_cfg['min_votes']} non-skip votes, the most probable label by {method}")
     print(f"{len(votes)} current votes by {n_inspectors} inspector(s) on {int((consensus['n_votes'] > 0).sum())} "
           f"of {len(consensus)} galaxies (consensus rule: >= {rule})")
     counts = consensus["label"].value_counts()
@@ -107,4 +117,33 @@ def run_stats(args: argparse.Namespace) -> int:
                                      for lab in [*VOTE_LABELS[:-1], UNDECIDED]))
     print()
     print(agreement.to_text())
+    print()
+    print(skill_text(ds))
+    if result.weights:
+        print()
+        print("Classifier-aware weights: " + ", ".join(f"{k} {v:.2f}" for k, v in result.weights.items()))
     return 0
+
+
+def skill_text(result) -> str:
+    """Each inspector's Dawid-Skene skill and confusion matrix, as ``resx votes stats`` prints them."""
+    import pandas as pd
+
+    from core.votes.methods import JUDGMENT_LABELS
+
+    skills = result.skills()
+    if skills.empty:
+        return "Estimated skill (Dawid-Skene): no votes yet."
+    lines = [f"Estimated skill (Dawid-Skene, {result.n_iter} EM iterations; skill = expected accuracy, "
+             "recall = P(votes the class | true class)):"]
+    shown = skills.copy()
+    for c in shown.columns[1:]:
+        shown[c] = [f"{100 * v:.1f} %" for v in shown[c]]
+    lines.append(shown.to_string(index=False))
+    for name, theta in result.confusion.items():
+        table = pd.DataFrame(theta, index=list(JUDGMENT_LABELS), columns=list(JUDGMENT_LABELS)).round(2)
+        table.index.name, table.columns.name = "true", "vote"
+        lines.append("")
+        lines.append(f"Estimated confusion matrix of {name!r} (rows: true class, columns: vote):")
+        lines.append(table.to_string())
+    return "\n".join(lines)

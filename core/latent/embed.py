@@ -4,7 +4,10 @@
 flagged; :func:`core.latent.inference.extract_latents`), runs
 :class:`core.latent.analysis.LatentAnalysis` (aligned to the model's previous run), and writes
 ``embedding.npz`` and ``embedding.json`` into the run folder;
-:func:`core.latent.embedding.load_embedding` reads them back.
+:func:`core.latent.embedding.load_embedding` reads them back. It then computes the run's
+acquisition scores for the Inspect-next queue (:func:`core.latent.queue.compute_acquisition`:
+entropy, margin and MC-dropout BALD for a CNN, reconstruction error for a CvAE) into
+``acquisition.npz``, so every retrain (``resx train --embed``) refreshes them.
 """
 
 from __future__ import annotations
@@ -138,4 +141,16 @@ def embed_run(ws, run_id: str, *, scheduler: str | None = None) -> Embedding:
     emb.save(run_dir)
     log.info("embedded %d galaxies of run %s (inference %.1f s, analysis %.1f s)",
              len(ids), run_id, t_infer, t_analysis)
+    _acquisition(ws, run_id, scheduler)
     return emb
+
+
+def _acquisition(ws, run_id: str, scheduler: str | None) -> None:
+    """The run's acquisition scores (:func:`core.latent.queue.compute_acquisition`), stored beside the
+    embedding; a failure is logged, never fails the embedding (``resx queue`` recomputes them)."""
+    from core.latent.queue import compute_acquisition
+
+    try:
+        compute_acquisition(ws, run_id, scheduler=scheduler)
+    except Exception as exc:  # noqa: BLE001 - the map is usable without the queue's scores
+        log.warning("acquisition scores of run %s not computed: %s", run_id, exc)

@@ -10,6 +10,8 @@ is a Dask task that reads, scales and predicts its own rows, so memory stays at 
 from __future__ import annotations
 
 import logging
+import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -43,16 +45,21 @@ def _inference_model(model):
 
 
 _MODEL_CACHE: dict[str, Any] = {}
+_MODEL_LOCK = threading.Lock()
 
 
 def _cached_inference_model(path: str):
+    """The inference model of a saved model, loaded once per process (and per file version)."""
     import keras
 
     import core.learn.models  # noqa: F401  (registers the custom layers)
 
-    if path not in _MODEL_CACHE:
-        _MODEL_CACHE[path] = _inference_model(keras.models.load_model(path, compile=False))
-    return _MODEL_CACHE[path]
+    st = os.stat(path)
+    key = f"{os.path.abspath(path)}:{st.st_mtime_ns}:{st.st_size}"
+    with _MODEL_LOCK:  # a worker's threads share one copy
+        if key not in _MODEL_CACHE:
+            _MODEL_CACHE[key] = _inference_model(keras.models.load_model(path, compile=False))
+        return _MODEL_CACHE[key]
 
 
 def _predict(infer, x: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray | None]:
@@ -80,7 +87,7 @@ def extract_latents(
     *,
     batch_size: int = 256,
     dask_threshold: int = 50000,
-    scheduler: str | None = None,
+    scheduler: Any = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """512-d latents (and CNN class probabilities) of the given catalog rows, unaugmented.
 
@@ -97,8 +104,10 @@ def extract_latents(
         Inference batch.
     dask_threshold : int
         More rows than this (or a ``scheduler``) -> one Dask task per stamp chunk.
-    scheduler : str, optional
-        Address of a running ``dask.distributed`` scheduler.
+    scheduler : str or distributed.Client, optional
+        A running ``dask.distributed`` cluster (:func:`core.parallel.run_tasks`): one task per
+        stamp chunk on its workers, which must see the workspace at the same absolute path and
+        load the model themselves (once per worker process).
 
     Returns
     -------
@@ -112,27 +121,23 @@ def extract_latents(
         x = _scaled(store.read("object_only", rows=rows), config)
         return _predict(_cached_inference_model(model_path), x, batch_size)
 
-    import dask
-    import dask.array as da
+    from core.parallel import is_distributed, run_tasks
 
     store = ws.stamps()
     chunk = store.chunk
     infer = _cached_inference_model(model_path)
-    width = infer.outputs[0].shape[-1] + (infer.outputs[1].shape[-1] if len(infer.outputs) > 1 else 0)
-    parts = []
+    n_lat = infer.outputs[0].shape[-1]
+    width = n_lat + (infer.outputs[1].shape[-1] if len(infer.outputs) > 1 else 0)
+    # Absolute paths: a task may run on a worker started in another folder, or on another machine.
+    stamps_path, model_path = os.path.abspath(ws.stamps_path), os.path.abspath(model_path)
+    tasks = []
     for start in range(0, store.n, chunk):
         sel = rows[(rows >= start) & (rows < start + chunk)]
-        if len(sel) == 0:
-            continue
-        task = dask.delayed(_chunk_latents)(str(ws.stamps_path), model_path, sel, config, batch_size)
-        parts.append(da.from_delayed(task, shape=(len(sel), width), dtype=np.float32))
-    arr = da.concatenate(parts, axis=0)
-    if scheduler:
-        from dask.distributed import Client
-
-        with Client(scheduler) as client:
-            out = client.compute(arr).result()
-    else:
-        out = arr.compute(scheduler="threads")
-    n_lat = infer.outputs[0].shape[-1]
+        if len(sel):
+            tasks.append((stamps_path, model_path, sel, config, batch_size))
+    distributed = is_distributed(scheduler)
+    parts = run_tasks(_chunk_latents, tasks, scheduler=scheduler if distributed else "threads",
+                      progress=False, desc="latents", unit="galaxy", weights=[len(t[2]) for t in tasks],
+                      shared=[stamps_path, model_path] if distributed else ())
+    out = np.concatenate(parts, axis=0) if parts else np.empty((0, width), np.float32)
     return out[:, :n_lat], (out[:, n_lat:] if width > n_lat else None)

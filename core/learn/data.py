@@ -130,13 +130,16 @@ def _column(cat, name: str, default) -> np.ndarray:
     return np.full(len(cat), default)
 
 
-def training_labels(ws: Workspace, source: str = "catalog") -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+def training_labels(ws: Workspace, source: str = "catalog", method: str | None = None,
+                    ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """Per catalog row: the training label ("" when none), an exclusion flag, and provenance.
 
     Parameters
     ----------
     ws : Workspace
     source : {"catalog", "consensus"}
+    method : {"majority", "ds", "classifier"}, optional
+        The consensus method (:mod:`core.votes.methods`; default config ``votes.method``).
 
     Returns
     -------
@@ -156,10 +159,21 @@ def training_labels(ws: Workspace, source: str = "catalog") -> tuple[np.ndarray,
     elif source == "consensus":
         from core.votes.store import open_store
 
+        from core.votes.methods import store_consensus
+
         store = open_store(ws)
         try:
-            cons = store.consensus()
             rule = dict(store.config)
+            method = method or rule.get("method", "majority")
+            if method == "majority":
+                cons = store.consensus()
+            else:
+                probs = None
+                if method == "classifier":
+                    from core.latent.queue import active_probabilities
+
+                    probs = active_probabilities(ws, store.galaxy_ids())
+                cons = store_consensus(store, method, model_probabilities=probs).table
         finally:
             store.close()
         lookup = dict(zip(cons["id"].astype(str), cons["label"].astype(str)))
@@ -169,6 +183,7 @@ def training_labels(ws: Workspace, source: str = "catalog") -> tuple[np.ndarray,
         labels = raw.copy()
         prov.update({
             "rule": {k: rule.get(k) for k in ("min_votes", "fraction") if k in rule},
+            "method": method,
             "galaxies_with_votes": int((cons["n_votes"] > 0).sum()) if "n_votes" in cons else None,
             "undecided": int((raw == "undecided").sum()),
             "fit_quality": int((raw == FIT_QUALITY).sum()),
@@ -186,7 +201,7 @@ def load_training_data(ws: Workspace, source: str = "catalog", config: dict[str,
 
     cfg = config or ws.config
     cat = ws.read_catalog()
-    labels, fq, prov = training_labels(ws, source)
+    labels, fq, prov = training_labels(ws, source, (cfg.get("votes") or {}).get("method"))
     status = np.array([str(s).strip() for s in _column(cat, "prep_status", "ok")])
     prepped = np.isin(status, PREPPED)
     if "split" in cat.colnames:

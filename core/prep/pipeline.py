@@ -332,7 +332,10 @@ def prep_workspace(ws, scheduler: Any = None, workers: int | None = None, redo: 
     ws : core.workspace.workspace.Workspace or path
         The workspace (its catalog needs ``id``, ``block``, ``gf_xc``, ``gf_yc``).
     scheduler : None, str or distributed.Client
-        Where to run (:func:`core.parallel.run_tasks`): ``None`` for the local scheduler.
+        Where to run (:func:`core.parallel.run_tasks`): ``None`` for the local scheduler, an
+        address (``"tcp://host:8786"``) or a ``Client`` for a ``dask.distributed`` cluster whose
+        workers see the workspace (and relative block paths under it) at the same absolute path.
+        The results are the same for any scheduler.
     workers : int, optional
         Local workers (default one per core).
     redo : bool
@@ -347,12 +350,13 @@ def prep_workspace(ws, scheduler: Any = None, workers: int | None = None, redo: 
     astropy.table.Table
         The updated catalog (also written to the workspace).
     """
-    from core.parallel import describe_scheduler, run_tasks
+    from core.parallel import describe_scheduler, is_distributed, run_tasks
     from core.workspace.workspace import Workspace
 
     if not hasattr(ws, "read_catalog"):
         ws = Workspace.open(ws)
-    root = Path(ws.root)
+    # Absolute: a task may run on a worker started in another folder (or on another machine).
+    root = Path(os.path.abspath(ws.root))
     cfg = {**DEFAULT_CONFIG["prep"], **ws.config.get("prep", {})}
     size, chunk = int(cfg["cutout"]), int(cfg["chunk"])
     cat = ws.read_catalog()
@@ -406,7 +410,8 @@ def prep_workspace(ws, scheduler: Any = None, workers: int | None = None, redo: 
             updater.write()
 
     run_tasks(prep_chunk, tasks, scheduler=scheduler, workers=workers, on_result=on_result,
-              progress=progress, desc="prep", unit="galaxy", weights=weights)
+              progress=progress, desc="prep", unit="galaxy", weights=weights,
+              shared=[str(root / "stamps.zarr")] if is_distributed(scheduler) else ())
     cat = assign_split(ws, updater.table())
     ws.write_catalog(cat)
     _clear_journal(root)

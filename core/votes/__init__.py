@@ -12,5 +12,6 @@ __all__, __getattr__, __dir__ = lazy_exports(__name__, {
     ".validation": ["normalize_label"],
     ".consensus": ["UNDECIDED", "consensus_from_votes", "count_votes", "decide"],
     ".agreement": ["Agreement", "compute_agreement", "fleiss_kappa"],
+    ".methods": ["METHODS", "ConsensusResult", "compute_consensus", "dawid_skene", "store_consensus"],
     ".files": ["VoteFileError", "consensus_catalog", "read_vote_file", "write_table"],
 })

@@ -266,6 +266,32 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "database_url": Key(str | None, None, "none: votes.sqlite in the workspace; or postgresql://user@host/db"),
         "experts": Key(list[str], [],
                        "inspector names registered as experts (their vote validates), in the store and the dashboard"),
+        "method": Key(str, "majority", "consensus method (core.votes.methods): the 2/3 majority, Dawid-Skene "
+                      "(ds) or classifier-aware (classifier); an expert's vote overrides each",
+                      choices=("majority", "ds", "classifier")),
+        "ds_prior_accuracy": Key(float, 0.8, "Dawid-Skene: a new inspector starts with this accuracy on every class"),
+        "ds_prior_strength": Key(float, 5.0, "Dawid-Skene: pseudo-votes of that prior per row of each inspector's "
+                                 "confusion matrix (0: maximum likelihood)"),
+        "classifier_weight": Key(float | None, None, "classifier-aware: weight of the CNN's probabilities as an "
+                                 "annotator; none = estimated from its agreement with the consensus (CROWDLAB)"),
+    },
+    # The active-learning queue (core.latent.acquisition, core.latent.queue); new keys, defaults
+    # filled in for older files (no migration needed).
+    "queue": {
+        "strategy": Key(str, "bald", "ranking of the Inspect-next queue",
+                        choices=("bald", "entropy", "margin", "disagreement", "random")),
+        "n": Key(int, 48, "galaxies per queue batch"),
+        "mc_passes": Key(int, 20, "BALD: Monte-Carlo dropout passes T (cost: T forward passes per galaxy)"),
+        "pool_size": Key(int, 20000, "BALD: at most this many unretired galaxies, those of highest predictive "
+                         "entropy (one deterministic pass), get the T MC passes"),
+        "diversity": Key(float, 0.5, "0..1: each galaxy already queued from a GMM cluster scales the next "
+                         "pick's score from that cluster by (1 - diversity)"),
+        "retire_confidence": Key(float | None, None, "also retire a galaxy when the model's probability of its "
+                                 "class is at least this and its non-skip votes agree with it; none = off"),
+        "retire_votes": Key(int, 1, "... with at least this many agreeing votes"),
+        "cold_start_labels": Key(int, 100, "decided consensus labels needed before the first CNN run "
+                                 "(until then the queue comes from the CvAE map, or at random)"),
+        "seed": Key(int, 0, "MC dropout and the random strategy"),
     },
     # The dashboard (app/); new in schema 2.
     "app": {

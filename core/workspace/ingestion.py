@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -323,9 +324,10 @@ def _read_headers(table: Table, paths: list[Path | None], blocks_hint: Path | No
 
     Blocks are read in chunks of :data:`HEADER_CHUNK`, on Dask (:func:`core.parallel.run_tasks`)
     when there are at least two chunks and more than one worker, else here, one after another.
-    Both give the same result.
+    On a ``dask.distributed`` cluster they are always read by its workers (in at least two tasks
+    when there are two blocks). All give the same result.
     """
-    from core.parallel import ProgressBar, describe_scheduler, in_process, run_tasks
+    from core.parallel import ProgressBar, describe_scheduler, in_process, is_distributed, run_tasks
 
     n = len(table)
     rows: list[dict[str, Any]] = [{} for _ in range(n)]
@@ -336,7 +338,10 @@ def _read_headers(table: Table, paths: list[Path | None], blocks_hint: Path | No
             rows[i] = _header_row(f"no GALFIT block found for id {table['id'][i]}{where}")
     components, radecs = _catalog_components(table), _catalog_radecs(table)
     size = max(1, int(HEADER_CHUNK))
-    serial = len(found) < 2 * size or in_process(scheduler, workers)
+    distributed = is_distributed(scheduler)
+    if distributed:
+        size = max(1, min(size, -(-len(found) // 2)))  # the cluster was asked for: use two workers at least
+    serial = not found or (not distributed and (len(found) < 2 * size or in_process(scheduler, workers)))
     if serial:
         size = min(size, 50)  # here, pieces only pace the progress bar
     chunks = [found[k:k + size] for k in range(0, len(found), size)]
@@ -352,8 +357,12 @@ def _read_headers(table: Table, paths: list[Path | None], blocks_hint: Path | No
     else:
         log.info("reading %d GALFIT headers in %d tasks on the %s", len(found), len(tasks),
                  describe_scheduler(scheduler, workers))
+        # the block folders this machine sees (a missing block is that galaxy's error, not the cluster's)
+        shared = [d for d in sorted({os.path.dirname(t) for task in tasks for t in task[0]})[:100]
+                  if os.path.isdir(d)]
         results = run_tasks(read_header_chunk, tasks, scheduler=scheduler, workers=workers,
-                            progress=progress, desc=desc, unit=unit, weights=[len(c) for c in chunks])
+                            progress=progress, desc=desc, unit=unit, weights=[len(c) for c in chunks],
+                            shared=shared if distributed else ())
     for chunk, result in zip(chunks, results):
         for i, values in zip(chunk, result):
             rows[i] = values

@@ -7,7 +7,7 @@ from core.cli.main import build_parser
 
 COMMANDS = [
     ["simulate"], ["fit"], ["ingest"], ["prep"], ["catalog"], ["train"], ["runs"], ["embed"],
-    ["votes", "import"], ["votes", "export"], ["votes", "stats"], ["demo"], ["serve"],
+    ["votes", "import"], ["votes", "export"], ["votes", "stats"], ["queue"], ["demo"], ["serve"],
 ]
 
 

@@ -71,6 +71,10 @@ def test_import_export_stats(ws, tmp_path, capsys):
     assert "11 current votes by 4 inspector(s)" in out
     assert "Fleiss' kappa:" in out and "Confusion matrix of 'ann'" in out
     assert "Core 1" in out and "undecided 2" in out
+    assert "Estimated skill (Dawid-Skene" in out and "Estimated confusion matrix of 'ann'" in out
+    assert main(["votes", "stats", str(ws.root), "--method", "ds"]) == 0
+    out = capsys.readouterr().out
+    assert "the most probable label by ds" in out and "Estimated skill" in out
 
 
 def test_import_fits_file(ws, tmp_path, capsys):

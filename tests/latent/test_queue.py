@@ -1,0 +1,138 @@
+"""The Inspect-next queue: retirement, strategies, cold start, stored BALD scores, `resx queue`."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core.labels import CLASSES
+from core.latent.queue import QueueError, build_queue, retired_mask
+from core.votes.store import open_store
+from tests.app_workspace import make_workspace
+
+
+@pytest.fixture
+def ws(tmp_path):
+    ws = make_workspace(tmp_path / "ws", n=120, seed=0)
+    with open_store(ws) as store:
+        for who in "abc":
+            store.add_inspector(who)
+    return ws
+
+
+def test_retirement_rules():
+    cons = pd.DataFrame({"label": ["Core", "undecided", "undecided", "undecided", "FitQuality"],
+                         "n_votes": [3, 1, 2, 1, 3],
+                         "Clean": [0, 0, 1, 0, 0], "General": [0, 0, 0, 0, 0], "Core": [3, 1, 1, 0, 0],
+                         "Asymmetric": [0, 0, 0, 1, 0], "Peculiar": [0, 0, 0, 0, 0]})
+    probs = np.array([[0, 0, 1, 0, 0], [0.02, 0.02, 0.92, 0.02, 0.02], [0, 0, 0.95, 0.05, 0],
+                      [0, 0, 0.95, 0.05, 0], [np.nan] * 5])
+    # Default: only decided galaxies (here the Core and the FitQuality consensus) retire.
+    assert retired_mask(cons).tolist() == [True, False, False, False, True]
+    # With the confidence rule: galaxy 1 (one Core vote, model 92 % Core) retires; galaxy 2 has
+    # a disagreeing vote, galaxy 3 a vote for another class.
+    assert retired_mask(cons, probs, retire_confidence=0.9).tolist() == [True, True, False, False, True]
+    assert retired_mask(cons, probs, retire_confidence=0.95).tolist() == [True, False, False, False, True]
+    assert retired_mask(cons, probs, retire_confidence=0.9, retire_votes=2).tolist() == [True, False, False, False, True]
+
+
+def test_entropy_queue_and_decided_galaxies_retire(ws):
+    q = build_queue(ws, "entropy", 10, overrides={"diversity": 0.0})
+    emb = np.load(ws.run_dir("cnn-a") / "embedding.npz")
+    p = emb["probabilities"].astype(float)
+    h = -(p * np.log(np.maximum(p, 1e-12))).sum(axis=1)
+    expected = np.asarray(emb["ids"]).astype(str)[np.argsort(-h, kind="stable")[:10]]
+    assert q.table["id"].tolist() == expected.tolist()
+    assert q.table["rank"].tolist() == list(range(1, 11))
+    assert not q.cold_start and q.source == "CNN run cnn-a" and q.n_retired == 0
+    top = q.table["id"].iloc[0]
+    with open_store(ws) as store:
+        store.cast(top, "a", "Core")
+        store.cast(top, "b", "Core")
+        assert build_queue(ws, "entropy", 10, overrides={"diversity": 0.0}).table["id"].iloc[0] == top  # 2 < 3
+        store.cast(top, "c", "Clean")  # 2/3 Core: decided
+        q2 = build_queue(ws, "entropy", 10, overrides={"diversity": 0.0}, store=store)
+    assert top not in q2.table["id"].tolist() and q2.n_retired == 1
+    assert q2.table["id"].tolist() == expected[1:10].tolist() + [q2.table["id"].iloc[-1]]
+    # The next batch continues the ranking.
+    nxt = build_queue(ws, "entropy", 5, offset=5, overrides={"diversity": 0.0})
+    assert nxt.table["rank"].tolist() == [6, 7, 8, 9, 10]
+
+
+def test_disagreement_is_live_and_random_is_seeded(ws):
+    with open_store(ws) as store:
+        store.cast("G0000003", "a", "Core")
+        store.cast("G0000003", "b", "Clean")
+        store.cast("G0000007", "a", "Core")
+        store.cast("G0000007", "b", "Core")
+        q = build_queue(ws, "disagreement", 3, store=store, overrides={"diversity": 0.0})
+    assert q.table["id"].iloc[0] == "G0000003"
+    assert q.table["score"].iloc[0] == pytest.approx(np.log(2))
+    r1, r2 = build_queue(ws, "random", 8), build_queue(ws, "random", 8)
+    assert r1.table["id"].tolist() == r2.table["id"].tolist()
+    assert build_queue(ws, "random", 8, overrides={"seed": 1}).table["id"].tolist() != r1.table["id"].tolist()
+
+
+def test_diversity_spreads_the_queue_over_the_gmm_clusters(ws):
+    plain = build_queue(ws, "margin", 10, overrides={"diversity": 0.0})
+    spread = build_queue(ws, "margin", 10, overrides={"diversity": 1.0})
+    assert spread.table["cluster"].nunique() == 5  # one per cluster before a second from any
+    assert spread.table["cluster"].value_counts().max() == 2
+    assert spread.table["id"].iloc[0] == plain.table["id"].iloc[0]
+
+
+def test_cold_start_without_a_cnn_run(tmp_path):
+    ws = make_workspace(tmp_path / "ws", n=60, seed=1)
+    ws.set_active_run("cnn", None)
+    q = build_queue(ws, "bald", 10, overrides={"diversity": 1.0})
+    assert q.cold_start and q.source == "cold start: CvAE run cvae-a"
+    assert q.labels_missing == 100 and "needs a CNN run" in q.note
+    assert q.table["cluster"].nunique() == 5  # spread over the CvAE map's clusters
+    ws.set_active_run("cvae", None)
+    bare = build_queue(ws, "entropy", 10)
+    assert bare.source == "cold start: no run, at random" and len(bare.table) == 10
+    assert "cold start: 100 more decided consensus labels" in bare.to_text()
+    with pytest.raises(QueueError, match="strategy"):
+        build_queue(ws, "best")
+
+
+def test_bald_scores_are_computed_with_mc_dropout_and_stored(ws):
+    import keras
+
+    from core.learn.models import build_cnn
+    from core.latent.queue import ACQUISITION_NPZ, load_acquisition
+
+    keras.utils.set_random_seed(0)
+    build_cnn(input_size=24, filters=(4, 8, 8), latent_dim=16).save(ws.run_dir("cnn-a") / "model.keras")
+    with open_store(ws) as store:
+        for who in "abc":
+            store.cast("G0000000", who, "Core")  # decided: retired, so not scored
+        q = build_queue(ws, "bald", 6, store=store, overrides={"mc_passes": 5, "diversity": 0.0})
+    stored = load_acquisition(ws.run_dir("cnn-a"))
+    assert (ws.run_dir("cnn-a") / ACQUISITION_NPZ).exists()
+    ids = stored["ids"].astype(str)
+    assert np.isnan(stored["bald"][ids == "G0000000"]).all()
+    assert np.isfinite(stored["bald"][ids != "G0000000"]).all() and (stored["bald"][ids != "G0000000"] >= 0).all()
+    order = np.argsort(-np.where(np.isfinite(stored["bald"]), stored["bald"], -np.inf), kind="stable")[:6]
+    assert q.table["id"].tolist() == ids[order].tolist()
+    # A pool smaller than the unretired galaxies: only the highest-entropy ones get MC passes.
+    from core.latent.queue import compute_acquisition
+
+    out = compute_acquisition(ws, "cnn-a", overrides={"mc_passes": 3, "pool_size": 10})
+    assert np.isfinite(out["bald"]).sum() == 10
+    assert out["entropy"][np.isfinite(out["bald"])].min() >= np.sort(out["entropy"])[-11]
+
+
+def test_resx_queue_prints_and_writes_the_ranked_list(ws, tmp_path, capsys):
+    from core.cli.main import main
+
+    out = tmp_path / "queue.csv"
+    assert main(["queue", str(ws.root), "--strategy", "entropy", "--n", "7", "--out", str(out)]) == 0
+    table = pd.read_csv(out, dtype={"id": str})
+    assert table["id"].tolist() == build_queue(ws, "entropy", 7).table["id"].tolist()
+    assert "wrote 7 galaxies" in capsys.readouterr().out
+    assert main(["queue", str(ws.root), "--strategy", "margin", "--n", "3"]) == 0
+    printed = capsys.readouterr().out
+    assert "queue (margin, CNN run cnn-a): 3 of 120 unretired galaxies (0 retired)" in printed
+    assert main(["queue", str(ws.root), "--n", "-1"]) == 2
