@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 
 from core.cli.common import add_command
 
@@ -72,5 +73,8 @@ def _report(info) -> int:
           + ("; active" if info.active else ""))
     if info.stopped:
         print(f"  stopped: {info.stopped}")
+    device = json.loads((info.path / "run.json").read_text()).get("device")
+    if device:
+        print(f"  device: {device}")
     print(f"  folder: {info.path}")
     return 0

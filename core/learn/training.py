@@ -70,6 +70,7 @@ import math
 import os
 import shutil
 import signal
+import sys
 import threading
 import time
 import traceback
@@ -81,7 +82,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up 
 import keras  # noqa: E402
 import numpy as np
 
-from core.learn.backend import distribution_strategy, quiet_tensorflow
+from core.learn.backend import (configure_devices, describe_device, distribution_strategy, precision_policy,
+                                quiet_tensorflow)
 from core.learn.data import LABEL_SOURCES, TrainingData, TrainingError, load_training_data
 from core.learn.evaluate import evaluate_cnn, evaluate_cvae, plot_confusion, plot_reconstructions
 from core.learn.runs import RunError, RunInfo, clear_trainer, new_run_id, read_run, write_run_json, write_trainer
@@ -545,9 +547,17 @@ def _run(ws: Workspace, run_dir: Path, cfg: dict[str, Any], record: dict[str, An
     """Train in ``run_dir`` and record the outcome in ``run.json`` (shared by new and resumed runs)."""
     rid, model, epochs = record["id"], record["model"], int(cfg["train"]["epochs"])
     try:
-        with _StopFlag(run_dir, handle_signals) as stop:
+        configure_devices()
+        mixed = bool(cfg["train"].get("mixed_precision", False))
+        with _StopFlag(run_dir, handle_signals) as stop, precision_policy(mixed) as policy:
+            log.info("run %s trains on %s (dtype policy %s)", rid, describe_device(mixed), policy)
+            if progress:  # beside the progress bars (stderr), before the first epoch
+                from tqdm.auto import tqdm
+
+                tqdm.write(f"run {rid}: device {describe_device(mixed)}", file=sys.stderr)
             result = _train_in(ws, run_dir, cfg, model, record["labels"], record.get("init"), stop, progress,
                                bool(record.get("size_to_labels")), resuming)
+        result.update(device=describe_device(mixed), dtype_policy=policy)
         record.update(result)
     except Cancelled:
         record.update(status="cancelled", finished=_now())
