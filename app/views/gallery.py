@@ -956,6 +956,25 @@ class GalleryView(param.Parameterized):
         elif kind == "end":
             _notify("That was the last galaxy of the selection: move (arrows, p, g) to vote again.", "info")
 
+    def find_id(self, text: str) -> bool:
+        """Go to the galaxy named ``text`` (one id, as it is): its tile when it is in the gallery, else
+        select it alone; its detail opens. False (and a message) when the workspace has no such id."""
+        gid = str(text).strip()
+        if not gid:
+            return False
+        row = int(self.state.row_of.get_indexer([gid])[0])
+        if row < 0:
+            _notify(f"No galaxy with the id {gid!r} in this workspace.", "warning")
+            return False
+        where = np.flatnonzero(self._order == row)
+        if where.size == 0:
+            self.state.select_ids([gid])
+            where = np.flatnonzero(self._order == row)
+        if where.size:
+            self._go_to(int(where[0]))
+        self.open_detail(row)
+        return True
+
     def next_unvoted(self) -> bool:
         """Move to the first galaxy of the gallery's order not yet voted by the inspector; False when none is left."""
         order = self._order
@@ -965,12 +984,15 @@ class GalleryView(param.Parameterized):
         if todo.size == 0:
             _notify("You have voted on every galaxy of this selection.", "success")
             return False
-        i = int(todo[0])
-        page, focus = divmod(i, PER_PAGE)
-        self.grid.focus = focus
-        if page != self.page:
-            self.page = page  # _on_page: the grid's page follows; focus stays where it was set
+        self._go_to(int(todo[0]))
         return True
+
+    def _go_to(self, i: int) -> None:
+        """Show the ``i``-th galaxy of the gallery's order: its page, its tile focused."""
+        page, focus = divmod(i, PER_PAGE)
+        if page != self.page:
+            self.page = page  # _on_page: the grid's page follows, the focus goes to its first tile
+        self.grid.focus = focus
 
     def detail_view(self, row: int) -> pn.viewable.Viewable:
         """Every stamp, the metrics and every vote of one galaxy."""
@@ -1037,8 +1059,10 @@ class GalleryView(param.Parameterized):
         panels = pn.widgets.CheckButtonGroup.from_param(self.param.panels, options={KIND_LABELS[k]: k for k in ALL_KINDS},
                                                         button_type="primary", button_style="outline",
                                                         css_classes=["resx-panels"], stylesheets=[ACTIVE_CSS])
+        find = pn.widgets.TextInput(name="find one id", placeholder="an id, as it is; Enter", width=200)
+        find.param.watch(lambda e: self.find_id(e.new) if e.new else None, "value")
         return pn.Column(
-            pn.Row(pn.widgets.Select.from_param(self.param.sort_by, name="sort by", width=190),
+            pn.Row(find, pn.widgets.Select.from_param(self.param.sort_by, name="sort by", width=190),
                    pn.widgets.Select.from_param(self.param.show, name="show", width=170),
                    pn.Column(pn.pane.Markdown("residual stretch", margin=(0, 5)), stretch, margin=0),
                    limit,
@@ -1063,9 +1087,11 @@ class GalleryView(param.Parameterized):
 
 
 def _notify(msg: str, kind: str = "info") -> None:
+    """A toast (its text escaped: the notifications render HTML, and messages hold ids and comments)."""
     notif = pn.state.notifications
     if notif is not None:
-        getattr(notif, kind if kind in ("info", "warning", "error", "success") else "info")(msg, duration=5000)
+        getattr(notif, kind if kind in ("info", "warning", "error", "success") else "info")(
+            html.escape(msg), duration=5000)
     else:
         log.info("%s", msg)
 

@@ -87,3 +87,100 @@ def test_every_key_of_the_flow_is_listed():
     listed = " ".join(k for k, _ in KEY_HELP)
     for key in ("1–5", "f", "s", "n / p", "Enter", "Esc", "u", "c", "?", "g"):
         assert key in listed
+
+
+# -- ids as they are, the gallery's filters and keys (an AppState on a small fabricated workspace) ----------------
+ODD_IDS = ["SIM 00024", "a,b", "x;y z", "<b>bold</b>", "G0000004"]
+
+
+@pytest.fixture
+def odd_state(tmp_path):
+    """A workspace whose first ids hold spaces, commas, semicolons and markup (ingest accepts them)."""
+    from app.state import AppState
+    from tests.app_workspace import make_workspace
+
+    ws = make_workspace(tmp_path / "ws", n=120, seed=2, size=16)
+    cat = ws.read_catalog()
+    ids = [str(i) for i in cat["id"]]
+    ids[: len(ODD_IDS)] = ODD_IDS
+    ids[4] = "G9999999"
+    cat.replace_column("id", np.array(ids))
+    ws.write_catalog(cat)
+    # the made-up runs were written with the old ids: write them again with these
+    from tests.app_workspace import write_run
+    from core.labels import CLASSES
+
+    classes = np.array([CLASSES.index(c) for c in cat["catalog_class"]])
+    write_run(ws, "cnn-a", "cnn", classes, cat["id"], seed=2)
+    write_run(ws, "cvae-a", "cvae", classes, cat["id"], seed=3)
+    return AppState(ws.root)
+
+
+def test_pasted_ids_are_one_per_line_with_any_characters(odd_state):
+    from app.selection import parse_id_list
+
+    st = odd_state
+    rows, unknown = st.select_ids(parse_id_list("SIM 00024\n  a,b  \nx;y z\n<b>bold</b>\nnope here\n"))
+    assert list(st.ids[rows]) == ["SIM 00024", "a,b", "x;y z", "<b>bold</b>"] and unknown == ["nope here"]
+    # a line of several known ids separated by commas still reads as those ids
+    rows, unknown = st.select_ids(parse_id_list("G0000005, G0000006;G0000007\n"))
+    assert list(st.ids[rows]) == ["G0000005", "G0000006", "G0000007"] and unknown == []
+    # a saved selection keeps the ids as they are
+    st.select_ids(["SIM 00024", "a,b", "x;y z"])
+    st.save_selection("odd")
+    rows, unknown = st.load_selection("odd")
+    assert list(st.ids[rows]) == ["SIM 00024", "a,b", "x;y z"] and unknown == []
+
+
+def test_filters_progress_next_unvoted_and_search(odd_state):
+    from app.views.gallery import GalleryView
+
+    st = odd_state
+    gallery = GalleryView(st)
+    st.select_ids([str(i) for i in st.ids[:100]])
+    st.inspector = "ann"
+    assert gallery.progress() == "0 of 100 voted by you in this selection · 0 of 120 in the campaign"
+    first = [t["row"] for t in gallery.grid.tiles[:3]]
+    for row in first:
+        gallery.grid._handle_msg({"type": "key", "key": "2", "row": row})
+    assert gallery.progress() == "3 of 100 voted by you in this selection · 3 of 120 in the campaign"
+    caps = {c["row"]: c for c in gallery.grid.captions}
+    assert caps[first[0]]["mine"] == "General" and caps[gallery.grid.tiles[5]["row"]]["mine"] == ""
+    # next unvoted: the fourth tile of page 1
+    assert gallery.next_unvoted() and gallery.page == 0 and gallery.grid.focus == 3
+    # "not yet voted by me" leaves out the three
+    gallery.show = "not yet voted by me"
+    assert len(gallery._order) == 97 and not set(first) & set(gallery._order.tolist())
+    # disputed: a second inspector disagrees on one of them
+    st.inspector = "bob"
+    st.vote([first[0]], "Core")
+    st.inspector = "ann"
+    gallery.show = "disputed"
+    assert gallery._order.tolist() == [first[0]]
+    gallery.show = "all"
+    # one id, as it is: on page 3 of the gallery -> that page, focused, detail open
+    target = int(st.row_of.get_indexer(["G0000099"])[0])
+    assert gallery.find_id(" G0000099 ") and gallery.page == 2 and gallery.grid.tiles[gallery.grid.focus]["row"] == target
+    assert gallery.detail_row == target
+    # an id outside the selection selects it alone
+    assert gallery.find_id("G0000110") and list(st.ids[st.selected]) == ["G0000110"]
+    assert not gallery.find_id("no such id")
+
+
+def test_undo_names_what_it_undid_and_comments_attach_to_the_vote(odd_state):
+    st = odd_state
+    st.inspector = "ann"
+    st.select_ids([str(i) for i in st.ids[:60]])
+    st.record_vote(st.selected, "Core", scope="whole selection")
+    row = int(st.selected[0])
+    st.record_vote([row], "Peculiar", scope="key")
+    assert st.comment(int(st.selected[1]), "") == "An empty comment is not saved."
+    assert "first" in st.comment(int(st.row_of.get_indexer(["G0000070"])[0]), "hm")  # no vote there yet
+    assert st.comment(row, "tidal <tail>? | see ds9") == ""
+    votes = st.store.votes_for(str(st.ids[row]))
+    mine = votes[votes["inspector"] == "ann"]
+    assert mine["label"].tolist() == ["Peculiar"] and mine["comment"].tolist() == ["tidal <tail>? | see ds9"]
+    assert st.undo_described() == "Undone: 1 vote Peculiar with a comment on SIM 00024."
+    assert st.undo_described() == "Undone: 1 vote Peculiar on SIM 00024."
+    assert st.undo_described() == "Undone: 60 votes Core on the whole selection (id list)."
+    assert st.undo_described() == "Nothing to undo."
