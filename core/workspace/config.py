@@ -297,6 +297,12 @@ SCHEMA: dict[str, dict[str, Key]] = {
     "app": {
         "blind": Key(bool, True, "hide other inspectors' votes from an inspector until they have voted"),
         "retrain_epochs": Key(int, 10, "epochs proposed by the dashboard's retrain button"),
+        "stretch": Key(str, "asinh", "the gallery's residual stretch, in units of each galaxy's sky sigma",
+                       choices=("linear", "asinh", "zscale")),
+        "stretch_limit": Key(float, 5.0, "the gallery's visible residual range: +- this many sky sigma"),
+        "bulk_confirm": Key(int, 50, "a vote on more galaxies than this at once asks for a confirmation"),
+        "cutout_url": Key(str, "", "link to a public cutout service in the detail view: a template with "
+                                   "{ra}, {dec} (degrees) and {id}; a catalog column cutout_url wins; '' = none"),
     },
 }
 
