@@ -693,7 +693,7 @@ class StampZoom(JSComponent):
       bar.className = 'resx-zoom-bar';
       const mk = (t, title) => { const b = document.createElement('button'); b.type = 'button';
         b.className = 'resx-navbtn'; b.textContent = t; b.title = title; return b; };
-      const zin = mk('＋', 'zoom in (wheel over a stamp)'), zout = mk('－', 'zoom out'), reset = mk('reset', 'whole stamp (double click)');
+      const zin = mk('+', 'zoom in (wheel over a stamp)'), zout = mk('-', 'zoom out'), reset = mk('reset', 'whole stamp (double click)');
       const level = document.createElement('span');
       level.className = 'resx-zoom-level';
       const cb = document.createElement('div');
@@ -1133,8 +1133,8 @@ class GalleryView(param.Parameterized):
         row = int(row)
         gid = str(st.ids[row])
         stretch = pn.widgets.RadioButtonGroup(options=list(STRETCHES), value=self.stretch, color="primary",
-                                              button_style="outline", width=210, stylesheets=[ACTIVE_CSS])
-        limit = pn.widgets.FloatInput(name="range ± σ", value=float(self.limit), start=0.5, end=1000.0, step=1.0,
+                                              variant="outline", width=210, stylesheets=[ACTIVE_CSS])
+        limit = pn.widgets.FloatInput(label="range ± σ", value=float(self.limit), start=0.5, end=1000.0, step=1.0,
                                       width=90)
         zoom = StampZoom(px=200, sizing_mode="stretch_width")
         note = pn.pane.Markdown("", margin=(0, 5))
@@ -1250,24 +1250,24 @@ class GalleryView(param.Parameterized):
     # -- layout -------------------------------------------------------------------------------------
     def controls(self) -> pn.viewable.Viewable:
         stretch = pn.widgets.RadioButtonGroup.from_param(self.param.stretch, color="primary",
-                                                         button_style="outline", width=210,
+                                                         variant="outline", width=210,
                                                          css_classes=["resx-stretch"], stylesheets=[ACTIVE_CSS])
-        limit = pn.widgets.FloatInput.from_param(self.param.limit, name="range ± σ", step=1.0, width=90)
+        limit = pn.widgets.FloatInput.from_param(self.param.limit, label="range ± σ", step=1.0, width=90)
         panels = pn.widgets.CheckButtonGroup.from_param(self.param.panels, options={KIND_LABELS[k]: k for k in ALL_KINDS},
-                                                        color="primary", button_style="outline",
+                                                        color="primary", variant="outline",
                                                         css_classes=["resx-panels"], stylesheets=[ACTIVE_CSS])
-        find = pn.widgets.TextInput(name="find one id", placeholder="an id, as it is; Enter", width=200)
+        find = pn.widgets.TextInput(label="find one id", placeholder="an id, as it is; Enter", width=200)
         find.param.watch(lambda e: self.find_id(e.new) if e.new else None, "value")
         return pn.Column(
-            pn.Row(find, pn.widgets.Select.from_param(self.param.sort_by, name="sort by", width=190),
-                   pn.widgets.Select.from_param(self.param.show, name="show", width=170),
+            pn.Row(find, pn.widgets.Select.from_param(self.param.sort_by, label="sort by", width=190),
+                   pn.widgets.Select.from_param(self.param.show, label="show", width=170),
                    pn.Column(pn.pane.Markdown("residual stretch", margin=(0, 5)), stretch, margin=0),
                    limit,
-                   pn.widgets.Checkbox.from_param(self.param.invert, name="invert", align="end"),
+                   pn.widgets.Checkbox.from_param(self.param.invert, label="invert", align="end"),
                    sizing_mode="stretch_width", css_classes=["resx-gallery-controls"]),
             pn.Row(pn.pane.Markdown("panels", margin=(8, 5)), panels,
-                   pn.widgets.Checkbox.from_param(self.param.show_triplet, name="show triplet", align="center"),
-                   pn.widgets.Checkbox.from_param(self.param.show_mask, name="mask", align="center"),
+                   pn.widgets.Checkbox.from_param(self.param.show_triplet, label="show triplet", align="center"),
+                   pn.widgets.Checkbox.from_param(self.param.show_mask, label="mask", align="center"),
                    sizing_mode="stretch_width"),
             margin=0, sizing_mode="stretch_width",
         )

@@ -35,7 +35,7 @@ class VotingView:
     def __init__(self, state: AppState):
         self.state = state
         self.scope = pn.widgets.RadioButtonGroup(label="apply to", options=list(SCOPES), value=SCOPES[0],
-                                                 color="primary", button_style="outline", width=330,
+                                                 color="primary", variant="outline", width=330,
                                                  stylesheets=[".bk-btn.bk-active { font-weight: 700; color: #fff !important; }"])
         self.buttons = []
         for label in VOTE_LABELS:

@@ -299,3 +299,40 @@ def test_the_key_flow_across_pages_past_the_last_tile_with_detail_undo_and_comme
     mine = page.locator(f".resx-tile[data-id='{ids[48]}'] .resx-mine").inner_text()
     assert mine == "you: Core"
     page.context.close()
+
+
+def test_detail_zooms_and_pans_every_stamp_and_help_shows_table_1(browser, server, workspace):
+    ids = ids_of(workspace)
+    page = open_at(browser, server, 1920, 1080)
+    paste_ids(page, ids[:10])
+    page.locator(".resx-tile").first.locator(".resx-imgs").click()
+    page.locator(".resx-zoom-view").first.wait_for(timeout=30_000)
+    assert page.locator(".resx-big").count() == 5
+    labels = page.locator(".resx-zoom-panel .resx-plabel").all_inner_texts()
+    assert labels == ["original", "model", "residual", "object-only", "mask"]
+    view = page.locator(".resx-zoom-view").nth(2)
+    side = view.bounding_box()["width"]
+    img_width = lambda: page.locator(".resx-big").nth(2).evaluate("e => e.getBoundingClientRect().width")
+    assert img_width() == pytest.approx(side, abs=3)
+    for _ in range(4):  # 1.5^4 = 5x
+        page.get_by_role("button", name="+", exact=True).click()
+    assert wait_for(lambda: img_width() >= 4 * side - 3, 10), img_width()
+    widths = page.locator(".resx-big").evaluate_all("els => els.map(e => e.getBoundingClientRect().width)")
+    assert max(widths) - min(widths) < 1, "the panels are not zoomed together"
+    left = lambda: page.locator(".resx-big").nth(2).evaluate("e => e.getBoundingClientRect().left")
+    before = left()
+    box = view.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] / 2 + 40, box["y"] + box["height"] / 2, steps=5)
+    page.mouse.up()
+    assert wait_for(lambda: abs(left() - before - 40) < 3, 10), "a drag did not pan the stamp"
+    assert "σ" in page.locator(".resx-zoom .resx-cb-title").inner_text()
+    save(page, "inspect_detail_zoom")
+    page.keyboard.press("Escape")
+    page.locator(".resx-zoom-view").first.wait_for(state="hidden", timeout=20_000)
+    # Help: the paper's Table 1 definitions
+    page.get_by_text("Help", exact=True).first.click()
+    page.get_by_text("consistent with the background noise", exact=False).first.wait_for(timeout=20_000)
+    assert page.get_by_text("How to inspect").count() >= 1
+    page.context.close()

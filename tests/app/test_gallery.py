@@ -184,3 +184,68 @@ def test_undo_names_what_it_undid_and_comments_attach_to_the_vote(odd_state):
     assert st.undo_described() == "Undone: 1 vote Peculiar on SIM 00024."
     assert st.undo_described() == "Undone: 60 votes Core on the whole selection (id list)."
     assert st.undo_described() == "Nothing to undo."
+
+
+def test_bulk_votes_above_the_threshold_ask_first(odd_state):
+    from app.views.voting import VotingView
+
+    st = odd_state
+    st.inspector = "ann"
+    voting = VotingView(st)
+    assert voting.bulk_confirm == 50  # app.bulk_confirm's default
+    st.select_ids([str(i) for i in st.ids[:80]])
+    voting.scope.value = "whole selection"
+    voting.vote_scope("Core")
+    assert len(st.store.current_votes()) == 0 and voting.confirm_row.visible
+    assert "**80**" in voting.confirm_text.object and "Core" in voting.confirm_text.object
+    voting._confirm(False)
+    assert len(st.store.current_votes()) == 0 and not voting.confirm_row.visible
+    voting.vote_scope("Core")
+    voting._confirm(True)
+    assert len(st.store.current_votes()) == 80
+    voting._undo()
+    assert voting.status.object.startswith("Undone: 80 votes Core on the whole selection")
+    # at or under the threshold: no question
+    st.select_ids([str(i) for i in st.ids[:50]])
+    voting.vote_scope("Clean")
+    assert len(st.store.current_votes()) == 50 and not voting.confirm_row.visible
+
+
+def test_detail_coordinates_cutout_link_and_escaped_votes(odd_state):
+    from app.views.gallery import GalleryView, cutout_url
+
+    st = odd_state
+    gallery = GalleryView(st)
+    st.inspector = "<img src=x onerror=alert(1)>"
+    row = int(st.row_of.get_indexer(["<b>bold</b>"])[0])
+    st.vote([row], "Core")
+    assert st.comment(row, "**not bold** <script>x</script> | pipe") == ""
+    detail = gallery.detail_view(row)
+    ra, dec = float(st.catalog["ra"].iloc[row]), float(st.catalog["dec"].iloc[row])
+    coords = gallery._coordinates_html(row)
+    assert f"{ra:.8f}°" in coords and f"{dec:+.8f}°" in coords
+    votes = gallery._votes_md(row)
+    assert "<script>" not in votes and "<img" not in votes and "&lt;script&gt;" in votes
+    assert r"\*\*not bold\*\*" in votes and "UTC" in votes
+    head = str(detail[0][0].object)
+    assert "<b>" not in head and "&lt;b&gt;bold&lt;/b&gt;" in head
+    # every stamp kind in the zoom component, one stretch
+    zoom = next(o for o in detail.select() if type(o).__name__ == "StampZoom")
+    assert [p["label"] for p in zoom.panels] == ["original", "model", "residual", "object-only", "mask"]
+    assert "σ" in zoom.colorbar["title"]
+    # the cutout link: a template from the config, only http(s)
+    cat = st.catalog.iloc[row]
+    assert cutout_url(cat, "") == ""
+    url = cutout_url(cat, "https://example.org/cutout?ra={ra:.6f}&dec={dec:.6f}&name={id}")
+    assert url.startswith("https://example.org/cutout?ra=") and "name=%3Cb%3Ebold%3C%2Fb%3E" in url
+    assert cutout_url(cat, "javascript:alert({ra})") == ""
+
+
+def test_help_lists_the_papers_definitions():
+    from app.views.help import class_table
+    from core.labels import DEFINITIONS
+
+    table = class_table()
+    for label in ("Clean", "General", "Core", "Asymmetric", "Peculiar"):
+        assert DEFINITIONS[label] in table
+    assert "38.0 %" in table and "5.1 %" in table  # Table 1's shares
