@@ -123,7 +123,7 @@ def test_tiles_fit_plain_and_triplet_with_a_colour_bar(browser, server, workspac
     page.locator(".resx-grid").scroll_into_view_if_needed()
     save(page, f"inspect_gallery_{width}x{height}")
     # "show triplet" by a click on its label text (not the 13-px box)
-    page.get_by_text("show triplet", exact=True).click()
+    page.locator(".bk-label", has_text="show triplet").first.click()
     wait_for(lambda: page.locator(".resx-tile").first.locator(".resx-panel img").count() == 4, 30)
     check_tiles(page, 4)
     labels = page.locator(".resx-tile").first.locator(".resx-plabel").all_inner_texts()
