@@ -50,11 +50,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = add_command(sub, "serve", HELP, run, workspace=False)
     p.add_argument("workspace", nargs="?", default=None, metavar="WORKSPACE")
     p.add_argument("--port", type=int, default=5006)
+    p.add_argument("--num-procs", type=int, default=1, metavar="N",
+                   help="server processes sharing the port (0: one per core); each holds one copy of the "
+                   "map data for its sessions, and they share the vote store (SQLite in WAL mode, or PostgreSQL)")
 
 
 def run(args: argparse.Namespace) -> int:
     """Handler of ``resx serve``: run the Panel server until interrupted; returns its exit status."""
-    cmd = serve_command(args.workspace, args.port)
+    procs = getattr(args, "num_procs", 1)
+    if procs is not None and procs < 0:
+        raise ResxError(f"--num-procs must be 0 (one per core) or more, not {procs}")
+    cmd = serve_command(args.workspace, args.port, extra=["--num-procs", str(procs)] if procs != 1 else None)
     ws = cmd[-1]
     if not Path(ws).exists():
         print(f"warning: no workspace at {ws}; the page will say how to build one (`resx demo {ws}`).",
