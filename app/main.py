@@ -104,6 +104,7 @@ def build(path: Path) -> pn.template.BaseTemplate:
     from app.views.agreement import AgreementView
     from app.views.export import ExportView, SelectByView
     from app.views.gallery import GalleryView
+    from app.views.help import help_panel
     from app.views.map import map_area
     from app.views.queue import QueueView
     from app.views.runs import RunsView
@@ -170,6 +171,7 @@ def build(path: Path) -> pn.template.BaseTemplate:
         ("Run & retrain", runs.panel()),
         ("Agreement", agreement.panel()),
         ("Export", export.panel()),
+        ("Help", help_panel()),
     ]
     tabs = pn.Tabs(*tab_items, dynamic=False, sizing_mode="stretch_width")
     # The agreement statistics read every vote: computed only while their tab is open.

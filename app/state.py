@@ -30,7 +30,7 @@ import param
 
 from app.palettes import NO_LABEL, UNDECIDED
 from app.retrain import RetrainJob
-from app.selection import PointIndex, parse_id_list, points_in_bounds
+from app.selection import PointIndex, parse_id_list, points_in_bounds, split_id_line
 from core.labels import CLASSES, FIT_QUALITY, SKIP, VOTE_LABELS
 from core.votes.validation import inspector_key
 from core.workspace.config import DEFAULT_CONFIG
@@ -887,8 +887,22 @@ class AppState(param.Parameterized):
         return self._set_selection(frame.index.to_numpy()[mask], f"{column} in {', '.join(map(str, values))}")
 
     def select_ids(self, ids: Sequence[str]) -> tuple[np.ndarray, list[str]]:
-        """Select galaxies by id (any order); returns (rows, ids not in the workspace)."""
+        """Select galaxies by id (any order); returns (rows, ids not in the workspace).
+
+        An id that is not in the workspace but splits on commas, semicolons or spaces into ids
+        that all are (a pasted ``a, b, c`` line) stands for those ids.
+        """
         ids = [str(i) for i in ids]
+        known = self.row_of.get_indexer(ids) >= 0
+        if not known.all():
+            out: list[str] = []
+            for gid, ok in zip(ids, known):
+                parts = [] if ok else split_id_line(gid)
+                if len(parts) > 1 and (self.row_of.get_indexer(parts) >= 0).all():
+                    out.extend(parts)
+                else:
+                    out.append(gid)
+            ids = out
         rows = self.row_of.get_indexer(ids)
         unknown = [i for i, r in zip(ids, rows) if r < 0]
         rows = rows[rows >= 0]

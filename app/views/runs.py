@@ -45,7 +45,10 @@ class RunsView:
         self.progress = pn.indicators.Progress(value=0, max=100, bar_color="primary", sizing_mode="stretch_width",
                                                visible=False)
         self.r_status = pn.pane.Markdown("", css_classes=["resx-retrain-status"], sizing_mode="stretch_width")
-        self.curves = pn.pane.HoloViews(None, sizing_mode="stretch_width", visible=False)
+        # the loss curves' pane lives in a holder that is emptied rather than hidden: toggling ``visible`` on a
+        # HoloViews pane logged "TypeError: List parameter 'Bokeh.stylesheets'..." on every retrain
+        self.curves = pn.Column(sizing_mode="stretch_width")
+        self._curves_pane: pn.pane.HoloViews | None = None
         self.summary = pn.Column(sizing_mode="stretch_width")
         state.param.watch(lambda e: self._sync_runs(), ["runs_version", "model", "run_cnn", "run_cvae"])
         self._sync_runs()
@@ -126,7 +129,8 @@ class RunsView:
         self.r_cancel.disabled = False
         self.progress.visible = True
         self.progress.value = -1  # indeterminate until the first epoch ends
-        self.curves.visible = False
+        self.curves[:] = []
+        self._curves_pane = None
         self.r_status.object = f"Training **{md(job.run_id)}** ({job.model}, {job.epochs} epochs, " \
                                f"{'from ' + md(job.init) if job.init else 'from scratch'}) in a separate process…"
 
@@ -146,11 +150,15 @@ class RunsView:
             if epochs:
                 self.progress.value = int(round(100 * min(epoch, epochs) / epochs))
             state = prog.get("state", "")
-            self.r_status.object = f"**{md(job.run_id)}**: {md(state)} · epoch {epoch} / {epochs}"
+            self.r_status.object = f"**{md(job.run_id)}**: {md(state)} · epoch {epoch} / {epochs}{_eta(prog)}"
             hist = prog.get("history") or {}
             if hist:
-                self.curves.object = self.history_plot(hist)
-                self.curves.visible = True
+                plot = self.history_plot(hist)
+                if self._curves_pane is None:
+                    self._curves_pane = pn.pane.HoloViews(plot, sizing_mode="stretch_width")
+                    self.curves[:] = [self._curves_pane]
+                else:
+                    self._curves_pane.object = plot
         if job.running:
             return
         job._reported = True
@@ -203,3 +211,13 @@ class RunsView:
             sizing_mode="stretch_width",
             name="Runs",
         )
+
+
+def _eta(progress: dict) -> str:
+    """' · about 1 min 20 s left (at most: ...)' from progress.json's eta_s, '' before the first epoch."""
+    eta = progress.get("eta_s")
+    if not isinstance(eta, (int, float)) or eta <= 0 or progress.get("state") != "running":
+        return ""
+    m, sec = divmod(int(round(eta)), 60)
+    left = f"{m} min {sec:02d} s" if m else f"{sec} s"
+    return f" · about {left} left (at most: early stopping may end it sooner)"

@@ -104,7 +104,7 @@ def panel_options(args: argparse.Namespace) -> list[str]:
     out: list[str] = []
     for name, flag in _PASS_THROUGH.items():
         value = getattr(args, name, None)
-        if value is None:
+        if value is None or (name == "num_procs" and value == 1):
             continue
         for v in value if isinstance(value, list) else [value]:
             out += [flag, str(v)]
@@ -172,12 +172,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     oauth.add_argument("--oauth-redirect-uri", default=None)
     oauth.add_argument("--oauth-jwt-user", default=None, help="the claim that names the user")
     oauth.add_argument("--oauth-encryption-key", default=None)
-    p.add_argument("--num-procs", type=int, default=None,
-                   help="server processes (they share the vote store; 0: one per CPU)")
+    p.add_argument("--num-procs", type=int, default=1, metavar="N",
+                   help="server processes sharing the port (0: one per core); each holds one copy of the "
+                   "map data for its sessions, and they share the vote store (SQLite in WAL mode, or PostgreSQL)")
 
 
 def run(args: argparse.Namespace) -> int:
     """Handler of ``resx serve``: run the Panel server until interrupted; returns its exit status."""
+    procs = getattr(args, "num_procs", 1)
+    if procs is not None and procs < 0:
+        raise ResxError(f"--num-procs must be 0 (one per core) or more, not {procs}")
     for warning in check_options(args):
         log.warning("%s", warning)
         print(f"warning: {warning}", file=sys.stderr)

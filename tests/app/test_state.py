@@ -113,7 +113,8 @@ def test_points_in_bounds_any_corner_order():
 
 
 def test_parse_id_list():
-    assert parse_id_list(" a, b;c\n d\te,,\n") == ["a", "b", "c", "d", "e"]
+    # one id per line, whatever it holds (ids with spaces and commas exist: SIM 00024)
+    assert parse_id_list(" a, b;c\n d\te,,\n\n  SIM 00024 \r\n") == ["a, b;c", "d\te,,", "SIM 00024"]
     assert parse_id_list("  ") == []
 
 
