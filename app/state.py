@@ -1080,6 +1080,7 @@ class AppState(param.Parameterized):
         """
         job = self.job
         status, message = job.outcome()
+        job.release()  # the next retrain of the workspace may start
         self.refresh_runs()
         if status == "done":
             self._emb_cache.pop(job.run_id, None)

@@ -447,6 +447,21 @@ def test_consensus_catalog_export(state):
     assert csv.splitlines()[0].startswith("id,") and len(csv.splitlines()) == state.n + 1
 
 
+def test_one_retrain_at_a_time_per_workspace_and_only_for_the_lead(state):
+    other = AppState(state.ws.root)  # a second session of the same workspace
+    job = state.start_retrain("cnn", 1, finetune=False, extra_args=["--no-such-option"])
+    with pytest.raises(RuntimeError, match="already running .*run " + job.run_id):
+        other.start_retrain("cnn", 1, finetune=False, extra_args=["--no-such-option"])
+    job.proc.wait(timeout=120)
+    assert state.finish_retrain()[0] == "failed"  # its outcome read: the lock is free again
+    again = other.start_retrain("cnn", 1, finetune=False, extra_args=["--no-such-option"])
+    again.proc.wait(timeout=120)
+    other.finish_retrain()
+    remote = AppState(state.ws.root, loopback=False)  # no auth beyond the loopback: not the lead
+    with pytest.raises(PermissionError, match="needs the lead role"):
+        remote.start_retrain("cnn", 1, finetune=False)
+
+
 def test_failed_retrain_keeps_the_active_run(state):
     job = state.start_retrain("cnn", 1, finetune=True, extra_args=["--no-such-option"])
     assert job.init == "cnn-a" and "--init" in job.cmd and "--labels" in job.cmd
