@@ -204,7 +204,7 @@ def test_bulk_votes_above_the_threshold_ask_first(odd_state):
     voting._confirm(True)
     assert len(st.store.current_votes()) == 80
     voting._undo()
-    assert voting.status.object.startswith("Undone: 80 votes Core on the whole selection")
+    assert voting.status.object.replace("\\", "").startswith("Undone: 80 votes Core on the whole selection")  # (escaped Markdown)
     # at or under the threshold: no question
     st.select_ids([str(i) for i in st.ids[:50]])
     voting.vote_scope("Clean")
