@@ -290,7 +290,7 @@ def test_vote_persists_and_recolours_the_map(page1, workspace):
     mine = wait_for(alice, 20)
     assert mine is not None, "no vote from alice in the store"
     assert mine["id"].tolist() == [gid] and mine["label"].tolist() == [label]
-    assert mine["source"].tolist() == ["ui"]
+    assert mine["source"].tolist() == ["ui-unauth"]  # served without auth: a typed name
     # sim's vote + alice's different vote: 1 of 2 is short of 2/3 -> undecided, a new colour
     assert wait_for(lambda: "consensus: undecided · 2 votes" in page1.locator(f".resx-tile[data-id='{gid}']").inner_text(),
                     20)
@@ -410,7 +410,7 @@ def test_hundred_keyboard_votes_with_queued_page_turns_all_arrive_in_order(brows
     assert len(got) >= 100, f"only {len(got)} of 100 keyboard votes arrived (none for 45 s)"
     assert got["id"].tolist() == expected
     assert got["label"].tolist() == [CLASSES[k % 5] for k in range(100)]
-    assert set(got["source"]) == {"ui"} and len(got) == 100
+    assert set(got["source"]) == {"ui-unauth"} and len(got) == 100  # without auth: typed names
     page.locator(".resx-tile[data-page='1']").first.wait_for(timeout=30_000)  # it ends on page 2
     store.close()
     page.context.close()
