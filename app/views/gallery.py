@@ -368,6 +368,7 @@ class GalleryGrid(JSComponent):
       function showEnd(text) {
         endnote.hidden = !text;
         endnote.textContent = text || '';
+        if (text) endnote.scrollIntoView({block: 'nearest'});
       }
       function showFocus() {
         grid.querySelectorAll('.resx-tile').forEach((t, i) => t.classList.toggle('focus', i === model.focus));
