@@ -58,6 +58,7 @@ class RetrainJob:
         # (an epoch sized to the consensus labels, early stopping on a validation split)
         self.cmd = [sys.executable, "-m", "core", "train", str(Path(ws.root).resolve()), "--model", model,
                     "--labels", "consensus", "--epochs", str(self.epochs), "--run-id", self.run_id, "--embed",
+                    "--no-activate",  # the dashboard makes it active only when asked
                     *(["--size-to-labels"] if "--per-class" not in extra_args else []), *extra_args]
         if init:
             self.cmd += ["--init", init]

@@ -16,7 +16,6 @@ import base64
 import html
 import io
 import logging
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +32,7 @@ from app import asset
 from app.palettes import CLASS_COLORS, NO_LABEL
 from app.selection import PER_PAGE, SORT_BY, n_pages, page_of, sort_rows
 from app.state import KEYS, AppState
+from app.text import md, notify
 from core.labels import CLASSES
 
 __all__ = ["ALL_KINDS", "KEYS", "KEY_HELP", "GalleryGrid", "GalleryView", "SigmaStretch", "StampZoom", "cutout_url", "in_sigma", "render_stamps",
@@ -1039,7 +1039,7 @@ class GalleryView(param.Parameterized):
             uris = self._uris
         except Exception as exc:
             log.exception("cannot read stamps")
-            self.info.object += f"\n\n⚠ cannot read the stamps: {exc}"
+            self.info.object += f"\n\n⚠ cannot read the stamps: {md(exc)}"
             uris = {k: [""] * rows.size for k in self.kinds}
         lines = self.tile_lines(rows)
         mine = self.state.my_labels(rows)
@@ -1158,7 +1158,7 @@ class GalleryView(param.Parameterized):
         keys = [c for c in ("field", "z", "logmass", "hmag", "catalog_class", "fit_quality", "prep_status",
                             "prep_message", "sky_sigma", "stamp_sigma", "spf", "spf_pos", "spf_neg", "bumpiness", "rff",
                             "gf_mag", "gf_re", "gf_n", "gf_ar", "gf_pa", "split") if c in cat.index]
-        metrics = "\n".join(f"| {k} | {_md(_fmt(cat[k], k))} |" for k in keys)
+        metrics = "\n".join(f"| {k} | {_fmt(cat[k], k)} |" for k in keys)
         frame = self._frame()
         if frame is not None and row in frame.index:
             fr = frame.loc[row]
@@ -1204,14 +1204,14 @@ class GalleryView(param.Parameterized):
         votes = st.galaxy_votes(str(st.ids[row]))
         if "created_at" in votes:
             votes = votes.assign(time=votes["created_at"].dt.strftime("%Y-%m-%d %H:%M:%S UTC"))
-        hidden = st.blind and not st.is_expert and not (len(votes) and (votes["inspector"] == st.inspector).any())
+        hidden = st.blind and not st.sees_all and not (len(votes) and st.is_me(votes["inspector"]).any())
         if hidden:
             return f"### Votes\n{nvotes[row]} vote(s); blind mode: vote first to see them."
         if not len(votes):
             return "### Votes\nNo votes yet."
         cols = [c for c in ("inspector", "label", "comment", "time", "source") if c in votes]
         return ("### Votes\n| " + " | ".join(cols) + " |\n|" + "---|" * len(cols) + "\n" + "\n".join(
-            "| " + " | ".join(_md(_fmt(v)) for v in rec) + " |" for rec in votes[cols].itertuples(index=False)))
+            "| " + " | ".join(_fmt(v) for v in rec) + " |" for rec in votes[cols].itertuples(index=False)))
 
     def _coordinates_html(self, row: int) -> str:
         """RA/Dec in full precision (degrees and sexagesimal) and, when the catalog or the config names one,
@@ -1304,28 +1304,25 @@ def cutout_url(row: Any, template: str) -> str:
 
 
 def _notify(msg: str, kind: str = "info") -> None:
-    """A toast (its text escaped: the notifications render HTML, and messages hold ids and comments)."""
-    notif = pn.state.notifications
-    if notif is not None:
-        getattr(notif, kind if kind in ("info", "warning", "error", "success") else "info")(
-            html.escape(msg), duration=5000)
+    if pn.state.notifications is not None:
+        notify(msg, kind)  # escaped: Notyf renders HTML and the message may quote user text
     else:
         log.info("%s", msg)
 
 
 def _md(text: Any) -> str:
     """User text (an id, a name, a comment) as literal Markdown: no markup, no HTML."""
-    return re.sub(r"([\\`*_{}\[\]()#+\-.!|~])", r"\\\1", html.escape(str(text), quote=False))
+    return md(text)
 
 
 def _fmt(v: Any, key: str = "") -> str:
     """A catalog value for a table cell: RA/Dec in full precision (degrees), other floats to 4 digits."""
     if isinstance(v, (bytes, np.bytes_)):
-        v = v.decode()
+        v = v.decode(errors="replace")
     if isinstance(v, (float, np.floating)):
         if not np.isfinite(v):
             return "—"
         if key in ("ra", "dec"):
             return f"{float(v):.8f}°"
         return f"{v:.4g}"
-    return str(v).replace("|", "/")
+    return _md(v)  # text (a field, a prep message) is data

@@ -11,15 +11,15 @@ tiles are the state's ``focused_row`` and ``ticked``; the gallery's keys vote th
 
 from __future__ import annotations
 
-import html
 import logging
-import re
 
 import numpy as np
 import panel as pn
 
 from app.palettes import CLASS_COLORS
 from app.state import KEYS, AppState
+from app.text import md as _md
+from app.text import notify
 from core.labels import DEFINITIONS, VOTE_LABELS
 from core.workspace.config import DEFAULT_CONFIG
 
@@ -65,12 +65,14 @@ class VotingView:
 
     def _role(self) -> None:
         st = self.state
-        if not st.inspector:
+        if not st.voter.strip():
             self.status.object = "Enter your inspector name in the sidebar to vote."
         elif st.is_expert:
-            self.status.object = f"Voting as **{_md(st.inspector)}** (expert: your vote validates the label)."
+            self.status.object = f"Voting as **{_md(st.voter)}** (expert: your vote validates the label)."
+        elif st.authenticated:
+            self.status.object = f"Voting as **{_md(st.voter)}** ({st.role})."
         else:
-            self.status.object = f"Voting as **{_md(st.inspector)}**."
+            self.status.object = f"Voting as **{_md(st.voter)}** (unauthenticated name: no expert override)."
 
     def rows_for(self, scope: str) -> np.ndarray:
         """Catalog rows that a vote with ``scope`` (one of :data:`SCOPES`) labels."""
@@ -132,9 +134,7 @@ class VotingView:
 
     @staticmethod
     def _notify(msg: str, kind: str = "info") -> None:
-        notif = pn.state.notifications
-        if notif is not None:
-            getattr(notif, kind if kind in ("info", "warning", "error", "success") else "info")(msg, duration=5000)
+        notify(msg, kind)  # escaped: the message may quote a name or a comment
 
     def panel(self) -> pn.viewable.Viewable:
         return pn.Column(
@@ -150,7 +150,3 @@ class VotingView:
             sizing_mode="stretch_width",
         )
 
-
-def _md(text: str) -> str:
-    """User text (an inspector's name) as literal Markdown: no markup, no HTML."""
-    return re.sub(r"([\\`*_{}\[\]()#+\-.!|~])", r"\\\1", html.escape(str(text), quote=False))

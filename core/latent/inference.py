@@ -5,6 +5,10 @@ the stamps are read at once and passed through ``model.predict`` in batches of
 ``embed.batch_size``; above it (or when a Dask scheduler address is given) each stamp-store chunk
 is a Dask task that reads, scales and predicts its own rows, so memory stays at a few chunks and a
 ``dask.distributed`` cluster can share the work.
+
+On a machine where TensorFlow sees a GPU, ``predict`` runs there (TensorFlow's placement; memory
+growth on, :func:`core.learn.backend.configure_devices`, so the dashboard and a trainer can share
+it); otherwise on the CPU.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from core.learn.backend import quiet_tensorflow
+from core.learn.backend import configure_devices, quiet_tensorflow
 
 __all__ = ["extract_latents"]
 
@@ -58,6 +62,7 @@ def _cached_inference_model(path: str):
     key = f"{os.path.abspath(path)}:{st.st_mtime_ns}:{st.st_size}"
     with _MODEL_LOCK:  # a worker's threads share one copy
         if key not in _MODEL_CACHE:
+            configure_devices()
             _MODEL_CACHE[key] = _inference_model(keras.models.load_model(path, compile=False))
         return _MODEL_CACHE[key]
 

@@ -141,7 +141,8 @@ def build_cnn(
         x = layers.Dropout(dropout, name=f"dropout{i}")(x)
     x = layers.Flatten(name="flatten")(x)
     latent = layers.Dense(latent_dim, activation="tanh", name=LATENT_LAYER)(x)
-    outputs = layers.Dense(n_classes, activation="softmax", name="class")(latent)
+    # float32 even under mixed precision (core.learn.backend): the softmax feeds the loss
+    outputs = layers.Dense(n_classes, activation="softmax", name="class", dtype="float32")(latent)
     return keras.Model(inputs, outputs, name="cnn")
 
 
@@ -213,10 +214,11 @@ def build_encoder(
                           kernel_initializer=kernel_initializer, name=f"conv{i}")(x)
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dense(latent_dim, activation="relu", kernel_initializer=kernel_initializer, name="dense")(x)
-    z_mean = layers.Dense(latent_dim, name="z_mean")(x)
+    # float32 even under mixed precision (core.learn.backend): the KL term and sampling use them
+    z_mean = layers.Dense(latent_dim, name="z_mean", dtype="float32")(x)
     z_log_var = layers.Dense(latent_dim, bias_initializer=keras.initializers.Constant(float(log_var_bias)),
-                             name="z_log_var")(x)
-    z = Sampling(name="z")([z_mean, z_log_var])
+                             name="z_log_var", dtype="float32")(x)
+    z = Sampling(name="z", dtype="float32")([z_mean, z_log_var])
     return keras.Model(inputs, [z_mean, z_log_var, z], name="encoder")
 
 
@@ -246,10 +248,11 @@ def build_decoder(
             f, kernel_size, strides=2, padding="same",
             activation="tanh" if last else "relu", name="output" if last else f"deconv{i}",
             kernel_initializer=output_init if last else kernel_initializer,
+            dtype="float32" if last else None,  # the reconstruction feeds the loss: float32 under mixed precision
         )(x)
     excess = start * 2**n - input_size
     if excess:
-        x = layers.Cropping2D(((excess // 2, excess - excess // 2),) * 2, name="crop")(x)
+        x = layers.Cropping2D(((excess // 2, excess - excess // 2),) * 2, name="crop", dtype="float32")(x)
     return keras.Model(z, x, name="decoder")
 
 
@@ -336,7 +339,8 @@ class CVAE(keras.Model):
         with tf.GradientTape() as tape:
             recon, kl, total = self.compute_losses(x, training=True,
                                                    kl_weight=self.kl_beta(self.optimizer.iterations))
-        grads = tape.gradient(total, self.trainable_weights)
+            scaled = self.optimizer.scale_loss(total)  # the loss scale of mixed precision; else total
+        grads = tape.gradient(scaled, self.trainable_weights)
         self.optimizer.apply_gradients(zip(grads, self.trainable_weights))
         return self._update(recon, kl, total)
 

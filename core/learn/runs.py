@@ -17,8 +17,14 @@ A run folder holds::
     confusion.png      CNN;  reconstructions.png  CvAE
     embedding.npz/json after `resx embed` (core.latent.analysis)
     STOP               create this file to cancel a running training cleanly
+    trainer.json       {pid, host, start} of the process training the run, while it trains
+    checkpoint/        TensorFlow checkpoint of the last complete epoch (weights, optimizer,
+                        epoch, early-stopping state); ``resx train WORKSPACE --resume RUN``
 
-Only a run whose status is ``done`` can be the active one (``WORKSPACE/active.json``).
+A run whose ``run.json`` says ``running`` but whose trainer (``trainer.json``: same host, that
+pid no longer alive or now another process) has died -- kill -9, a crash, a reboot -- is listed
+as ``interrupted``. Only a run whose status is ``done`` can be the active one
+(``WORKSPACE/active.json``): never a running, interrupted, cancelled or failed one.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -35,7 +42,8 @@ from core.errors import ResxError
 from core.workspace.workspace import MODELS, Workspace, WorkspaceError
 
 RUN_JSON = "run.json"
-STATUSES = ("running", "done", "failed", "cancelled")
+TRAINER_JSON = "trainer.json"
+STATUSES = ("running", "done", "failed", "cancelled", "interrupted")
 
 
 class RunError(ResxError, ValueError):
@@ -82,6 +90,51 @@ def write_run_json(folder: str | Path, record: dict[str, Any]) -> None:
     os.replace(tmp, folder / RUN_JSON)
 
 
+def _process_start(pid: int) -> str | None:
+    """The start time of process ``pid`` (Linux ``/proc``; ``None`` where unknown)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[-1].split()[19]  # field 22, starttime, counted after the "(comm)"
+
+
+def write_trainer(folder: str | Path) -> None:
+    """Record this process as the run's trainer (``trainer.json``), atomically."""
+    folder = Path(folder)
+    pid = os.getpid()
+    tmp = folder / f"{TRAINER_JSON}.{pid}.tmp"
+    tmp.write_text(json.dumps({"pid": pid, "host": socket.gethostname(), "start": _process_start(pid)}))
+    os.replace(tmp, folder / TRAINER_JSON)
+
+
+def clear_trainer(folder: str | Path) -> None:
+    """Remove ``trainer.json`` (the trainer is done with the run)."""
+    (Path(folder) / TRAINER_JSON).unlink(missing_ok=True)
+
+
+def trainer_alive(folder: str | Path) -> bool | None:
+    """Whether the process in ``trainer.json`` still runs: ``None`` when it cannot be told (no
+    file, another host), ``False`` when that pid is gone or is now another process."""
+    try:
+        info = json.loads((Path(folder) / TRAINER_JSON).read_text())
+        pid = int(info["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if info.get("host") != socket.gethostname():
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # alive, another user's
+    start = _process_start(pid)
+    if info.get("start") is not None and start is not None and start != info["start"]:
+        return False  # the pid was reused
+    return True
+
+
 def read_run(ws, run_id: str) -> RunInfo:
     """The :class:`RunInfo` of one run (:class:`WorkspaceError` if absent or unreadable)."""
     ws = _as_workspace(ws)
@@ -93,8 +146,11 @@ def read_run(ws, run_id: str) -> RunInfo:
     active = ws.active_run(record.get("model", "")) == run_id
     known = {k: record.get(k) for k in ("finished", "error", "init", "epochs", "accuracy", "recon_mse",
                                         "stopped", "epochs_run", "best_epoch", "best_val_loss")}
+    status = record.get("status", "?")
+    if status == "running" and trainer_alive(folder) is False:
+        status = "interrupted"
     return RunInfo(id=record.get("id", run_id), model=record.get("model", "?"),
-                   labels=record.get("labels", "?"), status=record.get("status", "?"),
+                   labels=record.get("labels", "?"), status=status,
                    created=record.get("created", ""), path=folder, active=active, **known)
 
 

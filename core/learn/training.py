@@ -43,9 +43,20 @@ TensorFlow's floating-point non-associativity across threads (``train.determinis
 enables TensorFlow's op determinism for bit-identical runs, slower). Epoch ``e``'s augmented
 images are a function of ``(seed, e)`` only.
 
+Resuming: at the end of every complete epoch :class:`EpochCheckpoint` saves what a resumed run
+needs (weights and the layers' random-generator states, the optimizer with its step count, the
+epoch, the early-stopping state and best weights) with ``tf.train.CheckpointManager`` in
+``checkpoint/``; ``trainer.json`` names the training process. A run whose trainer died (kill -9,
+power loss) is listed as ``interrupted`` (:func:`core.learn.runs.read_run`) and never becomes
+active; :func:`resume` (``resx train WORKSPACE --resume RUN``) continues it from its last
+complete epoch and ends as if it had not stopped: the same steps, one continuous history, and,
+with ``train.deterministic``, the same weights (``tests/learn/test_resume.py``). Without op
+determinism the arithmetic of a resumed run differs from an uninterrupted one only as two
+uninterrupted runs differ from each other (thread scheduling, oneDNN).
+
 Cancelling: SIGINT/SIGTERM, or a file named ``STOP`` in the run folder, stops training at the
 end of the current batch; the run's status becomes ``cancelled``, its last complete epoch stays
-in ``checkpoint.keras``, and it never becomes the active run. A failed run (status ``failed``,
+in ``checkpoint.keras`` (and ``checkpoint/``, so it can be resumed), and it never becomes the active run. A failed run (status ``failed``,
 ``error`` says why) does not either. More than one GPU: a ``tf.distribute.MirroredStrategy``
 (global batch 32 split over the devices); otherwise TensorFlow's default strategy.
 """
@@ -57,7 +68,9 @@ import json
 import logging
 import math
 import os
+import shutil
 import signal
+import sys
 import threading
 import time
 import traceback
@@ -69,10 +82,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up 
 import keras  # noqa: E402
 import numpy as np
 
-from core.learn.backend import distribution_strategy, quiet_tensorflow
+from core.learn.backend import (
+    configure_devices,
+    describe_device,
+    distribution_strategy,
+    precision_policy,
+    quiet_tensorflow,
+)
 from core.learn.data import LABEL_SOURCES, TrainingData, TrainingError, load_training_data
 from core.learn.evaluate import evaluate_cnn, evaluate_cvae, plot_confusion, plot_reconstructions
-from core.learn.runs import RunError, RunInfo, new_run_id, read_run, write_run_json
+from core.learn.runs import RunError, RunInfo, clear_trainer, new_run_id, read_run, write_run_json, write_trainer
 from core.learn.schedule import make_schedule
 from core.workspace.config import write_config
 from core.workspace.workspace import Workspace
@@ -117,6 +136,74 @@ class RunEarlyStopping(keras.callbacks.EarlyStopping):
         best = None if self.best is None else float(self.best)
         return {"best": best, "wait": int(self.wait), "best_epoch": int(self.best_epoch),
                 "stopped_epoch": int(self.stopped_epoch)}
+
+
+class EpochCheckpoint(keras.callbacks.Callback):
+    """The state a resumed run needs, saved with TensorFlow's ``tf.train.CheckpointManager`` in
+    ``checkpoint/`` at the end of every complete epoch.
+
+    Saved: every variable of the model (weights, and the seed-generator states of the noise,
+    dropout and sampling layers), the optimizer's (step count -- hence the learning-rate
+    schedule's position and the CvAE's KL warm-up --, Adam's moments), the number of complete
+    epochs, and the early-stopping state with the best epoch's weights. The manager writes the
+    files of a checkpoint before it updates its index (``checkpoint/checkpoint``), so a kill
+    during a save leaves the previous epoch's checkpoint in force. The augmentation's draws need
+    no state: epoch ``e``'s are a function of ``(train.seed, e)``.
+    """
+
+    DIR = "checkpoint"
+
+    def __init__(self, run_dir: Path, net: keras.Model, es: RunEarlyStopping | None,
+                 cancelled: Callable[[], bool]):
+        super().__init__()
+        import tensorflow as tf
+
+        if not net.optimizer.built:
+            net.optimizer.build(net.trainable_variables)
+        self.es = es
+        self.cancelled = cancelled
+        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
+        self.es_best = tf.Variable(np.inf, dtype=tf.float64, trainable=False)
+        self.es_wait = tf.Variable(0, dtype=tf.int64, trainable=False)
+        self.es_best_epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
+        self.es_stopped = tf.Variable(0, dtype=tf.int64, trainable=False)
+        self.has_best = tf.Variable(False, trainable=False)
+        self.best = [tf.Variable(np.zeros(w.shape, w.dtype), trainable=False) for w in net.get_weights()]
+        self.ckpt = tf.train.Checkpoint(variables=list(net.variables), optimizer=list(net.optimizer.variables),
+                                        epoch=self.epoch, es_best=self.es_best, es_wait=self.es_wait,
+                                        es_best_epoch=self.es_best_epoch, es_stopped=self.es_stopped,
+                                        has_best=self.has_best, best=self.best)
+        self.manager = tf.train.CheckpointManager(self.ckpt, str(run_dir / self.DIR), max_to_keep=2)
+
+    def restore(self) -> dict[str, Any] | None:
+        """Load the last checkpoint into the model and optimizer; ``None`` if there is none, else
+        ``{"epoch", "early_stopping": state, "best_weights": list or None}``."""
+        path = self.manager.latest_checkpoint
+        if path is None:
+            return None
+        self.ckpt.restore(path).assert_existing_objects_matched()
+        best = float(self.es_best.numpy())
+        return {"epoch": int(self.epoch.numpy()),
+                "early_stopping": {"best": None if not np.isfinite(best) else best, "wait": int(self.es_wait.numpy()),
+                                   "best_epoch": int(self.es_best_epoch.numpy()),
+                                   "stopped_epoch": int(self.es_stopped.numpy())},
+                "best_weights": [v.numpy() for v in self.best] if bool(self.has_best.numpy()) else None}
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.cancelled():
+            return  # an epoch cut short is not a checkpoint
+        self.epoch.assign(epoch + 1)
+        if self.es is not None:
+            st = self.es.get_state()
+            self.es_best.assign(np.inf if st["best"] is None else st["best"])
+            self.es_wait.assign(st["wait"])
+            self.es_best_epoch.assign(st["best_epoch"])
+            self.es_stopped.assign(st["stopped_epoch"])
+            if self.es.best_weights is not None and st["best_epoch"] == epoch:  # a new best: keep its weights
+                for v, w in zip(self.best, self.es.best_weights):
+                    v.assign(w)
+                self.has_best.assign(True)
+        self.manager.save(checkpoint_number=epoch + 1)
 
 
 def _callbacks(run_dir: Path, epochs: int, steps: int, schedule, stop: Callable[[], bool], progress: bool,
@@ -400,35 +487,102 @@ def train(
         "finished": None, "error": None, "init": init, "epochs": int(tc["epochs"]),
         "accuracy": None, "recon_mse": None, "size_to_labels": bool(size_to_labels),
     }
+    write_trainer(run_dir)  # before the run says "running": a dead trainer is always noticed
     write_run_json(run_dir, record)
     _write_progress(run_dir, "starting", 0, int(tc["epochs"]), {})
     return _run(ws, run_dir, cfg, record, handle_signals, progress, activate, embed)
 
 
+def resume(workspace, run_id: str, *, activate: bool = True, embed: bool = False, progress: bool = False,
+           handle_signals: bool = True) -> RunInfo:
+    """Continue an interrupted (or cancelled) run from its last complete epoch.
+
+    The run keeps its id, folder, configuration, labels and split; training restarts from the
+    checkpoint of its last complete epoch (:class:`EpochCheckpoint`) and finishes as if it had
+    not stopped: the same planned epochs and steps, the learning-rate schedule and KL warm-up
+    where they were, the same augmented epochs, the early-stopping state, and one continuous
+    ``history.csv``. ``run.json`` lists each resumption in ``resumed``.
+
+    Parameters
+    ----------
+    workspace : Workspace or path
+    run_id : str
+        A run whose status is ``interrupted``, ``cancelled`` or ``failed`` and that has a
+        checkpoint.
+    activate, embed, progress, handle_signals : bool
+        As for :func:`train`.
+
+    Returns
+    -------
+    RunInfo
+
+    Raises
+    ------
+    RunError
+        The run is done, still training, or has no checkpoint to resume from.
+    """
+    from core.workspace.config import read_config
+
+    ws = workspace if isinstance(workspace, Workspace) else Workspace.open(workspace)
+    info = read_run(ws, run_id)
+    if info.status == "done":
+        raise RunError(f"run {run_id} is done: nothing to resume")
+    if info.status == "running":
+        raise RunError(f"run {run_id} is still training (pid in {info.path / 'trainer.json'}); "
+                       "stop it first (a STOP file) or wait")
+    if info.status not in ("interrupted", "cancelled", "failed"):
+        raise RunError(f"run {run_id} is {info.status}: cannot be resumed")
+    run_dir = info.path
+    if not (run_dir / EpochCheckpoint.DIR / "checkpoint").exists():
+        raise RunError(f"run {run_id} has no checkpoint to resume from (it stopped before its first complete "
+                       f"epoch): train it again")
+    cfg = read_config(run_dir / "config.toml")
+    record = json.loads((run_dir / "run.json").read_text())
+    record.update(status="running", finished=None, error=None)
+    record.setdefault("resumed", []).append(_now())
+    (run_dir / STOP_FILE).unlink(missing_ok=True)
+    write_trainer(run_dir)
+    write_run_json(run_dir, record)
+    log.info("resuming run %s", run_id)
+    return _run(ws, run_dir, cfg, record, handle_signals, progress, activate, embed, resuming=True)
+
+
 def _run(ws: Workspace, run_dir: Path, cfg: dict[str, Any], record: dict[str, Any], handle_signals: bool,
-         progress: bool, activate: bool, embed: bool) -> RunInfo:
+         progress: bool, activate: bool, embed: bool, resuming: bool = False) -> RunInfo:
     """Train in ``run_dir`` and record the outcome in ``run.json`` (shared by new and resumed runs)."""
     rid, model, epochs = record["id"], record["model"], int(cfg["train"]["epochs"])
     try:
-        with _StopFlag(run_dir, handle_signals) as stop:
+        configure_devices()
+        mixed = bool(cfg["train"].get("mixed_precision", False))
+        with _StopFlag(run_dir, handle_signals) as stop, precision_policy(mixed) as policy:
+            log.info("run %s trains on %s (dtype policy %s)", rid, describe_device(mixed), policy)
+            if progress:  # beside the progress bars (stderr), before the first epoch
+                from tqdm.auto import tqdm
+
+                tqdm.write(f"run {rid}: device {describe_device(mixed)}", file=sys.stderr)
             result = _train_in(ws, run_dir, cfg, model, record["labels"], record.get("init"), stop, progress,
-                               bool(record.get("size_to_labels")))
+                               bool(record.get("size_to_labels")), resuming)
+        result.update(device=describe_device(mixed), dtype_policy=policy)
         record.update(result)
     except Cancelled:
         record.update(status="cancelled", finished=_now())
         write_run_json(run_dir, record)
+        clear_trainer(run_dir)
         _write_progress(run_dir, "cancelled", _last_epoch(run_dir), epochs, _read_history(run_dir))
         log.warning("run %s cancelled", rid)
         return read_run(ws, rid)
     except Exception as exc:
         record.update(status="failed", finished=_now(), error=f"{type(exc).__name__}: {exc}")
         write_run_json(run_dir, record)
+        clear_trainer(run_dir)
         (run_dir / "error.txt").write_text(traceback.format_exc())
         _write_progress(run_dir, "failed", _last_epoch(run_dir), epochs, _read_history(run_dir))
         raise TrainingError(f"run {rid} failed: {exc}") from exc
 
     record.update(status="done", finished=_now())
     write_run_json(run_dir, record)
+    clear_trainer(run_dir)
+    shutil.rmtree(run_dir / EpochCheckpoint.DIR, ignore_errors=True)
     _write_progress(run_dir, "done", int(record.get("epochs_run") or epochs), epochs, _read_history(run_dir),
                     stopped=record.get("stopped"))
     (run_dir / "checkpoint.keras").unlink(missing_ok=True)
@@ -488,7 +642,8 @@ def _validation_dataset(x: np.ndarray, y: np.ndarray, batch: int = 256):
 
 
 def _train_in(ws: Workspace, run_dir: Path, cfg: dict[str, Any], kind: str, labels: str,
-              init: str | None, stop: _StopFlag, progress: bool, size_to_labels: bool = False) -> dict[str, Any]:
+              init: str | None, stop: _StopFlag, progress: bool, size_to_labels: bool = False,
+              resuming: bool = False) -> dict[str, Any]:
     import tensorflow as tf
 
     from core.learn.augment import augment_dataset
@@ -513,7 +668,7 @@ def _train_in(ws: Workspace, run_dir: Path, cfg: dict[str, Any], kind: str, labe
 
     x_fit, y_fit = data.part("fit")
     n_present = len(set(y_fit.tolist()))
-    if size_to_labels:
+    if size_to_labels and not resuming:  # a resumed run's config.toml has the per_class it used
         tc["per_class"] = sized_per_class(len(y_fit), n_present, cfg)
         write_config(cfg, run_dir / "config.toml")  # the run records the per_class it used
         log.info("schedule sized to %d labelled galaxies: %d images per class per epoch", len(y_fit),
@@ -522,12 +677,6 @@ def _train_in(ws: Workspace, run_dir: Path, cfg: dict[str, Any], kind: str, labe
     batch = int(tc.get("batch_size", 32))
     per_class = int(tc["per_class"])
     epochs = int(tc["epochs"])
-    initial_epoch = 0
-    # Epoch e's draws depend on (seed, e) only: one endless iterator for the whole run (re-creating
-    # the pipeline's iterator every epoch costs seconds), and a resumed run starts at its epoch.
-    ds = augment_dataset(x_fit, y_fit, per_class=per_class, batch_size=batch, seed=seed,
-                         rotation_step_deg=ac.get("rotation_step_deg", 45), flip=ac.get("flip", True),
-                         start_epoch=initial_epoch)
     steps = math.ceil(per_class * n_present / batch)
     schedule = make_schedule(float(tc.get("learning_rate", 1e-4)), steps * epochs,
                              float(tc.get("lr_drop_every", 1 / 3)), float(tc.get("lr_factor", 0.5)))
@@ -550,7 +699,6 @@ def _train_in(ws: Workspace, run_dir: Path, cfg: dict[str, Any], kind: str, labe
         else:
             net.compile(optimizer=optimizer)
 
-    callbacks: list[keras.callbacks.Callback] = []
     es = None
     val_ds = None
     if early:
@@ -558,12 +706,40 @@ def _train_in(ws: Workspace, run_dir: Path, cfg: dict[str, Any], kind: str, labe
         es = RunEarlyStopping(patience=int(tc.get("patience", 10)), min_delta=float(tc.get("min_delta", 0.0)),
                               restore_best=bool(tc.get("restore_best", True)),
                               start_from_epoch=math.ceil(warmup_steps / steps) if warmup_steps else 0)
-        callbacks.append(es)
-    monitor = _callbacks(run_dir, epochs, steps, schedule, stop, progress)
-    callbacks.insert(0, monitor)  # the monitor records an epoch before early stopping may end the fit
+    holder: dict[str, Any] = {}
+    # an epoch the monitor recorded (not cut short) is checkpointed, even if STOP came after its last batch
+    ckpt = EpochCheckpoint(run_dir, net, es, cancelled=lambda: holder["monitor"].cancelled)
+    initial_epoch, history, finished = 0, None, False
+    if resuming:
+        state = ckpt.restore()
+        if state is None:
+            raise RunError(f"run {run_dir.name}: no checkpoint in {run_dir / EpochCheckpoint.DIR}")
+        initial_epoch = state["epoch"]
+        history = {k: v[:initial_epoch] for k, v in _read_history(run_dir).items()}  # epochs after it rerun
+        if es is not None:
+            es._initial_state = state["early_stopping"]
+            es._initial_best_weights = state["best_weights"]
+        finished = initial_epoch >= epochs or state["early_stopping"]["stopped_epoch"] > 0
+        log.info("run %s resumes after epoch %d of %d", run_dir.name, initial_epoch, epochs)
+    monitor = _callbacks(run_dir, epochs, steps, schedule, stop, progress, history)
+    holder["monitor"] = monitor
+    # the monitor records an epoch before early stopping may end the fit; the checkpoint comes last
+    callbacks: list[keras.callbacks.Callback] = [monitor] + ([es] if es is not None else []) + [ckpt]
+    # Epoch e's draws depend on (seed, e) only: one endless iterator for the whole run (re-creating
+    # the pipeline's iterator every epoch costs seconds), and a resumed run starts at its epoch.
+    ds = augment_dataset(x_fit, y_fit, per_class=per_class, batch_size=batch, seed=seed,
+                         rotation_step_deg=ac.get("rotation_step_deg", 45), flip=ac.get("flip", True),
+                         start_epoch=initial_epoch)
     t0 = time.perf_counter()
-    net.fit(ds, epochs=epochs, steps_per_epoch=steps, verbose=0, callbacks=callbacks, shuffle=False,
-            validation_data=val_ds, initial_epoch=initial_epoch)
+    if not finished:
+        net.fit(ds, epochs=epochs, steps_per_epoch=steps, verbose=0, callbacks=callbacks, shuffle=False,
+                validation_data=val_ds, initial_epoch=initial_epoch)
+    elif es is not None:  # it had stopped and was killed before the end: what fit's end would have done
+        st = es._initial_state
+        es.best, es.best_epoch, es.wait, es.stopped_epoch = st["best"], st["best_epoch"], st["wait"], st["stopped_epoch"]
+        es.best_weights = es._initial_best_weights
+        if es.restore_best_weights and es.best_weights is not None:
+            net.set_weights(es.best_weights)
     train_s = time.perf_counter() - t0
     if monitor.cancelled or stop():
         raise Cancelled()
@@ -576,8 +752,9 @@ def _train_in(ws: Workspace, run_dir: Path, cfg: dict[str, Any], kind: str, labe
     with quiet_tensorflow():
         result = _evaluate(net, kind, run_dir, x_test, y_test, seed, monitor.history, reason)
     result.update(reason)
-    result.update(per_class=per_class, steps_per_epoch=steps, train_seconds=round(train_s, 1),
-                  images_per_second=round(steps * batch * (epochs_run - initial_epoch) / max(train_s, 1e-9), 1))
+    result.update(per_class=per_class, steps_per_epoch=steps, steps=int(net.optimizer.iterations.numpy()), train_seconds=round(train_s, 1),
+                  images_per_second=round(steps * batch * (epochs_run - initial_epoch) / max(train_s, 1e-9), 1),
+                  train_seconds_total=round(sum(monitor.history.get("seconds", [])), 1))
     return result
 
 

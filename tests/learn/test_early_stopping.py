@@ -137,8 +137,9 @@ def test_a_schedule_sized_to_the_labels(ws, capsys):
     capsys.readouterr()
     assert main(["train", str(ws.root), "--model", "cnn", "--epochs", "2", "--size-to-labels", "--run-id",
                  "cnn-sized", "--no-activate"]) == 0
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
     assert "stopped: completed 2 of 2 epochs, best val_loss" in out
+    assert "run cnn-sized: device CPU, " in err and "  device: CPU, " in out  # where it trains (no GPU here)
     run = json.loads((ws.runs_dir / "cnn-sized" / "run.json").read_text())
     with open(ws.runs_dir / "cnn-sized" / "labels.csv") as fh:
         fit = [r["label"] for r in csv.DictReader(fh) if r["role"] == "fit"]
