@@ -73,6 +73,14 @@ def bench_in_process(root: Path, n: int) -> float:
     t = time.perf_counter()
     frame = st.map_frame()
     t_frame = ms(t)
+    rss0 = rss_mb(os.getpid())
+    t = time.perf_counter()
+    st2 = AppState(root)  # a second session of this process: shares the map data
+    st2.map_frame()
+    t_second = ms(t)
+    print(f"  n = {n:,}: a second session's state + map table {t_second:.1f} ms = {t_second / (t_open + t_frame):.4f} x "
+          f"the first's ({t_open + t_frame:.0f} ms); +{rss_mb(os.getpid()) - rss0:.1f} MB resident")
+    del st2
     x, y = frame["x"].to_numpy(), frame["y"].to_numpy()
     from matplotlib.path import Path as MplPath
 
