@@ -220,6 +220,8 @@ class AppState(param.Parameterized):
         self._votes_serial = 0  # the shared vote snapshot this session has seen
         self.runs: list[RunRow] = []
         self.job: RetrainJob | None = None
+        self._actions: list[dict[str, Any]] = []  # this session's vote actions, newest last (what undo names)
+        self._undone: dict[str, Any] | None = None
         self._votes_sig: Any = None
         self.consensus = pd.DataFrame()
         self.votes = pd.DataFrame(columns=["id", "inspector", "label"])
@@ -455,6 +457,14 @@ class AppState(param.Parameterized):
             return 0
         self.vote_outcome = {"seq": seq, "scope": scope, "label": label, "n": n, "inspector": self.inspector,
                              "error": "", "level": "info"}
+        where = scope
+        if scope == "whole selection" and self.selection_source:
+            where = f"the whole selection ({self.selection_source})"
+        elif scope in ("ticked tiles", "focused tile"):
+            where = f"the {scope}"
+        self._actions.append({"label": label, "n": n, "scope": "" if scope == "key" else where,
+                              "ids": [str(i) for i in self.ids[np.asarray(rows, dtype=int)[:1]]] if n == 1 else []})
+        del self._actions[:-200]
         return n
 
     def vote_key(self, key: str, row: int) -> int:
@@ -501,10 +511,37 @@ class AppState(param.Parameterized):
         return self.store.agreement()
 
     def undo(self) -> Any:
+        """Undo the inspector's last vote action; returns the number of votes undone."""
         self._ensure_inspector()
         out = self.store.undo_last(self.inspector)
+        if out and self._actions:
+            self._undone = self._actions.pop()
+        else:
+            self._undone = None
         self.refresh_votes(force=True)  # the undone action's galaxies are not known here
         return out
+
+    def undo_described(self) -> str:
+        """Undo the inspector's last vote action and say what was undone.
+
+        Returns
+        -------
+        str
+            e.g. ``"Undone: 249 votes Core on the whole selection (lasso on the CNN map)."``, from
+            this session's record of its actions (only the number when the action was cast
+            before this session); ``"Nothing to undo."`` when there was none.
+        """
+        n = self.undo()
+        if not n:
+            return "Nothing to undo."
+        done = self._undone
+        if done and done["n"] == n:
+            what = f"{n} vote{'s' if n != 1 else ''} {done['label']}"
+            where = done["scope"]
+            if done.get("ids") and len(done["ids"]) == 1:
+                where = f"{done['ids'][0]} ({where})" if where else done["ids"][0]
+            return f"Undone: {what}{' on ' + where if where else ''}."
+        return f"Undone: {n} vote{'s' if n != 1 else ''} (your last action)."
 
     _known_inspectors: set = set()
 
@@ -523,6 +560,76 @@ class AppState(param.Parameterized):
         except Exception as exc:
             log.warning("cannot register inspector %r: %s", self.inspector, exc)
         self._known_inspectors.add(key)
+
+    def my_labels(self, rows: Sequence[int]) -> np.ndarray:
+        """The inspector's own current label on each of ``rows`` ('' where they have not voted)."""
+        rows = np.asarray(rows, dtype=int)
+        out = np.full(rows.size, "", dtype=object)
+        if not len(self.votes) or not self.inspector or rows.size == 0:
+            return out
+        mine = self.votes[self.votes["inspector"] == self.inspector]
+        if len(mine):
+            by_id = pd.Series(mine["label"].astype(str).to_numpy(), index=mine["id"].to_numpy())
+            by_id = by_id[~by_id.index.duplicated(keep="last")]
+            got = by_id.reindex(self.ids[rows])
+            out[:] = got.fillna("").to_numpy(dtype=object)
+        return out
+
+    def voted_by_me(self, rows: Sequence[int]) -> np.ndarray:
+        """Boolean per row: the inspector has a current vote on it."""
+        rows = np.asarray(rows, dtype=int)
+        return np.isin(rows, self.my_voted_rows())
+
+    def disputed(self, rows: Sequence[int]) -> np.ndarray:
+        """Boolean per row: its votes disagree (two or more labels among its current votes)."""
+        _, nvotes, disagree = self.consensus_columns()
+        rows = np.asarray(rows, dtype=int)
+        d = disagree[rows]
+        return (nvotes[rows] >= 2) & np.isfinite(d) & (d > 0)
+
+    def display_sigma(self, rows: Sequence[int]) -> np.ndarray:
+        """Sky sigma of the stamps at ``rows``, in the stamps' units, for showing them in sigma.
+
+        The catalog's ``stamp_sigma`` (prep measures it on the resampled stamp); ``sky_sigma``
+        (native pixels) where a workspace has no ``stamp_sigma``; NaN where neither is known
+        (the gallery then measures it on the stamp).
+        """
+        rows = np.asarray(rows, dtype=int)
+        out = np.full(rows.size, np.nan)
+        for column in ("sky_sigma", "stamp_sigma"):  # the later one wins where it is finite
+            if column in self.catalog:
+                v = pd.to_numeric(self.catalog[column], errors="coerce").to_numpy(dtype=float)[rows]
+                ok = np.isfinite(v) & (v > 0)
+                out[ok] = v[ok]
+        return out
+
+    def comment(self, row: int, text: str) -> str:
+        """Attach a comment to the inspector's current vote on the galaxy at ``row``.
+
+        The store keeps comments on votes: the inspector's current label is cast again with the
+        comment (one action, undone like any vote). Without a vote yet, nothing is written.
+
+        Returns
+        -------
+        str
+            '' when the comment was saved, else why not.
+        """
+        why = self.can_vote()
+        if why:
+            return why
+        text = str(text).strip()
+        if not text:
+            return "An empty comment is not saved."
+        label = self.my_labels([int(row)])[0]
+        if not label:
+            return f"Vote on {self.ids[int(row)]} first (1–5, f, s); then c adds a comment to your vote."
+        try:
+            self.vote([int(row)], label, comment=text)
+        except Exception as exc:  # noqa: BLE001 - the store refused (too long, down): say so
+            log.warning("comment not saved: %s", exc)
+            return f"The comment was not saved: {exc}"
+        self._actions.append({"label": f"{label} with a comment", "n": 1, "scope": "", "ids": [str(self.ids[int(row)])]})
+        return ""
 
     def my_voted_rows(self) -> np.ndarray:
         if not len(self.votes):

@@ -193,7 +193,7 @@ def _mc_bald_chunk(stamps_path: str, model_path: str, rows: np.ndarray, config: 
                                          batch_size=batch_size)).astype(np.float32)
 
 
-def compute_acquisition(ws, run_id: str, *, store=None, scheduler: str | None = None,
+def compute_acquisition(ws, run_id: str, *, store=None, scheduler: Any = None,
                         overrides: dict[str, Any] | None = None) -> dict[str, np.ndarray]:
     """Acquisition scores of a run's embedded galaxies; written to ``runs/<run>/acquisition.npz``.
 
@@ -211,8 +211,8 @@ def compute_acquisition(ws, run_id: str, *, store=None, scheduler: str | None = 
         An embedded run.
     store : core.votes.store.VoteStore, optional
         For retirement (default: the workspace's store).
-    scheduler : str, optional
-        A ``dask.distributed`` scheduler address.
+    scheduler : str or distributed.Client, optional
+        A ``dask.distributed`` cluster (:func:`core.parallel.run_tasks`).
     overrides : dict, optional
         ``queue`` settings overriding the workspace's.
 
@@ -272,27 +272,26 @@ def compute_acquisition(ws, run_id: str, *, store=None, scheduler: str | None = 
 
 
 def _bald_on_dask(ws, model_path: Path, rows: np.ndarray, config: dict, passes: int, seed: int, batch: int,
-                  scheduler: str | None) -> np.ndarray:
-    """BALD of ``rows`` (increasing), one Dask task per stamp chunk; each chunk seeded by (seed, chunk)."""
-    import dask
-    import dask.array as da
+                  scheduler: Any) -> np.ndarray:
+    """BALD of ``rows`` (increasing), one Dask task per stamp chunk (:func:`core.parallel.run_tasks`,
+    as the latent inference); chunk ``c`` is seeded by ``(seed, c)``, so the scores do not depend on
+    the scheduler."""
+    import os
+
+    from core.parallel import is_distributed, run_tasks
 
     chunk = ws.stamps().chunk
-    parts = []
+    stamps_path, model_path = os.path.abspath(ws.stamps_path), os.path.abspath(model_path)
+    tasks = []
     for start in range(0, int(rows.max()) + 1 if len(rows) else 0, chunk):
         sel = rows[(rows >= start) & (rows < start + chunk)]
-        if len(sel) == 0:
-            continue
-        task = dask.delayed(_mc_bald_chunk)(str(ws.stamps_path), str(model_path), sel, config, passes,
-                                            seed * 1_000_003 + start // chunk, batch)
-        parts.append(da.from_delayed(task, shape=(len(sel),), dtype=np.float32))
-    arr = da.concatenate(parts)
-    if scheduler:
-        from dask.distributed import Client
-
-        with Client(scheduler) as client:
-            return client.compute(arr).result()
-    return arr.compute(scheduler="threads")
+        if len(sel):
+            tasks.append((stamps_path, model_path, sel, config, passes, seed * 1_000_003 + start // chunk, batch))
+    distributed = is_distributed(scheduler)
+    parts = run_tasks(_mc_bald_chunk, tasks, scheduler=scheduler if distributed else "threads", progress=False,
+                      desc="BALD", unit="galaxy", weights=[len(t[2]) for t in tasks],
+                      shared=[stamps_path, model_path] if distributed else ())
+    return np.concatenate(parts) if parts else np.empty(0, np.float32)
 
 
 def _recon_error(ws, model_path: Path, rows: np.ndarray, config: dict, batch: int) -> np.ndarray:

@@ -112,3 +112,13 @@ def test_agreement_tab_shows_estimated_skills(state):
     # ann and bob agree on everything: near-perfect; cy's recall is 1 on Peculiar only, the
     # prior's 4 of 5 pseudo-votes on the other diagonals are swamped by ~24 votes per class
     assert skill["ann"] > 85 and skill["cy"] < 40
+
+
+def test_the_queue_refreshes_after_a_retrain_only_when_in_use(state, monkeypatch):
+    calls = []
+    monkeypatch.setattr(state, "inspect_next", lambda strategy=None, batch=None: calls.append(batch))
+    state.refresh_queue()
+    assert calls == []  # never opened: nothing to refresh
+    state.queue_info = {"strategy": "margin", "n": 48}
+    state.refresh_queue()
+    assert calls == [0]  # rebuilt from the first batch with the new run's scores

@@ -443,13 +443,14 @@ def test_render_stamps_gives_pngs_of_the_stamp_size():
     rng = np.random.default_rng(0)
     stamps = {"residual": rng.normal(size=(3, 16, 16)), "goi_mask": np.ones((3, 16, 16), np.uint8),
               "original": rng.random((3, 16, 16))}
-    uris = render_stamps(stamps, "zscale", shared=True, invert=True)
+    uris, stretch = render_stamps(stamps, "zscale", invert=True)
+    assert stretch.method == "zscale" and stretch.invert and stretch.limit > 0
     assert {k: len(v) for k, v in uris.items()} == {"residual": 3, "goi_mask": 3, "original": 3}
     img = Image.open(io.BytesIO(base64.b64decode(uris["residual"][0].split(",", 1)[1])))
     assert img.size == (16, 16)
     mask = np.zeros((1, 4, 4), np.uint8)
     mask[0, :2] = 1
-    png = render_stamps({"goi_mask": mask})["goi_mask"][0]
+    png = render_stamps({"goi_mask": mask})[0]["goi_mask"][0]
     pix = np.asarray(Image.open(io.BytesIO(base64.b64decode(png.split(",", 1)[1]))).convert("L"))
     # GOI pixels white, the rest black; row 0 is drawn at the bottom
     assert (pix[2:] == 255).all() and (pix[:2] == 0).all()

@@ -136,3 +136,47 @@ def test_resx_queue_prints_and_writes_the_ranked_list(ws, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "queue (margin, CNN run cnn-a): 3 of 120 unretired galaxies (0 retired)" in printed
     assert main(["queue", str(ws.root), "--n", "-1"]) == 2
+
+
+def test_embed_run_stores_the_acquisition_scores_with_the_embedding(tmp_path):
+    """`resx embed` (and so every retrain with --embed) computes the scores beside embedding.npz."""
+    import json
+
+    import keras
+
+    from core.latent.embed import embed_run
+    from core.latent.queue import load_acquisition
+    from core.learn.models import build_cnn
+    from tests.model_workspace import make_workspace as make_model_workspace
+
+    w = make_model_workspace(tmp_path / "mws", n=40, size=16)
+    w.config["queue"] = {"mc_passes": 4}
+    folder = w.runs_dir / "cnn-x"
+    folder.mkdir(parents=True)
+    keras.utils.set_random_seed(1)
+    build_cnn(input_size=16, filters=(4, 8, 8), latent_dim=16).save(folder / "model.keras")
+    (folder / "run.json").write_text(json.dumps({"id": "cnn-x", "model": "cnn", "labels": "catalog",
+                                                 "status": "done", "created": "2025-01-01T00:00:00"}))
+    emb = embed_run(w, "cnn-x")
+    scores = load_acquisition(folder)
+    assert scores["ids"].astype(str).tolist() == emb.ids.astype(str).tolist()
+    assert np.isfinite(scores["bald"]).all() and np.isfinite(scores["entropy"]).all()
+    np.testing.assert_allclose(scores["entropy"], -(emb.probabilities * np.log(emb.probabilities)).sum(axis=1),
+                               rtol=1e-4)
+    assert "mc_passes': 4" in str(scores["meta"])
+
+
+def test_bald_runs_chunk_wise_on_dask_above_the_threshold(ws):
+    """Above embed.dask_threshold pool galaxies, MC dropout runs one Dask task per stamp chunk."""
+    import keras
+
+    from core.latent.queue import compute_acquisition
+    from core.learn.models import build_cnn
+
+    keras.utils.set_random_seed(0)
+    build_cnn(input_size=24, filters=(4, 8, 8), latent_dim=16).save(ws.run_dir("cnn-a") / "model.keras")
+    ws.config["embed"]["dask_threshold"] = 10
+    a = compute_acquisition(ws, "cnn-a", overrides={"mc_passes": 3})
+    b = compute_acquisition(ws, "cnn-a", overrides={"mc_passes": 3})
+    assert np.isfinite(a["bald"]).all() and (a["bald"] >= 0).all() and len(a["bald"]) == 120
+    np.testing.assert_array_equal(a["bald"], b["bald"])  # seeded per chunk: the same scores again
