@@ -306,9 +306,14 @@ def main() -> int:
     ap.add_argument("--train-method", choices=["majority", "ds"], default="majority",
                     help="consensus method of the training labels")
     ap.add_argument("--build-only", action="store_true", help="build (cache) the survey and stop")
+    ap.add_argument("--report", type=Path, nargs="+", default=None, metavar="JSON",
+                    help="merge the campaign.json of runs with the same arguments but other --seeds (run in "
+                    "parallel) into OUT/campaign.json and .png, print the tables, and stop")
     ap.add_argument("--cache", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "resx-bench-campaign")
     ap.add_argument("--out", type=Path, default=ROOT / "tests" / "artifacts" / "bench_campaign")
     args = ap.parse_args()
+    if args.report:
+        return merge_reports(args.report, args.out)
     if args.quick:
         args.n, args.seeds, args.rounds, args.batch, args.seed_set = 1000, [0], 3, 30, 40  # ~6 min
         args.epochs, args.per_class, args.passes = 2, 60, 5
@@ -369,6 +374,31 @@ def main() -> int:
     plot(results, args.out / "campaign.png")
     print_tables(results)
     log(f"done in {results['seconds']:.0f} s; {args.out / 'campaign.json'}, {args.out / 'campaign.png'}")
+    return 0
+
+
+def merge_reports(paths: list[Path], out: Path) -> int:
+    """One report from per-seed runs of the same configuration."""
+    parts = [json.loads(Path(p).read_text()) for p in paths]
+    keep = ("seeds", "seed_list", "seconds")
+    base = {k: v for k, v in parts[0]["args"].items() if k not in keep + ("out",)}
+    for p, part in zip(paths, parts):
+        other = {k: v for k, v in part["args"].items() if k not in keep + ("out",)}
+        if other != base:
+            raise SystemExit(f"{p}: another configuration ({set(other.items()) ^ set(base.items())})")
+    merged = dict(parts[0])
+    merged["seeds"], merged["seed_list"] = {}, []
+    for part in parts:
+        for s_, entry in part["seeds"].items():
+            merged["seeds"][s_] = entry
+            merged["seed_list"].append(int(s_))
+    merged["seed_list"] = sorted(set(merged["seed_list"]))
+    merged["seconds_per_run"] = [part.get("seconds") for part in parts]
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "campaign.json").write_text(json.dumps(merged, indent=2))
+    plot(merged, out / "campaign.png")
+    print_tables(merged)
+    log(f"merged {len(parts)} runs ({merged['seed_list']}) into {out / 'campaign.json'}, {out / 'campaign.png'}")
     return 0
 
 
