@@ -38,11 +38,17 @@ image), 3 seeds, a seed set of 50 galaxies, 6 rounds of 50 (the campaign ends wi
 class at Adam 3e-3 (fine-tuning at 1e-3; the paper's 1e-4 needs far more steps); BALD's 20 MC
 passes go to the 400 candidates of highest entropy (``--bald-pool``, as ``queue.pool_size`` does
 in the product). Per seed: 4 strategies x 7 trainings + 7 for the all-labels reference + 2
-out-of-fold models = 37 trainings of 2,400 images, plus 3 x 6 pool scorings. On 2 idle cores this
-is estimated at ~10 min per seed (measured on the shared, ~7x oversubscribed machine: see
-``campaign.json`` ``seconds`` and the issue's closing note); seeds can run as parallel processes
-(``--seeds 0``, ``--seeds 1``, ...) merged by ``--report``. ``--quick`` (1,000 galaxies, 1 seed,
-3 rounds of 30, 2 epochs of 60 per class, 5 MC passes) is a smoke run of ~6 minutes.
+out-of-fold models = 37 trainings of 2,400 images, plus 3 x 6 pool scorings.
+
+Measured time. A smaller configuration (``--n 1000 --rounds 6 --batch 40 --seed-set 40 --epochs 3
+--per-class 100``, BALD over every candidate: 37 trainings of 1,500 images per seed) took 1,029 s
+for 3 seeds at nice 19 on the shared 2-core machine (load ~12). The default trains ~1.6x as many
+images per seed (and scores a pool twice as large), so ~30 min for 3 seeds at that load, less on
+idle cores; seeds can also run
+as parallel processes (``--seeds 0``, ``--seeds 1``, ...) merged by ``--report``. (At load ~22 one
+training of 2,400 images took ~90 s and a default-size seed did not finish within the session.)
+``--quick`` (1,000 galaxies, 1 seed, 3 rounds of 30, 2 epochs of 60 per class, 5 MC passes) is a
+smoke run: 369 s on the shared machine, survey build (151 s) included.
 """
 
 from __future__ import annotations
