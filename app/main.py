@@ -19,11 +19,18 @@ import holoviews as hv
 import panel as pn
 
 from app import asset
+from app.browser import PageGlue
 from app.state import COLOR_BY, AppState
 from core.workspace.workspace import WorkspaceError, default_workspace
 
 log = logging.getLogger("app")
 POLL_MS = 2000
+#: The map's column: beside the tabs from 620 + 720 px of main area on; it stays in view (sticky)
+#: while the gallery beside it scrolls.
+MAP_COLUMN_CSS = """
+:host { flex: 1 1 620px; min-width: 0; }
+@media (min-width: 1700px) { :host { position: sticky; top: 0; align-self: flex-start; } }
+"""
 
 pn.extension(notifications=True, raw_css=[asset("resx.css").read_text()])
 hv.extension("bokeh")
@@ -121,6 +128,9 @@ def build(path: Path) -> pn.template.BaseTemplate:
     tmpl.sidebar.extend(sidebar)
 
     # -- main --------------------------------------------------------------------------------------
+    # The map and the inspection tabs side by side when the page is wide enough (the map stays in
+    # view while the gallery scrolls), the tabs below the map otherwise; a new selection opens the
+    # gallery tab and the gallery scrolls itself into view (GalleryGrid.reveal).
     area = map_area(state)
     tab_items = [
         ("Gallery", pn.Column(voting.panel(), gallery.panel(), sizing_mode="stretch_width")),
@@ -132,9 +142,22 @@ def build(path: Path) -> pn.template.BaseTemplate:
     # The agreement statistics read every vote: computed only while their tab is open.
     agreement_tab = [name for name, _ in tab_items].index("Agreement")
     tabs.param.watch(lambda e: agreement.set_visible(e.new == agreement_tab), "active")
-    tmpl.main.append(pn.Column(area, sizing_mode="stretch_width", name="Latent map"))
-    tmpl.main.append(pn.Column(tabs, sizing_mode="stretch_width", name="Inspect"))
+    state.param.watch(lambda e: setattr(tabs, "active", 0) if len(e.new) else None, "selected")
+    layout = pn.FlexBox(
+        pn.Column(area, sizing_mode="stretch_width", name="Latent map", css_classes=["resx-map-col"],
+                  stylesheets=[MAP_COLUMN_CSS]),
+        pn.Column(tabs, sizing_mode="stretch_width", name="Inspect", css_classes=["resx-inspect-col"],
+                  stylesheets=[":host { flex: 1 1 720px; min-width: 0; }"]),
+        flex_wrap="wrap", align_items="flex-start", sizing_mode="stretch_width", css_classes=["resx-layout"],
+        styles={"gap": "12px"},
+    )
+    tmpl.main.append(layout)
     tmpl.modal.append(gallery.detail)
+    # the name kept in the browser across reloads (without a login), clickable check-box labels
+    glue = PageGlue(inspector=state.inspector, locked=state.inspector_locked, width=0, height=0, margin=0)
+    if not state.inspector_locked:
+        glue.link(state, inspector="inspector", bidirectional=True)
+    tmpl.sidebar.append(glue)
 
     def poll():
         try:

@@ -30,9 +30,10 @@ import param
 
 from app.palettes import NO_LABEL, UNDECIDED
 from app.retrain import RetrainJob
-from app.selection import parse_id_list, points_in_bounds, points_in_polygon
+from app.selection import PointIndex, parse_id_list, points_in_bounds
 from core.labels import CLASSES, FIT_QUALITY, SKIP, VOTE_LABELS
 from core.workspace.config import DEFAULT_CONFIG
+from core.workspace.mapdata import MapData, shared_map_data
 from core.workspace.workspace import MODELS, Workspace, WorkspaceError
 
 log = logging.getLogger(__name__)
@@ -125,11 +126,6 @@ def list_run_rows(ws: Workspace) -> list[RunRow]:
             for info in list_runs(ws)]
 
 
-def _by_id(consensus: pd.DataFrame) -> pd.DataFrame:
-    """A store's consensus table indexed by the galaxy id (as str)."""
-    return consensus.assign(id=consensus["id"].astype(str)).set_index("id")
-
-
 def _log10(values: np.ndarray) -> np.ndarray:
     v = np.asarray(values, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -138,11 +134,40 @@ def _log10(values: np.ndarray) -> np.ndarray:
     return out
 
 
+def _catalog_view(shared: MapData) -> dict[str, Any]:
+    """What every session of a workspace reads from its catalog, prepared once per process.
+
+    The catalog frame (ids stripped, unknown classes shown as ``NO_LABEL``), ids, the row of
+    each id, the log metrics and the classes for the filter: shared, read-only.
+    """
+    cat = shared.catalog().copy(deep=False)  # new columns below; the others share memory
+    if len(cat) == 0:
+        raise WorkspaceError(f"{shared.ws.catalog_path} has no galaxies")
+    cat["id"] = cat["id"].astype(str).str.strip()
+    if "catalog_class" not in cat:
+        cat["catalog_class"] = ""
+    cat["catalog_class"] = cat["catalog_class"].fillna("").astype(str).str.strip().replace("", NO_LABEL)
+    ids = cat["id"].to_numpy()
+    row_of = pd.Index(ids)
+    if not row_of.is_unique:
+        raise WorkspaceError(f"{shared.ws.catalog_path}: galaxy ids are not unique")
+    n = len(cat)
+    metrics = {name: _log10(cat[col]) if col in cat else np.full(n, np.nan)
+               for name, col in (("log_spf", "spf"), ("log_bumpiness", "bumpiness"), ("log_rff", "rff"))}
+    return {"catalog": cat, "ids": ids, "row_of": row_of, "metrics": metrics,
+            "classes": sorted(cat["catalog_class"].unique())}
+
+
 # --------------------------------------------------------------------------------------------
 # The state
 # --------------------------------------------------------------------------------------------
 class AppState(param.Parameterized):
-    """All the dashboard's state for one session."""
+    """All the dashboard's state for one session.
+
+    The data every session reads (catalog, embeddings, consensus, map tables, the lasso's index)
+    is held once per process by :func:`core.workspace.mapdata.shared_map_data` and shared
+    read-only; a session holds its selection, filters, view and inspector.
+    """
 
     workspace_path = param.String(default="", doc="folder of the open workspace")
     model = param.Selector(default="cnn", objects=list(MODELS), doc="latent space shown (CNN or CvAE)")
@@ -178,39 +203,25 @@ class AppState(param.Parameterized):
     def __init__(self, workspace: str | Path, **params):
         super().__init__(workspace_path=str(workspace), **params)
         self.ws = Workspace.open(workspace)  # WorkspaceError with a readable message
-        table = self.ws.read_catalog()
-        if len(table) == 0:
-            raise WorkspaceError(f"{self.ws.catalog_path} has no galaxies")
-        names = [c for c in table.colnames if table[c].ndim == 1]
-        cat = table[names].to_pandas()
-        for c in cat.columns:
-            if cat[c].dtype == object:
-                cat[c] = cat[c].map(lambda v: v.decode() if isinstance(v, bytes) else v)
-        cat["id"] = cat["id"].astype(str).str.strip()
-        if "catalog_class" not in cat:
-            cat["catalog_class"] = ""
-        cat["catalog_class"] = cat["catalog_class"].fillna("").astype(str).str.strip().replace("", NO_LABEL)
-        self.catalog = cat.reset_index(drop=True)
-        self.ids = self.catalog["id"].to_numpy()
-        self.row_of = pd.Index(self.ids)
-        if not self.row_of.is_unique:
-            raise WorkspaceError(f"{self.ws.catalog_path}: galaxy ids are not unique")
+        self.shared = shared_map_data(self.ws)
+        view = self.shared.memo(("app", "catalog"), lambda: _catalog_view(self.shared))
+        self.catalog = view["catalog"]  # shared by every session of this process: read-only
+        self.ids = view["ids"]
+        self.row_of = view["row_of"]
         self.n = len(self.catalog)
-        self._metrics = {
-            "log_spf": _log10(self.catalog["spf"]) if "spf" in self.catalog else np.full(self.n, np.nan),
-            "log_bumpiness": _log10(self.catalog["bumpiness"]) if "bumpiness" in self.catalog else np.full(self.n, np.nan),
-            "log_rff": _log10(self.catalog["rff"]) if "rff" in self.catalog else np.full(self.n, np.nan),
-        }
+        self._metrics = view["metrics"]
         self.vcfg = dict(self.ws.config.get("votes", {}) or {})
         self.acfg = dict(self.ws.config.get("app", {}) or {})
         # one place each (config schema 2; Workspace.open migrates votes.blind -> app.blind)
         self.blind = bool(self.acfg.get("blind", DEFAULT_CONFIG["app"]["blind"]))
         self.experts = set(self.vcfg.get("experts") or [])
-        self._store = None
-        self._emb_cache: dict[str, dict[str, Any]] = {}
+        self._emb_cache: dict[str, dict[str, Any]] = {}  # runs re-read after a retrain (see embedding)
         self._frames: dict[tuple, pd.DataFrame] = {}
+        self._votes_serial = 0  # the shared vote snapshot this session has seen
         self.runs: list[RunRow] = []
         self.job: RetrainJob | None = None
+        self._actions: list[dict[str, Any]] = []  # this session's vote actions, newest last (what undo names)
+        self._undone: dict[str, Any] | None = None
         self._votes_sig: Any = None
         self.consensus = pd.DataFrame()
         self.votes = pd.DataFrame(columns=["id", "inspector", "label"])
@@ -218,7 +229,7 @@ class AppState(param.Parameterized):
         self.qcfg = dict(self.ws.config.get("queue", {}) or {})
         if self.qcfg.get("strategy") in QUEUE_STRATEGIES:
             self.queue_strategy = self.qcfg["strategy"]
-        self.param.class_filter.objects = sorted(self.catalog["catalog_class"].unique())
+        self.param.class_filter.objects = list(view["classes"])
         self.param.consensus_filter.objects = list(VOTE_LABELS) + [UNDECIDED, NO_LABEL]
         self.refresh_runs(initial=True)
         self.refresh_votes()
@@ -300,11 +311,19 @@ class AppState(param.Parameterized):
         return [folder / name for name in RUN_FIGURES if (folder / name).exists()]
 
     def embedding(self, run_id: str | None) -> dict[str, Any] | None:
-        """The run's embedding (cached); None when there is no run or it has no embedding."""
+        """The run's embedding (read once per process and version of its file, shared: read-only);
+        None when there is no run."""
         if not run_id:
             return None
         if run_id not in self._emb_cache:
-            self._emb_cache[run_id] = load_run_embedding(self.ws, run_id)
+            path = self.ws.runs_dir / run_id / "embedding.npz"
+            try:
+                st = path.stat()
+                version = (st.st_mtime_ns, st.st_size)
+            except OSError:
+                version = None
+            self._emb_cache[run_id] = self.shared.memo(("app", "embedding", run_id, version),
+                                                       lambda: load_run_embedding(self.ws, run_id))
         return self._emb_cache[run_id]
 
     def embedding_error(self, run_id: str | None) -> str:
@@ -324,73 +343,55 @@ class AppState(param.Parameterized):
     # -- votes ----------------------------------------------------------------------------------
     @property
     def store(self):
-        if self._store is None:
-            from core.votes.store import open_store
-
-            self._store = open_store(self.ws, galaxy_ids=self.ids)
-        return self._store
+        """The vote store, opened once per process (:attr:`core.workspace.mapdata.MapData.store`)."""
+        return self.shared.store
 
     def _votes_signature(self) -> Any:
         """The store's version (:meth:`core.votes.store.VoteStore.version`): changes with every write."""
         return self.store.version()
 
     def refresh_votes(self, force: bool = True) -> bool:
-        """Re-read consensus and current labels when the store changed; True when something changed.
+        """Pick up the consensus and current labels when the store changed; True when something changed.
 
-        Reads integer codes only (:meth:`~core.votes.store.VoteStore.consensus`,
-        :meth:`~core.votes.store.VoteStore.current_labels`); comments and times are read per galaxy
-        by the detail view.
+        The process's shared snapshot (:meth:`core.workspace.mapdata.MapData.votes`) is re-read
+        from the store only when the store's version moved, once for every session of the
+        process; it reads integer codes only (comments and times are read per galaxy by the
+        detail view). ``force`` adopts the snapshot even when this session has seen it.
         """
         try:
-            sig = self._votes_signature()
-            if not force and sig == self._votes_sig:
-                return False
-            cons = self.store.consensus()
-            votes = self.store.current_labels()
+            snap = self.shared.votes()
         except Exception as exc:
             log.warning("cannot read the vote store: %s", exc)
             self.message = f"Cannot read the vote store: {exc}"
             return False
-        self._votes_sig = sig
-        self.consensus = _by_id(cons)
-        self.votes = votes
-        if len(self.votes):
-            self.votes["id"] = self.votes["id"].astype(str)
+        if not force and snap.serial == self._votes_serial:
+            return False
+        self._adopt(snap)
+        return True
+
+    def _adopt(self, snap) -> None:
+        self._votes_serial = snap.serial
+        self._votes_sig = snap.signature
+        self.consensus = snap.consensus  # shared: read-only
+        self.votes = snap.votes
         self._frames.clear()
         self.votes_version += 1
-        return True
 
     def _update_votes(self, ids: list[str]) -> None:
         """After this session's own write (one action) on ``ids``: re-read only those galaxies.
 
-        The cost does not grow with the campaign. When the store's version moved by exactly
-        one action since the last full read -- this one -- the session is up to date; otherwise
-        (another inspector wrote meanwhile) the next poll reads everything.
+        The shared snapshot is updated once (:meth:`core.workspace.mapdata.MapData.update_votes`),
+        so the cost does not grow with the campaign nor with the sessions; the other sessions of
+        the process see it at their next poll. When another inspector wrote meanwhile, the next
+        poll reads everything.
         """
         try:
-            cons = self.store.consensus(ids=ids)
-            mine = self.store.current_votes(ids)[["id", "inspector", "label"]]
-            sig_after = self._votes_signature()
+            snap = self.shared.update_votes(ids)
         except Exception as exc:
             log.warning("cannot read the vote store: %s", exc)
             self.refresh_votes(force=True)
             return
-        cons = _by_id(cons)
-        old = self.consensus
-        pos = old.index.get_indexer(cons.index) if len(old) else np.full(len(cons), -1)
-        if len(old) and (pos >= 0).all() and list(old.columns) == list(cons.columns):
-            for j, column in enumerate(cons.columns):  # in place: O(voted), not O(catalog)
-                old.iloc[pos, j] = cons[column].to_numpy()
-        else:  # galaxies the last full read did not know
-            self.consensus = pd.concat([old[~old.index.isin(cons.index)], cons]) if len(old) else cons
-        mine["id"] = mine["id"].astype(str)
-        keep = ~self.votes["id"].isin(set(ids)) if len(self.votes) else np.zeros(0, dtype=bool)
-        self.votes = pd.concat([self.votes[keep], mine], ignore_index=True)
-        seen = self._votes_sig
-        if seen is not None and sig_after[0] == seen[0] + 1 and sig_after[1] > seen[1]:
-            self._votes_sig = sig_after  # only our own action since the last full read
-        self._frames.clear()
-        self.votes_version += 1
+        self._adopt(snap)
 
     def poll(self) -> None:
         """Called every few seconds by the session: pick up other inspectors' votes and new runs."""
@@ -456,6 +457,14 @@ class AppState(param.Parameterized):
             return 0
         self.vote_outcome = {"seq": seq, "scope": scope, "label": label, "n": n, "inspector": self.inspector,
                              "error": "", "level": "info"}
+        where = scope
+        if scope == "whole selection" and self.selection_source:
+            where = f"the whole selection ({self.selection_source})"
+        elif scope in ("ticked tiles", "focused tile"):
+            where = f"the {scope}"
+        self._actions.append({"label": label, "n": n, "scope": "" if scope == "key" else where,
+                              "ids": [str(i) for i in self.ids[np.asarray(rows, dtype=int)[:1]]] if n == 1 else []})
+        del self._actions[:-200]
         return n
 
     def vote_key(self, key: str, row: int) -> int:
@@ -502,10 +511,37 @@ class AppState(param.Parameterized):
         return self.store.agreement()
 
     def undo(self) -> Any:
+        """Undo the inspector's last vote action; returns the number of votes undone."""
         self._ensure_inspector()
         out = self.store.undo_last(self.inspector)
+        if out and self._actions:
+            self._undone = self._actions.pop()
+        else:
+            self._undone = None
         self.refresh_votes(force=True)  # the undone action's galaxies are not known here
         return out
+
+    def undo_described(self) -> str:
+        """Undo the inspector's last vote action and say what was undone.
+
+        Returns
+        -------
+        str
+            e.g. ``"Undone: 249 votes Core on the whole selection (lasso on the CNN map)."``, from
+            this session's record of its actions (only the number when the action was cast
+            before this session); ``"Nothing to undo."`` when there was none.
+        """
+        n = self.undo()
+        if not n:
+            return "Nothing to undo."
+        done = self._undone
+        if done and done["n"] == n:
+            what = f"{n} vote{'s' if n != 1 else ''} {done['label']}"
+            where = done["scope"]
+            if done.get("ids") and len(done["ids"]) == 1:
+                where = f"{done['ids'][0]} ({where})" if where else done["ids"][0]
+            return f"Undone: {what}{' on ' + where if where else ''}."
+        return f"Undone: {n} vote{'s' if n != 1 else ''} (your last action)."
 
     _known_inspectors: set = set()
 
@@ -524,6 +560,76 @@ class AppState(param.Parameterized):
         except Exception as exc:
             log.warning("cannot register inspector %r: %s", self.inspector, exc)
         self._known_inspectors.add(key)
+
+    def my_labels(self, rows: Sequence[int]) -> np.ndarray:
+        """The inspector's own current label on each of ``rows`` ('' where they have not voted)."""
+        rows = np.asarray(rows, dtype=int)
+        out = np.full(rows.size, "", dtype=object)
+        if not len(self.votes) or not self.inspector or rows.size == 0:
+            return out
+        mine = self.votes[self.votes["inspector"] == self.inspector]
+        if len(mine):
+            by_id = pd.Series(mine["label"].astype(str).to_numpy(), index=mine["id"].to_numpy())
+            by_id = by_id[~by_id.index.duplicated(keep="last")]
+            got = by_id.reindex(self.ids[rows])
+            out[:] = got.fillna("").to_numpy(dtype=object)
+        return out
+
+    def voted_by_me(self, rows: Sequence[int]) -> np.ndarray:
+        """Boolean per row: the inspector has a current vote on it."""
+        rows = np.asarray(rows, dtype=int)
+        return np.isin(rows, self.my_voted_rows())
+
+    def disputed(self, rows: Sequence[int]) -> np.ndarray:
+        """Boolean per row: its votes disagree (two or more labels among its current votes)."""
+        _, nvotes, disagree = self.consensus_columns()
+        rows = np.asarray(rows, dtype=int)
+        d = disagree[rows]
+        return (nvotes[rows] >= 2) & np.isfinite(d) & (d > 0)
+
+    def display_sigma(self, rows: Sequence[int]) -> np.ndarray:
+        """Sky sigma of the stamps at ``rows``, in the stamps' units, for showing them in sigma.
+
+        The catalog's ``stamp_sigma`` (prep measures it on the resampled stamp); ``sky_sigma``
+        (native pixels) where a workspace has no ``stamp_sigma``; NaN where neither is known
+        (the gallery then measures it on the stamp).
+        """
+        rows = np.asarray(rows, dtype=int)
+        out = np.full(rows.size, np.nan)
+        for column in ("sky_sigma", "stamp_sigma"):  # the later one wins where it is finite
+            if column in self.catalog:
+                v = pd.to_numeric(self.catalog[column], errors="coerce").to_numpy(dtype=float)[rows]
+                ok = np.isfinite(v) & (v > 0)
+                out[ok] = v[ok]
+        return out
+
+    def comment(self, row: int, text: str) -> str:
+        """Attach a comment to the inspector's current vote on the galaxy at ``row``.
+
+        The store keeps comments on votes: the inspector's current label is cast again with the
+        comment (one action, undone like any vote). Without a vote yet, nothing is written.
+
+        Returns
+        -------
+        str
+            '' when the comment was saved, else why not.
+        """
+        why = self.can_vote()
+        if why:
+            return why
+        text = str(text).strip()
+        if not text:
+            return "An empty comment is not saved."
+        label = self.my_labels([int(row)])[0]
+        if not label:
+            return f"Vote on {self.ids[int(row)]} first (1–5, f, s); then c adds a comment to your vote."
+        try:
+            self.vote([int(row)], label, comment=text)
+        except Exception as exc:  # noqa: BLE001 - the store refused (too long, down): say so
+            log.warning("comment not saved: %s", exc)
+            return f"The comment was not saved: {exc}"
+        self._actions.append({"label": f"{label} with a comment", "n": 1, "scope": "", "ids": [str(self.ids[int(row)])]})
+        return ""
 
     def my_voted_rows(self) -> np.ndarray:
         if not len(self.votes):
@@ -573,55 +679,89 @@ class AppState(param.Parameterized):
         The index is the catalog row. Columns: ``x``, ``y`` (the chosen PCs), ``id``,
         ``catalog_class``, ``consensus``, ``n_votes``, ``disagreement``, ``predicted``,
         ``confidence``, ``gmm``, ``spf``, ``log_spf``, ``log_bumpiness``, ``log_rff``.
-        Filters are applied.
+        Filters are applied. Shared by the sessions of the process that show the same view:
+        read-only.
         """
+        return self._frame_and_keep(model)[0]
+
+    def _view_key(self, model: str | None) -> tuple:
         model = model or self.model
         run = self.run_of(model)
-        key = (model, run, self.pc_x, self.pc_y, tuple(self.class_filter), tuple(self.consensus_filter),
-               self.votes_version, self.inspector if self.blind else "", self.queue_version)
+        emb = self.embedding(run)
+        npc = emb["pcs"].shape[1]
+        return run, min(self.pc_x, npc) - 1, min(self.pc_y, npc) - 1
+
+    def _base_frame(self, run: str, px: int, py: int) -> pd.DataFrame:
+        """The columns of the map table that depend on the run and axes only (shared, read-only)."""
+        def build() -> pd.DataFrame:
+            emb = self.embedding(run)
+            rows = self.row_of.get_indexer(emb["ids"])
+            ok = rows >= 0
+            pcs = emb["pcs"][ok]
+            rows = rows[ok]
+            frame = pd.DataFrame({"x": pcs[:, px], "y": pcs[:, py]}, index=pd.Index(rows, name="row"))
+            frame["id"] = self.ids[rows]
+            frame["catalog_class"] = self.catalog["catalog_class"].to_numpy()[rows]
+            pred = emb.get("predicted")
+            if pred is not None:
+                pred = np.asarray(pred)[ok]
+                if np.issubdtype(pred.dtype, np.integer):
+                    pred = np.asarray(CLASSES, dtype=object)[pred]
+                else:
+                    pred = pred.astype(str)
+                frame["predicted"] = pred
+            else:
+                frame["predicted"] = NO_LABEL
+            prob = emb.get("probabilities")
+            frame["confidence"] = np.asarray(prob)[ok].max(axis=1) if prob is not None else np.nan
+            gmm = emb.get("gmm_labels")
+            if gmm is not None:  # one str object per cluster, not per galaxy
+                codes = np.asarray(gmm)[ok].astype(int)
+                names = np.array([str(c) for c in range(codes.max() + 1 if codes.size else 0)], dtype=object)
+                frame["gmm"] = names[codes] if codes.size and codes.min() >= 0 else codes.astype(str)
+            else:
+                frame["gmm"] = NO_LABEL
+            frame["spf"] = self.catalog["spf"].to_numpy(dtype=float)[rows] if "spf" in self.catalog else np.nan
+            for k, v in self._metrics.items():
+                frame[k] = v[rows]
+            return frame
+
+        return self.shared.memo(("app", "base", run, px, py), build)
+
+    def _frame_and_keep(self, model: str | None) -> tuple[pd.DataFrame, np.ndarray | None]:
+        """(the map table, the filters' mask over the base table or None when nothing is filtered)."""
+        run, px, py = self._view_key(model)
+        # A session with its own queue (Inspect next) has its own acquisition column.
+        queue = (id(self), self.queue_version) if len(self._queue_scores) else ""
+        key = ("app", "frame", run, px, py, tuple(self.class_filter), tuple(self.consensus_filter),
+               self._votes_serial, (self.inspector, self.is_expert) if self.blind else "", queue)
         if key in self._frames:
             return self._frames[key]
-        emb = self.embedding(run)
-        rows = self.row_of.get_indexer(emb["ids"])
-        ok = rows >= 0
-        pcs = emb["pcs"][ok]
-        rows = rows[ok]
-        npc = pcs.shape[1]
-        px, py = min(self.pc_x, npc) - 1, min(self.pc_y, npc) - 1
-        label, nvotes, disagree = self.consensus_columns()
-        frame = pd.DataFrame({"x": pcs[:, px], "y": pcs[:, py]}, index=pd.Index(rows, name="row"))
-        frame["id"] = self.ids[rows]
-        frame["catalog_class"] = self.catalog["catalog_class"].to_numpy()[rows]
-        frame["consensus"] = label[rows]
-        frame["n_votes"] = nvotes[rows]
-        frame["disagreement"] = disagree[rows]
-        pred = emb.get("predicted")
-        if pred is not None:
-            pred = np.asarray(pred)[ok]
-            if np.issubdtype(pred.dtype, np.integer):
-                pred = np.asarray(CLASSES, dtype=object)[pred]
-            frame["predicted"] = pred.astype(str)
-        else:
-            frame["predicted"] = NO_LABEL
-        prob = emb.get("probabilities")
-        frame["confidence"] = np.asarray(prob)[ok].max(axis=1) if prob is not None else np.nan
-        gmm = emb.get("gmm_labels")
-        frame["gmm"] = (np.asarray(gmm)[ok].astype(int).astype(str) if gmm is not None else NO_LABEL)
-        frame["acquisition"] = self._queue_scores.reindex(rows).to_numpy(dtype=float)
-        frame["spf"] = self.catalog["spf"].to_numpy(dtype=float)[rows] if "spf" in self.catalog else np.nan
-        for k, v in self._metrics.items():
-            frame[k] = v[rows]
-        keep = np.ones(len(frame), dtype=bool)
-        if self.class_filter:
-            keep &= frame["catalog_class"].isin(self.class_filter).to_numpy()
-        if self.consensus_filter:
-            keep &= frame["consensus"].isin(self.consensus_filter).to_numpy()
-        if not keep.all():
-            frame = frame[keep]
-        if len(self._frames) > 8:
-            self._frames.clear()
-        self._frames[key] = frame
-        return frame
+
+        def build() -> tuple[pd.DataFrame, np.ndarray | None]:
+            base = self._base_frame(run, px, py)
+            rows = base.index.to_numpy()
+            label, nvotes, disagree = self.consensus_columns()
+            frame = base.copy(deep=False)
+            frame.insert(4, "consensus", label[rows])
+            frame.insert(5, "n_votes", nvotes[rows])
+            frame.insert(6, "disagreement", disagree[rows])
+            frame.insert(list(frame.columns).index("gmm") + 1, "acquisition",
+                         self._queue_scores.reindex(rows).to_numpy(dtype=float) if len(self._queue_scores)
+                         else np.full(len(rows), np.nan))
+            keep = np.ones(len(frame), dtype=bool)
+            if self.class_filter:
+                keep &= frame["catalog_class"].isin(self.class_filter).to_numpy()
+            if self.consensus_filter:
+                keep &= frame["consensus"].isin(self.consensus_filter).to_numpy()
+            if keep.all():
+                return frame, None
+            return frame[keep], keep
+
+        out = self.shared.memo(key, build)
+        self._frames.clear()  # this session's last view only; the shared memo holds the others
+        self._frames[key] = out
+        return out
 
     # -- selection -------------------------------------------------------------------------------
     def _set_selection(self, rows: np.ndarray, source: str) -> np.ndarray:
@@ -631,9 +771,15 @@ class AppState(param.Parameterized):
 
     def select_polygon(self, xs: Sequence[float], ys: Sequence[float], model: str | None = None) -> np.ndarray:
         """Select the (filtered) galaxies inside a lasso polygon drawn on ``model``'s map."""
-        frame = self.map_frame(model)
-        mask = points_in_polygon(frame["x"].to_numpy(), frame["y"].to_numpy(), xs, ys)
-        return self._set_selection(frame.index.to_numpy()[mask], f"lasso on the {(model or self.model).upper()} map")
+        run, px, py = self._view_key(model)
+        base = self._base_frame(run, px, py)
+        index = self.shared.memo(("app", "point-index", run, px, py),
+                                 lambda: PointIndex(base["x"].to_numpy(), base["y"].to_numpy()))
+        mask = index.in_polygon(xs, ys)  # exact; the cost grows with the points near the outline
+        _, keep = self._frame_and_keep(model)
+        if keep is not None:
+            mask &= keep
+        return self._set_selection(base.index.to_numpy()[mask], f"lasso on the {(model or self.model).upper()} map")
 
     def select_bounds(self, bounds: Sequence[float], model: str | None = None) -> np.ndarray:
         frame = self.map_frame(model)

@@ -1,16 +1,23 @@
 """The stamp gallery: the selected galaxies' residual stamps, paged and sortable, with voting keys.
 
-Stamps are drawn server-side as small PNGs (a residual stretch from ``astropy.visualization``:
-symmetric limits around zero, a diverging colour map, linear / asinh / zscale, invert, and a
-per-stamp or shared scale) and shown by one light JavaScript component (:class:`GalleryGrid`),
-which also reports clicks, ticks and the keyboard shortcuts (1–5, f, s, arrows).
+Stamps are drawn server-side as small PNGs. Residual and object-only stamps are shown in units of
+each galaxy's sky sigma (the catalog's ``stamp_sigma`` from prep, the sigma of the resampled
+stamp; ``sky_sigma`` for older workspaces; measured on the stamp when neither is there) through
+one :class:`SigmaStretch` for the whole gallery: a symmetric range (default +-5 sigma), linear /
+asinh / zscale (``astropy.visualization``), a diverging colour map and a colour bar, so a
+pure-noise residual looks like noise and a strong one stands out. Originals and models use an
+asinh stretch between the original's percentiles. One light JavaScript component
+(:class:`GalleryGrid`) shows the tiles and reports clicks, ticks and the keyboard.
 """
 
 from __future__ import annotations
 
 import base64
+import html
 import io
 import logging
+import re
+from dataclasses import dataclass
 from typing import Any
 
 import matplotlib
@@ -18,7 +25,7 @@ import numpy as np
 import pandas as pd
 import panel as pn
 import param
-from astropy.visualization import AsinhStretch, ZScaleInterval
+from astropy.visualization import AsinhStretch, AsymmetricPercentileInterval, ManualInterval, ZScaleInterval
 from panel.custom import JSComponent
 from PIL import Image
 
@@ -26,21 +33,35 @@ from app import asset
 from app.palettes import CLASS_COLORS, NO_LABEL
 from app.selection import PER_PAGE, SORT_BY, n_pages, page_of, sort_rows
 from app.state import KEYS, AppState
+from core.labels import CLASSES
 
-__all__ = ["ALL_KINDS", "KEYS", "GalleryGrid", "GalleryView", "render_stamps", "residual_limit", "stretch_residual"]
+__all__ = ["ALL_KINDS", "KEYS", "KEY_HELP", "GalleryGrid", "GalleryView", "SigmaStretch", "in_sigma", "render_stamps",
+           "residual_limit", "robust_sigma", "stretch_residual"]
 
 log = logging.getLogger(__name__)
 
 STRETCHES = ("linear", "asinh", "zscale")
 RESIDUAL_KINDS = ("residual", "object_only")
 ALL_KINDS = ("original", "model", "residual", "object_only", "goi_mask")
+#: The panels' names on the tiles and in the detail view.
+KIND_LABELS = {"original": "original", "model": "model", "residual": "residual", "object_only": "object-only",
+               "goi_mask": "mask"}
+#: asinh softening of the originals and models (astropy's AsinhStretch ``a``).
+ASINH_A = 0.1
+#: asinh softening of residuals on their +-limit range: 1 sigma of noise on +-5 sigma stays pale
+#: (a third of the half-range), 2-3 sigma structure is lifted above linear.
+RESIDUAL_ASINH_A = 0.3
+#: The active button of a stretch or panel group: filled and bold (the others are outlined).
+ACTIVE_CSS = ".bk-btn.bk-active { font-weight: 700; color: #fff !important; }"
+#: Longest comment the gallery sends to the store (the store checks its own limit).
+MAX_COMMENT_CHARS = 2000
 
 
 # --------------------------------------------------------------------------------------------
 # Stretch and PNG encoding
 # --------------------------------------------------------------------------------------------
 def residual_limit(images: np.ndarray, method: str) -> float:
-    """Symmetric display limit L (the stamps are shown on [-L, L]).
+    """Symmetric display limit L (the stamps are shown on [-L, L]), from the data.
 
     ``zscale``: the larger magnitude of the IRAF zscale limits; otherwise the 99.5th
     percentile of |pixel|. Non-finite pixels are ignored; 1.0 when nothing is finite.
@@ -60,73 +81,192 @@ def residual_limit(images: np.ndarray, method: str) -> float:
 def stretch_residual(image: np.ndarray, limit: float, method: str) -> np.ndarray:
     """Map a residual to [0, 1] with 0.5 at zero flux, symmetric about zero.
 
-    linear and zscale: u = clip(x / L, -1, 1); asinh: sign(u) · AsinhStretch(a=0.1)(|u|).
+    linear and zscale: u = clip(x / L, -1, 1); asinh: sign(u) · AsinhStretch(a=0.3)(|u|).
     """
     u = np.clip(np.nan_to_num(np.asarray(image, dtype=float) / limit), -1.0, 1.0)
     if method == "asinh":
-        u = np.sign(u) * AsinhStretch(a=0.1)(np.abs(u), clip=True)
+        u = np.sign(u) * AsinhStretch(a=RESIDUAL_ASINH_A)(np.abs(u), clip=True)
     return 0.5 * (u + 1.0)
 
 
-def stretch_positive(image: np.ndarray) -> np.ndarray:
-    """An input or model image to [0, 1]: zscale-like low end, asinh stretch."""
+def robust_sigma(image: np.ndarray, goi: np.ndarray | None = None) -> float:
+    """Sky sigma of a stamp measured on it: 1.4826 x MAD of the pixels outside the GOI (all when
+    there is no mask or too few outside). The fallback when the catalog has no sigma."""
+    data = np.asarray(image, dtype=float)
+    pixels = data[~np.asarray(goi, dtype=bool)] if goi is not None and (~np.asarray(goi, bool)).sum() >= 16 else data
+    pixels = pixels[np.isfinite(pixels)]
+    if pixels.size < 4:
+        return float("nan")
+    return float(1.4826 * np.median(np.abs(pixels - np.median(pixels))))
+
+
+@dataclass(frozen=True)
+class SigmaStretch:
+    """How residual and object-only stamps are shown: in units of the galaxy's sky sigma, on a
+    symmetric range ``[-limit, +limit]`` sigma, with a diverging colour map.
+
+    Parameters
+    ----------
+    method : {"linear", "asinh", "zscale"}
+        ``linear``: colour proportional to the residual in sigma; ``asinh``: faint structure
+        lifted (astropy's ``AsinhStretch``, a = 0.3, on |x| / limit, sign kept); ``zscale``:
+        linear, with the limit taken from the IRAF zscale of the stamps shown (in sigma), so the
+        range still is one for the whole gallery page.
+    limit : float
+        Half-width of the visible range in sigma (the default, 5, shows +-5 sigma).
+    invert : bool
+        Swap the colour map (blue for excess light instead of red).
+    """
+
+    method: str = "asinh"
+    limit: float = 5.0
+    invert: bool = False
+
+    @property
+    def cmap(self) -> str:
+        return "RdBu" if self.invert else "RdBu_r"
+
+    def unit(self, image_sigma: np.ndarray) -> np.ndarray:
+        """A stamp already in sigma units to [0, 1] (0.5 at zero)."""
+        return stretch_residual(image_sigma, self.limit, "asinh" if self.method == "asinh" else "linear")
+
+    def tick_values(self, pos) -> list[float]:
+        """Colour-bar ticks in sigma: 0, the ends, and 1, 3, 10, 30, ... sigma where they do not crowd."""
+        kept = [0.0]
+        for v in [c for c in (1, 3, 10, 30, 100, 300, 1000) if c < self.limit] + [self.limit]:
+            if pos(v) - pos(kept[-1]) >= 0.08 or v == self.limit:
+                if v == self.limit and len(kept) > 1 and pos(v) - pos(kept[-1]) < 0.08:
+                    kept.pop()
+                kept.append(float(v))
+        half = kept[1:]
+        return [-v for v in reversed(half)] + [0.0] + half
+
+    def colorbar(self, width: int = 256) -> dict[str, Any]:
+        """The colour bar of this stretch: a PNG gradient, ticks (fraction along the bar, label) and a title."""
+        values = np.linspace(-self.limit, self.limit, width)[None, :]
+        uri = to_png_uri(np.repeat(self.unit(values), 2, axis=0), self.cmap, flip=False)
+        pos = lambda v: float(np.interp(v, values[0], np.linspace(0.0, 1.0, width)))
+        ticks = [[pos(v), f"{v:+g}σ" if v else "0"] for v in self.tick_values(pos)]
+        method = {"linear": "linear", "asinh": "asinh", "zscale": "zscale (linear)"}[self.method]
+        return {"uri": uri, "ticks": ticks,
+                "title": f"residual · object-only in sky σ, {method}, ±{self.limit:.3g}σ"}
+
+
+def stretch_positive(image: np.ndarray, limits: tuple[float, float] | None = None) -> np.ndarray:
+    """An input or model image to [0, 1]: an asinh stretch (a = 0.1) between ``limits``.
+
+    ``limits`` default to the 1st and 99.8th percentiles of the image
+    (``AsymmetricPercentileInterval``); give the original's limits to the model so both are
+    shown on one scale.
+    """
     data = np.nan_to_num(np.asarray(image, dtype=float))
-    lo = float(np.percentile(data, 1.0))
-    hi = float(np.percentile(data, 99.8))
-    if hi <= lo:
-        hi = lo + 1.0
-    u = np.clip((data - lo) / (hi - lo), 0, 1)
-    return AsinhStretch(a=0.1)(u, clip=True)
+    lo, hi = limits if limits is not None else positive_limits(data)
+    interval = ManualInterval(lo, hi if hi > lo else lo + 1.0)
+    return AsinhStretch(a=ASINH_A)(interval(data, clip=True), clip=True)
 
 
-def to_png_uri(unit: np.ndarray, cmap: str) -> str:
-    """A [0, 1] image as a PNG data URI (row 0 at the bottom, as astronomers expect)."""
-    rgba = matplotlib.colormaps[cmap](unit[::-1], bytes=True)
+def positive_limits(image: np.ndarray) -> tuple[float, float]:
+    """Display limits of an input image: its 1st and 99.8th percentiles."""
+    data = np.nan_to_num(np.asarray(image, dtype=float))
+    lo, hi = AsymmetricPercentileInterval(1.0, 99.8).get_limits(data)
+    return float(lo), float(hi) if hi > lo else float(lo) + 1.0
+
+
+def to_png_uri(unit: np.ndarray, cmap: str, flip: bool = True) -> str:
+    """A [0, 1] image as a PNG data URI (row 0 at the bottom, as astronomers expect, unless not ``flip``)."""
+    rgba = matplotlib.colormaps[cmap](unit[::-1] if flip else unit, bytes=True)
     buf = io.BytesIO()
     Image.fromarray(rgba[..., :3]).save(buf, format="PNG", optimize=False, compress_level=1)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-def render_stamps(stamps: dict[str, np.ndarray], method: str = "asinh", shared: bool = False,
-                  invert: bool = False) -> dict[str, list[str]]:
-    """PNG data URIs for each kind of stamp (kind -> one URI per galaxy)."""
-    div = "RdBu" if invert else "RdBu_r"
+def in_sigma(images: np.ndarray, sigmas: np.ndarray | None, masks: np.ndarray | None = None) -> np.ndarray:
+    """Residual stamps divided by each galaxy's sky sigma; a missing or non-positive sigma is measured
+    on the stamp (:func:`robust_sigma`)."""
+    imgs = np.asarray(images, dtype=float)
+    sig = np.full(len(imgs), np.nan) if sigmas is None else np.asarray(sigmas, dtype=float).copy()
+    for i in np.flatnonzero(~(np.isfinite(sig) & (sig > 0))):
+        sig[i] = robust_sigma(imgs[i], None if masks is None else masks[i])
+    sig[~(np.isfinite(sig) & (sig > 0))] = 1.0
+    return imgs / sig[:, None, None]
+
+
+def render_stamps(stamps: dict[str, np.ndarray], method: str = "asinh", invert: bool = False, *,
+                  sigmas: np.ndarray | None = None, limit: float = 5.0) -> tuple[dict[str, list[str]], SigmaStretch]:
+    """PNG data URIs for each kind of stamp (kind -> one URI per galaxy), and the stretch used.
+
+    Residual and object-only stamps are divided by ``sigmas`` (one per galaxy; measured on the
+    stamp where missing) and shown by one :class:`SigmaStretch` over ``[-limit, limit]`` sigma for
+    every galaxy (``zscale``: the limit comes from the zscale of these stamps in sigma). Original
+    and model share the original's asinh limits; the GOI mask is black and white.
+
+    Parameters
+    ----------
+    stamps : dict
+        Kind -> array (n, ny, nx).
+    method : {"linear", "asinh", "zscale"}
+    invert : bool
+    sigmas : array of float, optional
+        The galaxies' sky sigma, in the stamps' units.
+    limit : float
+        Half-width of the visible range in sigma (not used by zscale).
+
+    Returns
+    -------
+    (dict, SigmaStretch)
+    """
+    masks = stamps.get("goi_mask")
+    scaled = {k: in_sigma(v, sigmas, masks) for k, v in stamps.items() if k in RESIDUAL_KINDS}
+    if method == "zscale" and scaled:
+        limit = residual_limit(np.concatenate([v.ravel() for v in scaled.values()]), "zscale")
+    stretch = SigmaStretch(method=method, limit=float(limit), invert=invert)
+    grey = "gray_r" if invert else "gray"
     out: dict[str, list[str]] = {}
+    lims = [positive_limits(im) for im in stamps["original"]] if "original" in stamps else None
     for kind, imgs in stamps.items():
         if kind in RESIDUAL_KINDS:
-            shared_lim = residual_limit(imgs, method) if shared else None
-            out[kind] = [to_png_uri(stretch_residual(im, shared_lim or residual_limit(im, method), method), div)
-                         for im in imgs]
+            out[kind] = [to_png_uri(stretch.unit(im), stretch.cmap) for im in scaled[kind]]
         elif kind == "goi_mask":
-            grey = "gray_r" if invert else "gray"
             out[kind] = [to_png_uri((np.asarray(im) > 0).astype(float), grey) for im in imgs]
         else:
-            out[kind] = [to_png_uri(stretch_positive(im), "gray_r" if invert else "gray") for im in imgs]
-    return out
+            out[kind] = [to_png_uri(stretch_positive(im, lims[i] if lims else None), grey) for i, im in enumerate(imgs)]
+    return out, stretch
 
 
 # --------------------------------------------------------------------------------------------
 # The JavaScript tile grid
 # --------------------------------------------------------------------------------------------
 class GalleryGrid(JSComponent):
-    """Tiles of stamps with their page buttons; reports clicks ('open'), ticks, focus, page turns and voting keys.
+    """Tiles of stamps with their page buttons and colour bar; reports clicks, ticks, focus, page turns and keys.
 
     The browser owns the page turns and the keyboard focus: "next ▶" (or an arrow key past the
-    page's last tile) sets ``page`` at once, and every key typed before the server has sent that
-    page's tiles is held back and replayed on them (otherwise it would label a tile of the old
-    page: the server answers the turn only after the votes queued before it). Turns asked for
-    meanwhile wait in the same queue, so each key lands on the page it was typed for. Each tile carries
-    the page it belongs to, so the browser knows which page it shows.
+    page's last tile, or a vote on it) sets ``page`` at once, and every key typed before the
+    server has sent that page's tiles is held back and replayed on them (otherwise it would
+    label a tile of the old page: the server answers the turn only after the votes queued before
+    it). Turns asked for meanwhile wait in the same queue, so each key lands on the page it was
+    typed for. Each tile carries the page it belongs to, so the browser knows which page it
+    shows. A vote on the very last tile of the selection does not move on: vote keys do nothing
+    until the focus moves (one galaxy never collects a run of votes).
 
     The stamps (``tiles``) and the captions (``captions``) are separate properties: a vote
     changes only the captions, which the browser patches into the tiles it has drawn, so a
     keyboard vote does not send the page's images again nor rebuild the grid.
+
+    Messages to the server: ``key`` (a vote key on a row), ``open`` (the detail of a row),
+    ``close``, ``undo``, ``comment`` (row, text), ``next_unvoted`` (from a row), ``end``.
     """
 
     tiles = param.List(default=[], doc="[{row, id, page, imgs: [uri]}]: changes only with the page, "
                                         "the selection, the sort or the stretch")
-    captions = param.List(default=[], doc="[{row, lines: [str], color}]: the tiles' captions and border "
-                                          "colours, updated in place after a vote (small; no images)")
+    captions = param.List(default=[], doc="[{row, lines: [str], color, mine, mine_color}]: the tiles' captions, "
+                                          "the inspector's own vote and border colours, updated in place after "
+                                          "a vote (small; no images)")
+    labels = param.List(default=[], doc="the name of each panel of a tile (original, model, residual, ...)")
+    colorbar = param.Dict(default={}, doc="{uri, ticks: [[fraction, label]], title}: the residual stretch's colour bar")
+    keys = param.List(default=[], doc="[[key, what it does]]: the keyboard shortcuts listed on the page")
+    modal_open = param.Boolean(default=False, doc="the detail view is open (Esc closes it)")
+    reveal = param.Integer(default=0, doc="incremented on a new selection: the gallery scrolls itself into view")
+    where = param.String(default="", doc="where the inspector is: selection size, page, how many they voted on")
     ticked = param.List(default=[], doc="catalog rows whose tick box is on")
     focus = param.Integer(default=0, doc="index of the focused tile on the page")
     page = param.Integer(default=0, doc="the page asked for (0-based); set by the browser's buttons and arrows")
@@ -139,23 +279,74 @@ class GalleryGrid(JSComponent):
     _esm = """
     export function render({ model, el }) {
       const root = document.createElement('div');
+      root.className = 'resx-gallery';
       const nav = document.createElement('div');
       nav.className = 'resx-nav';
-      nav.style.cssText = 'display: flex; gap: 6px; padding: 4px;';
-      const prev = document.createElement('button');
-      prev.textContent = '◀ previous';
-      const next = document.createElement('button');
-      next.textContent = 'next ▶';
-      for (const b of [prev, next]) {
+      function button(text, title) {
+        const b = document.createElement('button');
         b.type = 'button';
-        b.style.cssText = 'width: 100px; padding: 4px; border: 1px solid #ccc; border-radius: 4px; background: #fff; cursor: pointer;';
+        b.textContent = text;
+        b.title = title;
+        b.className = 'resx-navbtn';
+        return b;
       }
-      nav.append(prev, next);
+      const prev = button('◀ previous', 'previous page (p or Page Up)');
+      const next = button('next ▶', 'next page (n or Page Down)');
+      const unvoted = button('next unvoted ▸▸', 'the first galaxy you have not voted on (g)');
+      const bar = document.createElement('div');
+      bar.className = 'resx-colorbar';
+      const whereEl = document.createElement('span');
+      whereEl.className = 'resx-where';
+      nav.append(prev, next, unvoted, whereEl, bar);
+      const keyline = document.createElement('div');
+      keyline.className = 'resx-keyline';
+      const keyhelp = document.createElement('div');
+      keyhelp.className = 'resx-keyhelp';
+      keyhelp.hidden = true;
       const grid = document.createElement('div');
       grid.className = 'resx-grid';
-      root.append(nav, grid);
+      const endnote = document.createElement('div');
+      endnote.className = 'resx-endnote';
+      endnote.hidden = true;
+      root.append(nav, keyline, keyhelp, grid, endnote);
+
+      function drawKeys() {
+        keyline.textContent = model.keys.map((k) => k[0] + ' ' + k[1]).slice(0, 7).join(' · ') + ' · ? all keys';
+        keyhelp.replaceChildren(...model.keys.map((k) => {
+          const row = document.createElement('div');
+          const kbd = document.createElement('kbd');
+          kbd.textContent = k[0];
+          const what = document.createElement('span');
+          what.textContent = ' ' + k[1];
+          row.append(kbd, what);
+          return row;
+        }));
+      }
+      function drawBar() {
+        const c = model.colorbar || {};
+        bar.replaceChildren();
+        if (!c.uri) { bar.hidden = true; return; }
+        bar.hidden = false;
+        const title = document.createElement('div');
+        title.className = 'resx-cb-title';
+        title.textContent = c.title;
+        const img = document.createElement('img');
+        img.className = 'resx-cb-img';
+        img.src = c.uri;
+        img.alt = c.title;
+        const ticks = document.createElement('div');
+        ticks.className = 'resx-cb-ticks';
+        for (const [pos, label] of c.ticks) {
+          const t = document.createElement('span');
+          t.style.left = (100 * pos) + '%';
+          t.textContent = label;
+          ticks.appendChild(t);
+        }
+        bar.append(title, img, ticks);
+      }
 
       let want = model.page;  // the page the browser asked for; the tiles follow from the server
+      let atEnd = false;      // the last tile of the last page has been voted: vote keys do nothing
       // Keys and page turns made while the tiles of `want` are not here yet, in the order they
       // were made: {key} or {turn: page, focus}. A key is replayed on the page it was typed
       // for, however many turns were asked for before the server caught up.
@@ -171,10 +362,20 @@ class GalleryGrid(JSComponent):
       function navState() {
         prev.disabled = target() <= 0;
         next.disabled = target() >= model.pages - 1;
-        for (const b of [prev, next]) { b.style.opacity = b.disabled ? '0.4' : '1'; }
+        unvoted.disabled = !model.tiles.length;
+        for (const b of [prev, next, unvoted]) { b.style.opacity = b.disabled ? '0.4' : '1'; }
+      }
+      function showEnd(text) {
+        endnote.hidden = !text;
+        endnote.textContent = text || '';
       }
       function showFocus() {
         grid.querySelectorAll('.resx-tile').forEach((t, i) => t.classList.toggle('focus', i === model.focus));
+        const t = grid.querySelectorAll('.resx-tile')[model.focus];
+        if (t && document.activeElement !== null) {
+          const r = t.getBoundingClientRect();
+          if (r.top < 0 || r.bottom > window.innerHeight) t.scrollIntoView({block: 'nearest'});
+        }
       }
       const lineCache = new Map();  // tile element -> the caption last written into it (skip unchanged ones)
       function writeCaption(tile, c) {
@@ -182,11 +383,16 @@ class GalleryGrid(JSComponent):
         if (lineCache.get(tile) === key) return;
         lineCache.set(tile, key);
         tile.style.borderColor = c.color;
+        const mine = tile.querySelector('.resx-mine');
+        mine.textContent = c.mine ? 'you: ' + c.mine : 'not voted by you';
+        mine.classList.toggle('voted', !!c.mine);
+        mine.style.borderColor = c.mine ? c.mine_color : 'transparent';
         const box = tile.querySelector('.resx-caption');
         box.replaceChildren(...c.lines.map((line) => {
           const d = document.createElement('div');
           d.className = 'resx-line';
           d.textContent = line;
+          d.title = line;
           return d;
         }));
       }
@@ -195,6 +401,29 @@ class GalleryGrid(JSComponent):
         grid.querySelectorAll('.resx-tile').forEach((tile) => {
           const c = byRow.get(Number(tile.dataset.row));
           if (c) writeCaption(tile, c);
+        });
+      }
+      // Tile size: every panel at tile_px, shrunk when the gallery is narrower than one tile.
+      function layout() {
+        const n = Math.max(model.labels.length, 1);
+        const avail = grid.clientWidth - 8 - 14;  // the grid's padding, a tile's border and padding
+        const extra = 14 + 2 * (n - 1);   // a tile's border, padding and gaps between its panels
+        const width = grid.clientWidth - 8; // the grid's padding
+        let px = model.tile_px;
+        if (avail > 0) px = Math.max(32, Math.min(px, Math.floor((avail - 2 * (n - 1)) / n)));
+        if (width > 0) {  // one more tile a row when the panels need shrink by at most a fifth for it
+          const cols = Math.max(1, Math.floor((width + 8) / (n * px + extra + 8)));
+          const smaller = Math.floor(((width + 8) / (cols + 1) - 8 - extra) / n);
+          if (smaller >= 0.8 * px && n * smaller + 2 * (n - 1) >= 150) px = smaller;
+        }
+        const inner = n * px + 2 * (n - 1);
+        grid.querySelectorAll('.resx-tile').forEach((tile) => {
+          tile.style.width = (Math.max(inner, 150) + 14) + 'px';  // border-box: + border and padding
+          tile.querySelectorAll('.resx-panel img').forEach((im) => {
+            im.style.width = px + 'px';
+            im.style.height = px + 'px';
+          });
+          tile.querySelectorAll('.resx-panel').forEach((p) => { p.style.width = px + 'px'; });
         });
       }
       function draw() {
@@ -217,14 +446,19 @@ class GalleryGrid(JSComponent):
           tile.dataset.page = t.page;
           const imgs = document.createElement('div');
           imgs.className = 'resx-imgs';
-          for (const src of t.imgs) {
+          t.imgs.forEach((src, k) => {
+            const panel = document.createElement('div');
+            panel.className = 'resx-panel';
+            const lab = document.createElement('div');
+            lab.className = 'resx-plabel';
+            lab.textContent = model.labels[k] || '';
             const im = document.createElement('img');
             im.src = src;
-            im.style.width = model.tile_px + 'px';
-            im.style.height = model.tile_px + 'px';
-            imgs.appendChild(im);
-          }
-          imgs.title = 'click for every stamp, the metrics and the votes';
+            im.alt = (model.labels[k] || '') + ' of ' + t.id;
+            panel.append(lab, im);
+            imgs.appendChild(panel);
+          });
+          imgs.title = 'click (or Enter) for every stamp, the metrics and the votes';
           imgs.addEventListener('click', () => {
             if (pending()) return;
             model.focus = i;
@@ -245,14 +479,19 @@ class GalleryGrid(JSComponent):
           const name = document.createElement('span');
           name.className = 'resx-id';
           name.textContent = t.id;
+          name.title = t.id;
           head.appendChild(name);
           tile.appendChild(head);
+          const mine = document.createElement('div');
+          mine.className = 'resx-mine';
+          tile.appendChild(mine);
           const caption = document.createElement('div');
           caption.className = 'resx-caption';
           tile.appendChild(caption);
           grid.appendChild(tile);
         });
         updateCaptions();
+        layout();
       }
       function columns() {
         const tiles = grid.querySelectorAll('.resx-tile');
@@ -267,6 +506,8 @@ class GalleryGrid(JSComponent):
         p = clamp(p);
         if (p === want) return false;
         want = p;
+        atEnd = false;
+        showEnd('');
         model.focus = f;
         model.page = p;
         navState();
@@ -283,18 +524,53 @@ class GalleryGrid(JSComponent):
       }
       prev.addEventListener('click', () => turn(target() - 1, 0));
       next.addEventListener('click', () => turn(target() + 1, 0));
+      unvoted.addEventListener('click', () => enqueue('g'));
 
-      const keys = new Set(['1', '2', '3', '4', '5', 'f', 's']);
-      const arrows = new Set(['ArrowRight', 'ArrowLeft', 'ArrowDown', 'ArrowUp']);
+      function openComment(f) {
+        const tile = grid.querySelectorAll('.resx-tile')[f];
+        if (!tile) return;
+        let box = tile.querySelector('.resx-comment');
+        if (!box) {
+          box = document.createElement('input');
+          box.className = 'resx-comment';
+          box.type = 'text';
+          box.maxLength = 2000;
+          box.placeholder = 'comment: Enter saves, Esc cancels';
+          const row = model.tiles[f].row;
+          box.addEventListener('keydown', (e) => {
+            e.stopPropagation();
+            if (e.key === 'Enter') {
+              model.send_msg({type: 'comment', row: row, text: box.value});
+              box.remove();
+            } else if (e.key === 'Escape') {
+              box.remove();
+            }
+          });
+          tile.appendChild(box);
+        }
+        box.focus();
+      }
+
+      const votes = new Set(['1', '2', '3', '4', '5', 'f', 's']);
+      const moves = new Set(['ArrowRight', 'ArrowLeft', 'ArrowDown', 'ArrowUp']);
+      const others = new Set(['n', 'p', 'PageDown', 'PageUp', 'Enter', 'Escape', 'u', 'undo', 'c', '?', 'g']);
       // one key on the page shown (the tiles of `want`)
       function apply(key) {
         const n = model.tiles.length;
+        if (!n) return;
         let f = Math.min(model.focus, n - 1);
-        if (keys.has(key)) {
+        if (votes.has(key)) {
+          if (atEnd) { model.send_msg({type: 'end'}); return; }
           model.send_msg({type: 'key', key: key, row: model.tiles[f].row});
-          model.focus = Math.min(f + 1, n - 1);  // the browser owns the focus while typing votes
+          if (f < n - 1) model.focus = f + 1;  // the browser owns the focus while typing votes
+          else if (!doTurn(want + 1, 0)) {     // past the last tile: the next page, or the end
+            atEnd = true;
+            showEnd('That was the last galaxy of the selection: keys vote again after you move (arrows, p, g).');
+          }
           return;
         }
+        atEnd = false;
+        showEnd('');
         if (key === 'ArrowRight') {
           if (f === n - 1 && doTurn(want + 1, 0)) return;  // past the last tile: the next page
           f = Math.min(f + 1, n - 1);
@@ -303,6 +579,14 @@ class GalleryGrid(JSComponent):
           f = Math.max(f - 1, 0);
         } else if (key === 'ArrowDown') f = Math.min(f + columns(), n - 1);
         else if (key === 'ArrowUp') f = Math.max(f - columns(), 0);
+        else if (key === 'n' || key === 'PageDown') { doTurn(want + 1, 0); return; }
+        else if (key === 'p' || key === 'PageUp') { doTurn(want - 1, 0); return; }
+        else if (key === 'Enter') { model.send_msg({type: 'open', row: model.tiles[f].row}); return; }
+        else if (key === 'Escape') { keyhelp.hidden = true; model.send_msg({type: 'close'}); return; }
+        else if (key === 'u' || key === 'undo') { model.send_msg({type: 'undo'}); return; }
+        else if (key === 'c') { openComment(f); return; }
+        else if (key === '?') { keyhelp.hidden = !keyhelp.hidden; return; }
+        else if (key === 'g') { model.send_msg({type: 'next_unvoted', row: model.tiles[f].row}); return; }
         model.focus = f;
       }
       function flush() {
@@ -312,59 +596,113 @@ class GalleryGrid(JSComponent):
         }
         navState();
       }
+      function enqueue(key) {
+        if (pending() || queue.length) { queue.push({key: key}); return; }  // keep the order of the keys
+        apply(key);
+      }
       const onkey = (e) => {
-        if (!model.tiles.length || e.ctrlKey || e.metaKey || e.altKey) return;
+        if (!model.tiles.length || e.altKey || e.metaKey) return;
         const tgt = e.composedPath()[0];
         if (tgt && (tgt.isContentEditable || ['TEXTAREA', 'SELECT'].includes(tgt.tagName) ||
             (tgt.tagName === 'INPUT' && tgt.type !== 'checkbox'))) return;
-        const key = keys.has(e.key.toLowerCase()) ? e.key.toLowerCase() : e.key;
-        if (!keys.has(key) && !arrows.has(key)) return;
+        let key = e.key.length === 1 ? e.key.toLowerCase() : e.key;
+        if (e.key === '?') key = '?';
+        if (e.ctrlKey) {
+          if (key !== 'z') return;
+          key = 'undo';
+        }
+        if (['Enter', ' '].includes(e.key) && tgt && ['BUTTON', 'A'].includes(tgt.tagName)) return;
+        if (!votes.has(key) && !moves.has(key) && !others.has(key)) return;
+        if (key === 'Escape' && !model.modal_open && keyhelp.hidden) return;  // nothing to close
         e.preventDefault();
-        if (pending() || queue.length) { queue.push({key: key}); return; }  // keep the order of the keys
-        apply(key);
+        enqueue(key);
       };
+      const drawWhere = () => { whereEl.textContent = model.where; };
+      drawWhere();
+      model.on('where', drawWhere);
+      drawKeys();
+      drawBar();
       draw();
-      model.on(['tiles', 'ticked', 'tile_px'], () => { draw(); flush(); });
+      const resize = new ResizeObserver(() => layout());
+      resize.observe(grid);
+      model.on(['tiles', 'ticked', 'labels'], () => { draw(); flush(); });
+      model.on('tile_px', layout);
       model.on('captions', updateCaptions);  // a vote: only the captions change, the grid stays
+      model.on('colorbar', drawBar);
+      model.on('keys', drawKeys);
       model.on('focus', showFocus);
       model.on('pages', navState);
       model.on('page', () => {
-        if (model.page !== want) {  // the server turned the page (a new selection or sort): drop held keys
+        if (model.page !== want) {  // the server turned the page (a new selection, sort or next-unvoted): drop held keys
           want = model.page;
           queue.length = 0;
+          atEnd = false;
+          showEnd('');
           navState();
         }
       });
+      // a new selection: bring the gallery into view when it is below (or above) the fold
+      model.on('reveal', () => requestAnimationFrame(() => {
+        const r = root.getBoundingClientRect();
+        if (r.top > window.innerHeight - 120 || r.bottom < 60) root.scrollIntoView({block: 'start'});
+      }));
       document.addEventListener('keydown', onkey);
-      model.on('remove', () => document.removeEventListener('keydown', onkey));
+      model.on('remove', () => { document.removeEventListener('keydown', onkey); resize.disconnect(); });
       return root;
     }
     """
 
-    def __init__(self, on_open=None, on_key=None, **params):
+    def __init__(self, on_open=None, on_key=None, on_action=None, **params):
         super().__init__(**params)
         self._on_open = on_open
         self._on_key = on_key
+        self._on_action = on_action
 
     def _handle_msg(self, msg: Any) -> None:
         if not isinstance(msg, dict):
             return
-        if msg.get("type") == "open" and self._on_open:
+        kind = msg.get("type")
+        if kind == "open" and self._on_open:
             self._on_open(int(msg["row"]))
-        elif msg.get("type") == "key" and self._on_key:
+        elif kind == "key" and self._on_key:
             self._on_key(str(msg["key"]), int(msg["row"]))
+        elif kind in ("close", "undo", "comment", "next_unvoted", "end") and self._on_action:
+            self._on_action(kind, msg)
 
 
 # --------------------------------------------------------------------------------------------
 # The view
 # --------------------------------------------------------------------------------------------
+#: The keyboard shortcuts, as listed on the page (the component's key handler implements them).
+KEY_HELP: list[list[str]] = [
+    ["1–5", "vote " + ", ".join(CLASSES) + " and go on"],
+    ["f", "fit-quality issue"],
+    ["s", "skip"],
+    ["← → ↑ ↓", "move"],
+    ["n / p", "next / previous page (Page Down / Page Up)"],
+    ["Enter", "open the detail"],
+    ["Esc", "close it"],
+    ["u", "undo your last vote (Ctrl+Z)"],
+    ["c", "comment on your vote of the focused galaxy"],
+    ["g", "next galaxy not voted by you"],
+    ["?", "show / hide these keys"],
+]
+
+#: What the gallery shows of the selection.
+SHOW = ("all", "not yet voted by me", "disputed")
+
+
 class GalleryView(param.Parameterized):
     """The gallery of the current selection, with its controls and the detail view."""
 
     sort_by = param.Selector(default="selection order", objects=list(SORT_BY))
-    stretch = param.Selector(default="asinh", objects=list(STRETCHES))
+    show = param.Selector(default="all", objects=list(SHOW), doc="all, or only the galaxies not yet voted by "
+                                                                   "the inspector, or those whose votes disagree")
+    stretch = param.Selector(default="asinh", objects=list(STRETCHES), doc="residual stretch (in sky sigma)")
+    limit = param.Number(default=5.0, bounds=(0.5, 1000.0), doc="visible residual range: +-limit sigma")
     invert = param.Boolean(default=False)
-    shared_scale = param.Boolean(default=False, doc="one display limit for every stamp on the page")
+    panels = param.ListSelector(default=["residual", "object_only"], objects=list(ALL_KINDS),
+                                doc="the stamps shown on each tile, in ALL_KINDS order")
     show_triplet = param.Boolean(default=False, doc="also show the GALFIT input and model")
     show_mask = param.Boolean(default=False, doc="also show the GOI mask")
     page = param.Integer(default=0, bounds=(0, None))
@@ -377,11 +715,14 @@ class GalleryView(param.Parameterized):
         self.page_rows = np.empty(0, dtype=int)
         self._uris_key: tuple | None = None
         self._uris: dict[str, list[str]] = {}
+        self._stretch = SigmaStretch(self.stretch, self.limit, self.invert)
         self._tiles_key: tuple | None = None  # what the browser's tiles show (their images and page)
         self._publishing = False  # True while the grid's focus is being copied into the state
-        self.grid = GalleryGrid(on_open=self.open_detail, on_key=self._key, sizing_mode="stretch_width")
-        self.info = pn.pane.Markdown("", margin=(0, 10))
+        self.grid = GalleryGrid(on_open=self.open_detail, on_key=self._key, on_action=self._action,
+                                keys=KEY_HELP, sizing_mode="stretch_width")
+        self.info = pn.pane.Markdown("", margin=(0, 10), css_classes=["resx-gallery-info"])
         self.detail = pn.Column(sizing_mode="stretch_width")
+        self.detail_row: int | None = None
         # the page buttons live in the grid (the browser turns the page and holds back the keys typed meanwhile)
         self.grid.param.watch(self._on_grid_page, ["page"])
         # the focused tile and the ticked tiles are the state's (the voting view reads them there)
@@ -390,11 +731,12 @@ class GalleryView(param.Parameterized):
         state.param.watch(self._on_focused_row, ["focused_row"])
         state.param.watch(self._on_ticked, ["ticked"])
         state.param.watch(self._on_selection, ["selected"])
-        state.param.watch(lambda e: self.refresh(), ["votes_version", "run_cnn", "run_cvae", "model", "inspector"])
-        self.param.watch(lambda e: self.refresh(), ["stretch", "invert", "shared_scale", "show_triplet",
-                                                    "show_mask"])
+        state.param.watch(lambda e: self._on_votes(), ["votes_version"])
+        state.param.watch(lambda e: self.refresh(), ["run_cnn", "run_cvae", "model", "inspector"])
+        self.param.watch(lambda e: self.refresh(), ["stretch", "limit", "invert", "panels"])
+        self.param.watch(self._on_triplet, ["show_triplet", "show_mask"])
         self.param.watch(self._on_page, ["page"])
-        self.param.watch(lambda e: self._reorder(), ["sort_by"])
+        self.param.watch(lambda e: self._reorder(), ["sort_by", "show"])
         self._reorder()
 
     # -- selection -> pages -------------------------------------------------------------------
@@ -407,6 +749,24 @@ class GalleryView(param.Parameterized):
     def _on_selection(self, event=None) -> None:
         self.state.ticked = []
         self._reorder()
+        if len(self.state.selected):
+            self.grid.reveal += 1
+
+    def _on_triplet(self, event) -> None:
+        """The two check boxes are shortcuts for the panels: triplet = original, model, residual (+ object-only)."""
+        kinds = set(self.panels)
+        if event.name == "show_triplet":
+            kinds = (kinds | {"original", "model", "residual"}) if event.new else (kinds - {"original", "model"})
+        else:
+            kinds = (kinds | {"goi_mask"}) if event.new else (kinds - {"goi_mask"})
+        kinds = [k for k in ALL_KINDS if k in kinds] or ["residual"]
+        if kinds != list(self.panels):
+            self.panels = kinds
+
+    def _on_votes(self) -> None:
+        self.refresh()
+        if self.detail_row is not None and self.grid.modal_open:
+            self.detail[:] = [self.detail_view(self.detail_row)]
 
     # -- focus and ticks: the browser's, published in the state --------------------------------
     def _publish_focus(self) -> None:
@@ -438,8 +798,14 @@ class GalleryView(param.Parameterized):
             self.grid.ticked = ticked
 
     def _reorder(self) -> None:
+        """Order (sort) and filter the selection; the filter is applied here, not after each vote,
+        so the tiles stay put while the inspector votes through a page."""
         st = self.state
-        rows = st.selected
+        rows = np.asarray(st.selected, dtype=int)
+        if self.show == "not yet voted by me":
+            rows = rows[~st.voted_by_me(rows)]
+        elif self.show == "disputed":
+            rows = rows[st.disputed(rows)]
         if SORT_BY[self.sort_by][0]:
             table = pd.DataFrame({"id": st.ids}, index=np.arange(st.n))
             table["spf"] = st.catalog["spf"].to_numpy(dtype=float) if "spf" in st.catalog else np.nan
@@ -473,18 +839,15 @@ class GalleryView(param.Parameterized):
 
     @property
     def kinds(self) -> list[str]:
-        kinds = ["residual", "object_only"]
-        if self.show_triplet:
-            kinds = ["original", "model"] + kinds
-        if self.show_mask:
-            kinds.append("goi_mask")
-        return kinds
+        """The stamps on each tile, in :data:`ALL_KINDS` order."""
+        return [k for k in ALL_KINDS if k in self.panels] or ["residual"]
 
     def tile_lines(self, rows: np.ndarray) -> list[tuple[list[str], str]]:
         """Caption lines and border colour of each tile (vectorised over the page)."""
         st = self.state
         label, nvotes, _ = st.consensus_columns()
         cats = st.catalog["catalog_class"].to_numpy()[rows]
+        spf = st.catalog["spf"].to_numpy(dtype=float)[rows] if "spf" in st.catalog else np.full(len(rows), np.nan)
         frame = self._frame()
         if frame is not None:
             sub = frame.reindex(rows)
@@ -493,14 +856,25 @@ class GalleryView(param.Parameterized):
         else:
             preds, confs = np.full(len(rows), NO_LABEL, dtype=object), np.full(len(rows), np.nan)
         out = []
-        for r, cat, pred, conf in zip(rows, cats, preds, confs):
-            lines = [f"catalog: {cat}"]
+        for r, cat, pred, conf, sp in zip(rows, cats, preds, confs, spf):
+            lines = [f"SPF {sp:.3g} · catalog: {cat}" if np.isfinite(sp) else f"catalog: {cat}"]
             if pred != NO_LABEL:
                 lines.append(f"predicted: {pred} ({conf:.2f})" if np.isfinite(conf) else f"predicted: {pred}")
             n = nvotes[r]
             lines.append(f"consensus: {label[r]} · {n} vote{'s' if n != 1 else ''}")
             out.append((lines, CLASS_COLORS.get(label[r], CLASS_COLORS.get(cat, "#dddddd"))))
         return out
+
+    def progress(self) -> str:
+        """"N of M voted by you" in the selection and across the campaign (every galaxy of the workspace)."""
+        st = self.state
+        if not st.inspector:
+            return "enter your name to vote"
+        sel = np.asarray(st.selected, dtype=int)
+        mine = st.my_voted_rows()
+        in_sel = int(np.isin(sel, mine).sum()) if sel.size else 0
+        return (f"{in_sel} of {sel.size} voted by you in this selection · "
+                f"{mine.size:,} of {st.n:,} in the campaign")
 
     def refresh(self) -> None:
         """Redraw the current page."""
@@ -512,18 +886,21 @@ class GalleryView(param.Parameterized):
         self.state.page_rows = rows
         self.grid.pages = pages
         src = self.state.selection_source
-        self.info.object = (f"**{n}** selected{f' ({src})' if src else ''} · page {page + 1} / {pages}"
-                            if n else "No selection.")
+        nsel = len(self.state.selected)
+        shown = f" · showing {n} {self.show}" if self.show != "all" else ""
+        self.info.object = (f"**{nsel}** selected{f' ({_md(src)})' if src else ''}{shown} · page {page + 1} / {pages}"
+                            f" · {self.progress()}" if nsel else "No selection.")
+        self.grid.where = (f"page {page + 1} / {pages} of {n}{' ' + self.show if self.show != 'all' else ''} · "
+                           f"{self.progress()}" if nsel else "")
         if rows.size == 0:
-            self.grid.param.update(tiles=[], captions=[])
+            self.grid.param.update(tiles=[], captions=[], colorbar={})
             self._tiles_key = None
             return
-        key = (tuple(rows.tolist()), tuple(self.kinds), self.stretch, self.shared_scale, self.invert,
+        key = (tuple(rows.tolist()), tuple(self.kinds), self.stretch, self.limit, self.invert,
                self.state.workspace_path)
         try:
             if self._uris_key != key:  # votes change only the captions: keep the drawn stamps
-                stamps = self.state.stamps(rows, self.kinds)
-                self._uris = render_stamps(stamps, self.stretch, self.shared_scale, self.invert)
+                self._uris, self._stretch = self.render(rows, self.kinds)
                 self._uris_key = key
             uris = self._uris
         except Exception as exc:
@@ -531,7 +908,9 @@ class GalleryView(param.Parameterized):
             self.info.object += f"\n\n⚠ cannot read the stamps: {exc}"
             uris = {k: [""] * rows.size for k in self.kinds}
         lines = self.tile_lines(rows)
-        captions = [{"row": int(r), "lines": lines[i][0], "color": lines[i][1]} for i, r in enumerate(rows)]
+        mine = self.state.my_labels(rows)
+        captions = [{"row": int(r), "lines": lines[i][0], "color": lines[i][1], "mine": str(mine[i]),
+                     "mine_color": CLASS_COLORS.get(str(mine[i]), "#888888")} for i, r in enumerate(rows)]
         tiles_key = (key, int(page)) if uris is self._uris and self._uris_key == key else None
         if tiles_key is not None and tiles_key == self._tiles_key:  # a vote or a new run: only the captions go to the browser
             if captions != self.grid.captions:
@@ -542,34 +921,78 @@ class GalleryView(param.Parameterized):
         self._tiles_key = tiles_key
         self.grid.focus = min(self.grid.focus, len(tiles) - 1)
         # captions first: the browser draws the new tiles with their captions in one go
-        self.grid.param.update(captions=captions, tiles=tiles)
+        self.grid.param.update(captions=captions, labels=[KIND_LABELS[k] for k in self.kinds],
+                               colorbar=self._stretch.colorbar(), tiles=tiles)
+
+    def render(self, rows: np.ndarray, kinds: list[str], stretch: str | None = None,
+               limit: float | None = None) -> tuple[dict[str, list[str]], SigmaStretch]:
+        """PNG URIs of the stamps of ``rows`` in the gallery's stretch (or the one given), and that stretch."""
+        read = list(kinds) + (["goi_mask"] if "goi_mask" not in kinds else [])
+        stamps = self.state.stamps(rows, read)
+        sigmas = self.state.display_sigma(rows)
+        uris, stretch_used = render_stamps(stamps, stretch or self.stretch, self.invert, sigmas=sigmas,
+                                           limit=self.limit if limit is None else limit)
+        return {k: uris[k] for k in kinds}, stretch_used
 
     # -- keys and detail --------------------------------------------------------------------------
     def _key(self, key: str, row: int) -> None:
         self.state.vote_key(key, row)  # the component has already moved its focus on
+
+    def _action(self, kind: str, msg: dict) -> None:
+        """A key of the component other than a vote: close, undo, comment, next-unvoted, end."""
+        if kind == "close":
+            self.close_detail()
+        elif kind == "undo":
+            try:
+                text = self.state.undo_described()
+            except Exception as exc:  # noqa: BLE001 - the store refused: say so, keep the page
+                text = f"Nothing undone: {exc}"
+            _notify(text, "info")
+        elif kind == "comment":
+            why = self.state.comment(int(msg.get("row", -1)), str(msg.get("text", ""))[:MAX_COMMENT_CHARS])
+            _notify(why or "Comment saved.", "warning" if why else "success")
+        elif kind == "next_unvoted":
+            self.next_unvoted()
+        elif kind == "end":
+            _notify("That was the last galaxy of the selection: move (arrows, p, g) to vote again.", "info")
+
+    def next_unvoted(self) -> bool:
+        """Move to the first galaxy of the gallery's order not yet voted by the inspector; False when none is left."""
+        order = self._order
+        if order.size == 0:
+            return False
+        todo = np.flatnonzero(~self.state.voted_by_me(order))
+        if todo.size == 0:
+            _notify("You have voted on every galaxy of this selection.", "success")
+            return False
+        i = int(todo[0])
+        page, focus = divmod(i, PER_PAGE)
+        self.grid.focus = focus
+        if page != self.page:
+            self.page = page  # _on_page: the grid's page follows; focus stays where it was set
+        return True
 
     def detail_view(self, row: int) -> pn.viewable.Viewable:
         """Every stamp, the metrics and every vote of one galaxy."""
         st = self.state
         gid = str(st.ids[row])
         try:
-            stamps = self.state.stamps(np.array([row]), ALL_KINDS)
-            uris = render_stamps(stamps, self.stretch, self.shared_scale, self.invert)
-            imgs = pn.Row(*[pn.Column(pn.pane.Markdown(f"**{k.replace('_', '-')}**", margin=(0, 5)),
+            uris, _ = self.render(np.array([row]), list(ALL_KINDS))
+            imgs = pn.Row(*[pn.Column(pn.pane.Markdown(f"**{KIND_LABELS[k]}**", margin=(0, 5)),
                                       pn.pane.HTML(f'<img src="{uris[k][0]}" class="resx-big">', margin=0))
                             for k in ALL_KINDS])
         except Exception as exc:
-            imgs = pn.pane.Alert(f"Cannot read the stamps of {gid}: {exc}", alert_type="danger")
+            imgs = pn.pane.Alert(f"Cannot read the stamps of {_md(gid)}: {_md(exc)}", alert_type="danger")
         cat = st.catalog.iloc[row]
         keys = [c for c in ("field", "ra", "dec", "z", "logmass", "hmag", "catalog_class", "fit_quality", "prep_status",
-                            "prep_message", "sky_sigma", "spf", "spf_pos", "spf_neg", "bumpiness", "rff", "gf_mag",
-                            "gf_re", "gf_n", "gf_ar", "gf_pa", "split") if c in cat.index]
-        metrics = "\n".join(f"| {k} | {_fmt(cat[k])} |" for k in keys)
+                            "prep_message", "sky_sigma", "stamp_sigma", "spf", "spf_pos", "spf_neg", "bumpiness", "rff",
+                            "gf_mag", "gf_re", "gf_n", "gf_ar", "gf_pa", "split") if c in cat.index]
+        metrics = "\n".join(f"| {k} | {_fmt(cat[k], k)} |" for k in keys)
         frame = self._frame()
         if frame is not None and row in frame.index:
             fr = frame.loc[row]
-            metrics += f"\n| predicted ({st.model.upper()}) | {fr['predicted']} ({_fmt(fr['confidence'])}) |"
-            metrics += f"\n| GMM cluster | {fr['gmm']} |"
+            metrics += f"\n| predicted ({st.model.upper()}) | {_md(fr['predicted'])} ({_fmt(fr['confidence'])}) |"
+            metrics += f"\n| GMM cluster | {_md(fr['gmm'])} |"
         label, nvotes, _ = st.consensus_columns()
         votes = st.galaxy_votes(gid)  # every current vote with its comment and time
         if "created_at" in votes:
@@ -580,13 +1003,13 @@ class GalleryView(param.Parameterized):
         elif len(votes):
             cols = [c for c in ("inspector", "label", "comment", "time", "source") if c in votes]
             vote_md = "| " + " | ".join(cols) + " |\n|" + "---|" * len(cols) + "\n" + "\n".join(
-                "| " + " | ".join(_fmt(v) for v in rec) + " |" for rec in votes[cols].itertuples(index=False))
+                "| " + " | ".join(_md(_fmt(v)) for v in rec) + " |" for rec in votes[cols].itertuples(index=False))
         else:
             vote_md = "No votes yet."
         close = pn.widgets.Button(label="Close", width=80, align="end")
         close.on_click(lambda e: self.close_detail())
         return pn.Column(
-            pn.Row(pn.pane.Markdown(f"## {gid}\nconsensus **{label[row]}** · {nvotes[row]} vote(s)"), close),
+            pn.Row(pn.pane.Markdown(f"## {_md(gid)}\nconsensus **{_md(label[row])}** · {nvotes[row]} vote(s)"), close),
             imgs,
             pn.Row(pn.pane.Markdown("| metric | value |\n|---|---|\n" + metrics, width=380),
                    pn.pane.Markdown("### Votes\n" + vote_md, width=420)),
@@ -594,22 +1017,39 @@ class GalleryView(param.Parameterized):
         )
 
     def open_detail(self, row: int) -> None:
+        self.detail_row = int(row)
         self.detail[:] = [self.detail_view(row)]
+        self.grid.modal_open = True
         if self.template is not None and hasattr(self.template, "open_modal"):
             self.template.open_modal()
 
     def close_detail(self) -> None:
+        self.grid.modal_open = False
         if self.template is not None and hasattr(self.template, "close_modal"):
             self.template.close_modal()
 
     # -- layout -------------------------------------------------------------------------------------
     def controls(self) -> pn.viewable.Viewable:
-        w = pn.Param(self.param, parameters=["sort_by", "stretch", "invert", "shared_scale", "show_triplet",
-                                            "show_mask"],
-                     widgets={"sort_by": {"type": pn.widgets.Select, "width": 190},
-                              "stretch": {"type": pn.widgets.RadioButtonGroup, "width": 190}},
-                     show_name=False, default_layout=pn.Row, margin=0)
-        return w
+        stretch = pn.widgets.RadioButtonGroup.from_param(self.param.stretch, button_type="primary",
+                                                         button_style="outline", width=210,
+                                                         css_classes=["resx-stretch"], stylesheets=[ACTIVE_CSS])
+        limit = pn.widgets.FloatInput.from_param(self.param.limit, name="range ± σ", step=1.0, width=90)
+        panels = pn.widgets.CheckButtonGroup.from_param(self.param.panels, options={KIND_LABELS[k]: k for k in ALL_KINDS},
+                                                        button_type="primary", button_style="outline",
+                                                        css_classes=["resx-panels"], stylesheets=[ACTIVE_CSS])
+        return pn.Column(
+            pn.Row(pn.widgets.Select.from_param(self.param.sort_by, name="sort by", width=190),
+                   pn.widgets.Select.from_param(self.param.show, name="show", width=170),
+                   pn.Column(pn.pane.Markdown("residual stretch", margin=(0, 5)), stretch, margin=0),
+                   limit,
+                   pn.widgets.Checkbox.from_param(self.param.invert, name="invert", align="end"),
+                   sizing_mode="stretch_width", css_classes=["resx-gallery-controls"]),
+            pn.Row(pn.pane.Markdown("panels", margin=(8, 5)), panels,
+                   pn.widgets.Checkbox.from_param(self.param.show_triplet, name="show triplet", align="center"),
+                   pn.widgets.Checkbox.from_param(self.param.show_mask, name="mask", align="center"),
+                   sizing_mode="stretch_width"),
+            margin=0, sizing_mode="stretch_width",
+        )
 
     def panel(self) -> pn.viewable.Viewable:
         return pn.Column(
@@ -618,12 +1058,31 @@ class GalleryView(param.Parameterized):
             self.grid,
             sizing_mode="stretch_width",
             name="Gallery",
+            css_classes=["resx-gallery-panel"],
         )
 
 
-def _fmt(v: Any) -> str:
+def _notify(msg: str, kind: str = "info") -> None:
+    notif = pn.state.notifications
+    if notif is not None:
+        getattr(notif, kind if kind in ("info", "warning", "error", "success") else "info")(msg, duration=5000)
+    else:
+        log.info("%s", msg)
+
+
+def _md(text: Any) -> str:
+    """User text (an id, a name, a comment) as literal Markdown: no markup, no HTML."""
+    return re.sub(r"([\\`*_{}\[\]()#+\-.!|~])", r"\\\1", html.escape(str(text), quote=False))
+
+
+def _fmt(v: Any, key: str = "") -> str:
+    """A catalog value for a table cell: RA/Dec in full precision (degrees), other floats to 4 digits."""
     if isinstance(v, (bytes, np.bytes_)):
         v = v.decode()
     if isinstance(v, (float, np.floating)):
-        return "—" if not np.isfinite(v) else f"{v:.4g}"
+        if not np.isfinite(v):
+            return "—"
+        if key in ("ra", "dec"):
+            return f"{float(v):.8f}°"
+        return f"{v:.4g}"
     return str(v).replace("|", "/")

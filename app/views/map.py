@@ -29,6 +29,34 @@ SELECTED_COLOR = "#000000"
 QUEUE_COLOR = "#ff7f0e"
 
 
+#: The map zooms with the wheel only while this key is held (the wheel scrolls the page otherwise).
+ZOOM_MODIFIER = "ctrl"
+
+#: Keeps the lasso on when its toolbar icon is clicked while it is already the active tool (a new
+#: user's first click on the icon would otherwise turn it off); choosing another drag tool still works.
+_KEEP_LASSO = """
+if (lasso.active) return;
+setTimeout(() => { if (!others.some((t) => t.active)) lasso.active = true; }, 0);
+"""
+
+
+def tool_defaults(plot, element) -> None:
+    """HoloViews hook: the wheel zooms only with Ctrl held; the lasso stays the active drag tool
+    when its icon is clicked again."""
+    from bokeh.models import BoxSelectTool, BoxZoomTool, CustomJS, LassoSelectTool, PanTool, WheelZoomTool
+
+    fig = plot.state
+    tools = list(getattr(fig, "tools", []))
+    for tool in tools:
+        if isinstance(tool, WheelZoomTool):
+            tool.modifiers = {ZOOM_MODIFIER: True}
+            tool.description = "Wheel zoom (hold Ctrl)"
+    lasso = [t for t in tools if isinstance(t, LassoSelectTool)]
+    drags = [t for t in tools if isinstance(t, (BoxSelectTool, BoxZoomTool, PanTool))]
+    if lasso and not lasso[0].js_property_callbacks.get("change:active"):
+        lasso[0].js_on_change("change:active", CustomJS(args={"lasso": lasso[0], "others": drags}, code=_KEEP_LASSO))
+
+
 def _continuous_cmap(column: str) -> str:
     return "fire" if column in ("disagreement", "acquisition") else "viridis"
 
@@ -45,7 +73,8 @@ class MapView:
         self._stale = False
         self.legend = pn.pane.HTML(self.legend_html(), margin=(0, 10))
         self.pane = self._pane()
-        self.container = pn.Column(self.legend, self.pane, sizing_mode="stretch_width")
+        self.container = pn.Column(self.legend, self.pane, sizing_mode="stretch_width",
+                                   stylesheets=[":host { flex: 1 1 520px; min-width: 0; }"])
         state.param.watch(self._redraw, ["model", "run_cnn", "run_cvae", "pc_x", "pc_y", "color_by", "show_svc",
                                          "show_gmm", "class_filter", "consensus_filter"])
         state.param.watch(self._votes_changed, ["votes_version"])
@@ -94,14 +123,14 @@ class MapView:
         frame = st.map_frame(model)
         column, kind = COLOR_BY[st.color_by]
         xl, yl = f"PC{st.pc_x}", f"PC{st.pc_y}"
-        title = f"{model.upper()} · run {st.run_of(model)} · {len(frame):,} galaxies"
+        title = f"{model.upper()} · run {st.run_of(model)} · {len(frame):,} galaxies · Ctrl + wheel zooms"
         data = frame[["x", "y", "id", "catalog_class", "consensus", "predicted", "spf"]].copy()
         data["color"] = frame[column]
         data["row"] = frame.index.to_numpy()
         vdims = ["color", "id", "catalog_class", "consensus", "predicted", "spf", "row"]
         common = dict(responsive=True, height=self.height, xlabel=xl, ylabel=yl, title=title,
                       tools=["lasso_select", "box_select"], active_tools=["lasso_select", "wheel_zoom"],
-                      show_grid=True)
+                      show_grid=True, hooks=[tool_defaults])
         legend = None
         if kind == "categorical":
             data["color"] = data["color"].astype(str)
@@ -290,8 +319,10 @@ def map_area(state: AppState) -> pn.viewable.Viewable:
     """One map (the model chosen in the sidebar) or the CNN and CvAE maps side by side."""
     single = MapView(state)
     side = pn.Column(pn.bind(lambda model, *a: elbow_plot(state, model), state.param.model, state.param.run_cnn,
-                             state.param.run_cvae), width=300)
-    holder = pn.Row(single.panel(), side, sizing_mode="stretch_width")
+                             state.param.run_cvae), sizing_mode="stretch_width",
+                     stylesheets=[":host { flex: 1 1 240px; max-width: 320px; min-width: 0; }"])
+    # the elbow beside the map when there is room, below it when the map's column is narrow
+    holder = pn.FlexBox(single.panel(), side, flex_wrap="wrap", sizing_mode="stretch_width")
     pair: list[MapView] = []
 
     def switch(event=None) -> None:

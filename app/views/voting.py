@@ -107,8 +107,9 @@ class VotingView:
 
     def panel(self) -> pn.viewable.Viewable:
         return pn.Column(
-            pn.Row(*self.buttons, sizing_mode="stretch_width", css_classes=["resx-vote-row"]),
-            pn.Row(self.scope, self.undo, self.status, align="center"),
+            pn.FlexBox(*self.buttons, flex_wrap="wrap", sizing_mode="stretch_width", css_classes=["resx-vote-row"]),
+            pn.FlexBox(self.scope, self.undo, self.status, flex_wrap="wrap", align_items="center",
+                       sizing_mode="stretch_width"),
             pn.pane.Markdown("Keys: **1–5** classes · **f** fit quality · **s** skip · **arrows** move "
                              "(keys label the focused tile, then move to the next).", margin=(0, 10),
                              css_classes=["resx-hint"]),

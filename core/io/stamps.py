@@ -50,11 +50,16 @@ class StampStore:
         first = group[STAMP_KINDS[0]]
         self.n = int(first.shape[0])
         self.size = int(first.shape[1])
-        self.chunk = int(first.chunks[0])
+        shards = getattr(first, "shards", None)  # None: an unsharded (older) store, or zarr format 2
+        #: Galaxies per file: the unit a writer (a prep task) owns.
+        self.chunk = int(shards[0] if shards else first.chunks[0])
+        #: Galaxies per compressed block: the unit a reader decompresses.
+        self.read_chunk = int(first.chunks[0])
 
     # -- creation --------------------------------------------------------------------------
     @classmethod
-    def create(cls, path: str | Path, n: int, size: int, chunk: int = 256) -> "StampStore":
+    def create(cls, path: str | Path, n: int, size: int, chunk: int = 256,
+               read_chunk: int | None = None) -> "StampStore":
         """Create (or overwrite) a store for ``n`` galaxies of ``size`` x ``size`` pixels.
 
         Parameters
@@ -66,21 +71,32 @@ class StampStore:
         size : int
             Side of the square stamps, px.
         chunk : int
-            Galaxies per chunk (and per parallel task of ``resx prep``).
+            Galaxies per chunk file (and per parallel task of ``resx prep``).
+        read_chunk : int, optional
+            Galaxies per compressed block inside a chunk file (a zarr v3 shard of ``chunk``
+            galaxies holding blocks of ``read_chunk``), so that reading a few galaxies (a gallery
+            page) decompresses only their blocks, not whole chunks; it must divide ``chunk``.
+            ``None`` (or ``chunk``): one compressed block per file, the layout of older stores.
+            ``resx prep`` uses :data:`READ_CHUNK`.
         """
         if n < 0 or size < 1 or chunk < 1:
             raise ValueError(f"invalid stamp store shape n={n}, size={size}, chunk={chunk}")
+        chunk = max(1, min(chunk, max(n, 1)))
+        inner = chunk if read_chunk is None else max(1, min(int(read_chunk), chunk))
+        if chunk % inner:
+            raise ValueError(f"read_chunk={read_chunk} must divide chunk={chunk}")
         group = zarr.open_group(str(path), mode="w")
         for kind in STAMP_KINDS:
             dtype = _dtype(kind)
             group.create_array(
                 kind,
                 shape=(n, size, size),
-                chunks=(max(1, min(chunk, max(n, 1))), size, size),
+                chunks=(inner, size, size),
+                shards=None if inner == chunk else (chunk, size, size),
                 dtype=dtype,
                 fill_value=0 if dtype.kind == "u" else np.nan,
             )
-        group.attrs.update({"n": n, "size": size, "chunk": chunk, "kinds": list(STAMP_KINDS)})
+        group.attrs.update({"n": n, "size": size, "chunk": chunk, "read_chunk": inner, "kinds": list(STAMP_KINDS)})
         return cls(group, Path(path))
 
     @classmethod

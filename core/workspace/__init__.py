@@ -11,4 +11,5 @@ __all__, __getattr__, __dir__ = lazy_exports(__name__, {
     ".config": ["DEFAULT_CONFIG", "ConfigError", "default_config", "read_config", "write_config"],
     ".cuts": ["CutReport", "apply_cuts"],
     ".ingestion": ["IngestReport", "ingest", "write_catalog"],
+    ".mapdata": ["MapData", "VoteSnapshot", "shared_map_data"],
 })

@@ -62,6 +62,52 @@ def test_points_in_polygon_degenerate():
     assert points_in_polygon(np.array([]), np.array([]), [0, 1, 0], [0, 0, 1]).size == 0
 
 
+def test_point_index_selects_exactly_what_the_plain_test_selects():
+    from app.selection import PointIndex
+
+    rng = np.random.default_rng(5)
+    n = 20000
+    x = np.concatenate([rng.normal(c, 0.7, n // 4) for c in (-4, 0, 4, 0)])
+    y = np.concatenate([rng.normal(c, 0.7, n // 4) for c in (0, 4, 0, -4)])
+    x[:50] = np.round(x[:50], 1)  # points on a lattice: some lie on the polygons' edges below
+    y[:50] = np.round(y[:50], 1)
+    x[50], y[51] = np.nan, np.inf  # never selected
+    index = PointIndex(x, y)
+    polygons = [([-7.0, -1.5, -1.5, -7.0], [-3.0, -3.0, 3.0, 3.0]), ([0, 2, 2, 1, 1, 0], [0, 0, 1, 1, 2, 2]),
+                ([-100, 100, 0], [-100, -100, 100]),  # larger than the map
+                ([20, 30, 25], [20, 20, 30]),  # beside it
+                ([-1.0, 1.0, 1.0, -1.0], [-1.0, -1.0, 1.0, 1.0])]  # edges through lattice points
+    for _ in range(150):
+        m = int(rng.integers(3, 12))
+        if rng.random() < 0.3:  # self-intersecting
+            polygons.append((rng.uniform(-8, 8, m), rng.uniform(-8, 8, m)))
+        else:
+            ang = np.sort(rng.uniform(0, 2 * np.pi, m))
+            r = rng.uniform(0.05, 6) * rng.uniform(0.2, 1, m)
+            cx, cy = rng.uniform(-6, 6, 2)
+            polygons.append((cx + r * np.cos(ang), cy + r * np.sin(ang)))
+    for xs, ys in polygons:
+        np.testing.assert_array_equal(index.in_polygon(xs, ys), points_in_polygon(x, y, xs, ys))
+    assert not index.in_polygon([0, 1], [0, 1]).any()
+    # degenerate clouds: one point, a vertical line
+    for px, py in ((np.array([0.5]), np.array([0.5])), (np.zeros(100), np.linspace(-1, 1, 100))):
+        one = PointIndex(px, py)
+        for xs, ys in (([0, 1, 1, 0], [0, 0, 1, 1]), ([-1, 1, 0], [-2, -2, 2])):
+            np.testing.assert_array_equal(one.in_polygon(xs, ys), points_in_polygon(px, py, xs, ys))
+
+
+def test_point_index_tests_only_the_points_near_the_outline():
+    from app.selection import PointIndex
+
+    rng = np.random.default_rng(0)
+    x, y = rng.uniform(0, 100, 200_000), rng.uniform(0, 100, 200_000)
+    index = PointIndex(x, y)
+    small = index.in_polygon([10, 12, 12, 10], [10, 10, 12, 12])
+    assert small.sum() > 0 and index.last_tested < 0.005 * x.size
+    large = index.in_polygon([5, 95, 95, 5], [5, 5, 95, 95])  # 81 % of the points inside ...
+    assert large.sum() > 0.75 * x.size and index.last_tested < 0.1 * x.size  # ... few tested one by one
+
+
 def test_points_in_bounds_any_corner_order():
     x, y = np.array([0.0, 1.0, 2.0]), np.array([0.0, 1.0, 2.0])
     assert points_in_bounds(x, y, (1.5, 1.5, -0.5, -0.5)).tolist() == [True, True, False]
@@ -218,9 +264,12 @@ def test_votes_from_another_session_are_picked_up(state):
 
 def test_own_vote_reads_only_its_galaxies_yet_misses_no_other_write(state, monkeypatch):
     """After a vote the session re-reads the voted galaxies only; the result equals a full read,
-    and a vote another session slipped in meanwhile still arrives on the next poll."""
-    other = AppState(state.ws.root)
-    other.inspector = "remote"
+    and a vote another process slipped in meanwhile still arrives on the next poll."""
+    from core.votes.store import open_store
+    from core.workspace.mapdata import _by_id
+
+    elsewhere = open_store(state.ws.votes_url)  # another server process, or a script
+    elsewhere.add_inspector("remote")
     state.inspector = "ann"
     full_reads = []
     original = type(state.store).consensus
@@ -230,18 +279,46 @@ def test_own_vote_reads_only_its_galaxies_yet_misses_no_other_write(state, monke
     assert full_reads == [False]  # the voted galaxies only
     state.poll()
     assert full_reads == [False]  # up to date: the poll reads nothing
-    fresh = AppState(state.ws.root)
-    assert state.consensus.loc[fresh.consensus.index].equals(fresh.consensus)
+    fresh = _by_id(original(elsewhere))
+    assert state.consensus.loc[fresh.index].equals(fresh)
     pd.testing.assert_frame_equal(state.votes.sort_values(["id", "inspector"], ignore_index=True),
-                                  fresh.votes.sort_values(["id", "inspector"], ignore_index=True),
+                                  elsewhere.current_labels().sort_values(["id", "inspector"], ignore_index=True),
                                   check_dtype=False)
-    other.vote([9], "Peculiar")  # another inspector writes ...
+    elsewhere.cast(["G0000009"], "remote", "Peculiar")  # another process writes ...
     state.vote([10], "Core")  # ... before this session's next vote
     assert state.consensus.loc["G0000009", "n_votes"] == 0  # not seen yet
     state.poll()  # the version moved by two actions: a full read
     assert full_reads[-1] is True
     assert state.consensus.loc["G0000009", "n_votes"] == 1
     assert state.consensus.loc["G0000010", "label"] == "undecided" and state.consensus.loc["G0000010", "Core"] == 1
+
+
+def test_sessions_of_one_process_share_the_map_data_and_see_each_others_votes(state):
+    """One copy of the catalog, embeddings, consensus and map table per process; a vote cast in
+    one session updates the shared consensus once, and the other session redraws on its poll."""
+    other = AppState(state.ws.root)
+    assert other.shared is state.shared
+    assert other.catalog is state.catalog and other.embedding(other.run_cnn) is state.embedding(state.run_cnn)
+    assert other.map_frame() is state.map_frame()
+    state.blind = other.blind = False  # blind mode: each inspector's own table (below)
+    other.inspector = "remote"
+    other.vote([7], "Peculiar")
+    assert other.consensus is state.consensus  # the same table, updated once
+    assert other.map_frame().loc[7, "n_votes"] == 1
+    before = state.votes_version
+    state.poll()
+    assert state.votes_version == before + 1
+    assert state.map_frame() is other.map_frame() and state.map_frame().loc[7, "n_votes"] == 1
+    state.poll()
+    assert state.votes_version == before + 1  # nothing new: no redraw
+    # filters are the session's own
+    state.class_filter = [state.param.class_filter.objects[0]]
+    assert len(state.map_frame()) < len(other.map_frame())
+    # in blind mode each inspector sees only the consensus of what they voted on
+    state.class_filter = []
+    state.blind = other.blind = True
+    state.inspector = "ann"
+    assert state.map_frame().loc[7, "consensus"] == "hidden" and other.map_frame().loc[7, "consensus"] != "hidden"
 
 
 def test_agreement_panel_computes_only_while_shown(state, monkeypatch):
@@ -366,13 +443,14 @@ def test_render_stamps_gives_pngs_of_the_stamp_size():
     rng = np.random.default_rng(0)
     stamps = {"residual": rng.normal(size=(3, 16, 16)), "goi_mask": np.ones((3, 16, 16), np.uint8),
               "original": rng.random((3, 16, 16))}
-    uris = render_stamps(stamps, "zscale", shared=True, invert=True)
+    uris, stretch = render_stamps(stamps, "zscale", invert=True)
+    assert stretch.method == "zscale" and stretch.invert and stretch.limit > 0
     assert {k: len(v) for k, v in uris.items()} == {"residual": 3, "goi_mask": 3, "original": 3}
     img = Image.open(io.BytesIO(base64.b64decode(uris["residual"][0].split(",", 1)[1])))
     assert img.size == (16, 16)
     mask = np.zeros((1, 4, 4), np.uint8)
     mask[0, :2] = 1
-    png = render_stamps({"goi_mask": mask})["goi_mask"][0]
+    png = render_stamps({"goi_mask": mask})[0]["goi_mask"][0]
     pix = np.asarray(Image.open(io.BytesIO(base64.b64decode(png.split(",", 1)[1]))).convert("L"))
     # GOI pixels white, the rest black; row 0 is drawn at the bottom
     assert (pix[2:] == 255).all() and (pix[:2] == 0).all()
