@@ -72,12 +72,51 @@ class RetrainJob:
         return self.ws.runs_dir / self.run_id
 
     def start(self) -> None:
-        """Start the trainer (in its own session, so the server's signals do not reach it)."""
-        with open(self.log_path, "wb") as fh:
-            self.proc = subprocess.Popen(self.cmd, stdout=fh, stderr=subprocess.STDOUT,
-                                         cwd=Path(self.ws.root).resolve(), start_new_session=True)
+        """Start the trainer (in its own session, so the server's signals do not reach it).
+
+        One retrain at a time per workspace, across sessions and server processes: an exclusive
+        ``flock`` on ``runs/.retrain.lock``, shared with the trainer (its inherited descriptor),
+        so it is held until the trainer has exited *and* this server has read its outcome
+        (:meth:`release`); a killed server or trainer releases it with its process.
+
+        Raises
+        ------
+        RuntimeError
+            Another retrain of this workspace holds the lock (the message says which).
+        """
+        import fcntl
+
+        self.ws.runs_dir.mkdir(parents=True, exist_ok=True)
+        lock = open(self.ws.runs_dir / ".retrain.lock", "a+")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            who = lock.read().strip() or "another session"
+            lock.close()
+            raise RuntimeError(f"a retrain of this workspace is already running ({who}); one at a time: "
+                               "wait for it to end") from None
+        lock.truncate(0)
+        lock.write(f"run {self.run_id}, started {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+        lock.flush()
+        self._lock = lock
+        try:
+            with open(self.log_path, "wb") as fh:
+                self.proc = subprocess.Popen(self.cmd, stdout=fh, stderr=subprocess.STDOUT,
+                                             cwd=Path(self.ws.root).resolve(), start_new_session=True,
+                                             pass_fds=(lock.fileno(),))
+        except BaseException:
+            self.release()
+            raise
         self.started = time.time()
         log.info("retrain started: %s (log %s)", " ".join(self.cmd), self.log_path)
+
+    def release(self) -> None:
+        """Let go of this server's hold on the workspace's retrain lock (the trainer's ends with it)."""
+        lock = getattr(self, "_lock", None)
+        if lock is not None:
+            lock.close()
+            self._lock = None
 
     def cancel(self) -> None:
         """Ask the trainer to stop (a ``STOP`` file in the run folder)."""

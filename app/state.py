@@ -297,6 +297,7 @@ class AppState(param.Parameterized):
         """
         from core.learn.runs import RunError, activate, read_run
 
+        self.lead_only("changing the workspace's active run")
         if read_run(self.ws, run_id).model != model:
             raise RunError(f"run {run_id} is not a {model} run")
         activate(self.ws, run_id)
@@ -727,12 +728,14 @@ class AppState(param.Parameterized):
         mine = self.votes.loc[self.is_me(self.votes["inspector"].to_numpy()), "id"]
         return self.row_of.get_indexer(mine.unique())
 
-    def consensus_columns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def consensus_columns(self, reveal: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(consensus label, number of votes, disagreement) per catalog row.
 
         Disagreement is 1 − (votes of the most voted label / votes); 0 with one or no vote.
-        In blind mode the label and disagreement are hidden for galaxies the inspector has not
-        voted on (experts see everything).
+        In blind mode nothing derived from others' votes is told about a galaxy the inspector
+        has not voted on -- its label is ``"hidden"``, its vote count 0 and its disagreement NaN,
+        whether or not anyone voted (so not even that leaks) -- unless the session sees all
+        (experts, an authenticated lead) or ``reveal`` (the lead's export).
         """
         label = np.full(self.n, NO_LABEL, dtype=object)
         nvotes = np.zeros(self.n, dtype=int)
@@ -755,10 +758,11 @@ class AppState(param.Parameterized):
                 with np.errstate(invalid="ignore", divide="ignore"):
                     disagree[rows] = np.where(nv > 0, 1.0 - m / nv, np.nan)
             label[nvotes == 0] = NO_LABEL
-        if self.blind and not self.sees_all:
+        if self.blind and not (reveal or self.sees_all):
             hidden = np.ones(self.n, dtype=bool)
             hidden[self.my_voted_rows()] = False
-            label[hidden & (nvotes > 0)] = "hidden"
+            label[hidden] = "hidden"
+            nvotes[hidden] = 0
             disagree[hidden] = np.nan
         return label, nvotes, disagree
 
@@ -935,13 +939,19 @@ class AppState(param.Parameterized):
         store = self.ws.stamps()
         return {k: np.asarray(store.read(k, rows[order]))[inv] for k in kinds}
 
-    def selection_table(self, rows: np.ndarray | None = None) -> pd.DataFrame:
-        """ids + votes + metrics of the selection (what 'export selection' writes)."""
+    def selection_table(self, rows: np.ndarray | None = None, reveal: bool = False) -> pd.DataFrame:
+        """ids + votes + metrics of the selection (what 'export selection' writes).
+
+        In blind mode others' votes and the consensus are hidden as in :meth:`consensus_columns`,
+        unless ``reveal`` (only the lead may ask: :meth:`lead_only`).
+        """
+        if reveal:
+            self.lead_only("the blind-mode export")
         rows = self.selected if rows is None else np.asarray(rows, dtype=int)
         cols = [c for c in ("id", "field", "ra", "dec", "z", "logmass", "hmag", "catalog_class", "fit_quality",
                             "spf", "bumpiness", "rff", "sky_sigma") if c in self.catalog]
         out = self.catalog.iloc[rows][cols].reset_index(drop=True)
-        label, nvotes, disagree = self.consensus_columns()
+        label, nvotes, disagree = self.consensus_columns(reveal=reveal)
         out["consensus"] = label[rows]
         out["n_votes"] = nvotes[rows]
         run = self.run_of(self.model)
@@ -953,7 +963,7 @@ class AppState(param.Parameterized):
             out["gmm_cluster"] = sub["gmm"].to_numpy()
         if len(self.votes):
             v = self.votes[self.votes["id"].isin(set(out["id"]))]
-            if self.blind and not self.sees_all:
+            if self.blind and not (reveal or self.sees_all):
                 mine = set(v.loc[self.is_me(v["inspector"].to_numpy()), "id"])
                 v = v[v["id"].isin(mine)]
             pairs = v["inspector"].astype(str) + ":" + v["label"].astype(str)
@@ -1044,6 +1054,8 @@ class AppState(param.Parameterized):
 
     # -- retrain ----------------------------------------------------------------------------------
     def start_retrain(self, model: str, epochs: int, finetune: bool, extra_args: Sequence[str] = ()) -> RetrainJob:
+        """Start ``resx train ... --labels consensus --embed`` in a subprocess (the lead only)."""
+        self.lead_only("starting a retrain")
         if self.job is not None and self.job.running:
             raise RuntimeError(f"run {self.job.run_id} is still training")
         init = self.run_of(model) if finetune else None
@@ -1068,6 +1080,7 @@ class AppState(param.Parameterized):
         """
         job = self.job
         status, message = job.outcome()
+        job.release()  # the next retrain of the workspace may start
         self.refresh_runs()
         if status == "done":
             self._emb_cache.pop(job.run_id, None)

@@ -24,9 +24,13 @@ log = logging.getLogger(__name__)
 
 
 def consensus_catalog(state: AppState) -> Table:
-    """The workspace catalog with the consensus, vote counts, votes, and the runs' predictions and clusters."""
+    """The workspace catalog with the consensus, vote counts, votes, and the runs' predictions and clusters.
+
+    In blind mode only the lead may export it (decided on the server: :meth:`AppState.lead_only`),
+    and the lead's export carries the real consensus and every vote.
+    """
     rows = np.arange(state.n)
-    extra = state.selection_table(rows)
+    extra = state.selection_table(rows, reveal=bool(state.blind and not state.sees_all))
     table = state.catalog.copy()
     for c in extra.columns:
         if c not in table:
@@ -89,6 +93,9 @@ class ExportView:
                                                label="Provenance of the last CSV download (JSON)",
                                                sizing_mode="stretch_width", visible=False)
         self._last_prov: dict | None = None
+        if state.blind and not state.sees_all and not state.is_lead:
+            self.catalog_dl.disabled = True
+            self.catalog_dl.label = "Consensus catalog: the lead's export in blind mode"
         self.fmt.param.watch(self._fmt, "value")
         self.name = pn.widgets.TextInput(label="save the selection as", placeholder="e.g. tidal-candidates")
         self.save = pn.widgets.Button(label="Save selection", width=130)
@@ -104,8 +111,13 @@ class ExportView:
         self.prov_dl.visible = event.new == "csv"
 
     def _catalog(self) -> io.BytesIO:
+        try:
+            table = consensus_catalog(self.state)  # in blind mode: the lead only (checked on the server)
+        except PermissionError as exc:
+            self.msg.object = f"⚠ {md(exc)}"
+            return io.BytesIO(b"")
         self._last_prov = export_provenance(self.state, "consensus catalog (dashboard)")
-        return table_bytes(consensus_catalog(self.state), self.fmt.value, self._last_prov)
+        return table_bytes(table, self.fmt.value, self._last_prov)
 
     def _selection(self) -> io.BytesIO:
         self._last_prov = export_provenance(self.state, f"selection: {self.state.selection_source}")

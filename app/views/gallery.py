@@ -995,7 +995,8 @@ class GalleryView(param.Parameterized):
             if pred != NO_LABEL:
                 lines.append(f"predicted: {pred} ({conf:.2f})" if np.isfinite(conf) else f"predicted: {pred}")
             n = nvotes[r]
-            lines.append(f"consensus: {label[r]} · {n} vote{'s' if n != 1 else ''}")
+            lines.append("consensus: hidden (blind mode: vote to see)" if label[r] == "hidden"
+                         else f"consensus: {label[r]} · {n} vote{'s' if n != 1 else ''}")
             out.append((lines, CLASS_COLORS.get(label[r], CLASS_COLORS.get(cat, "#dddddd"))))
         return out
 

@@ -58,6 +58,11 @@ def tool_defaults(plot, element) -> None:
         lasso[0].js_on_change("change:active", CustomJS(args={"lasso": lasso[0], "others": drags}, code=_KEEP_LASSO))
 
 
+def _legend_name(key) -> str:
+    """A colour key's legend entry; "hidden" says why (blind mode: vote on a galaxy to see its consensus)."""
+    return "hidden (blind mode: vote to see)" if str(key) == "hidden" else str(key)
+
+
 def _continuous_cmap(column: str) -> str:
     return "fire" if column in ("disagreement", "acquisition") else "viridis"
 
@@ -158,7 +163,7 @@ class MapView:
             pts = hv.Points(data, ["x", "y"], vdims)
             if kind == "categorical":
                 base = pts.opts(color=hv.dim("color").categorize(key, default="#444444"), show_legend=False)
-                legend = hv.NdOverlay({k: hv.Points([(np.nan, np.nan)], label=str(k)).opts(color=c, size=8)
+                legend = hv.NdOverlay({k: hv.Points([(np.nan, np.nan)], label=_legend_name(k)).opts(color=c, size=8)
                                        for k, c in key.items()})
             else:
                 base = pts.opts(color="color", cmap=_continuous_cmap(column), colorbar=True, clabel=st.color_by)
@@ -191,7 +196,7 @@ class MapView:
         key = color_key(column, frame[column].astype(str).unique())
         items = "".join(f'<span style="margin-right:12px;white-space:nowrap"><span style="display:inline-block;'
                         f'width:10px;height:10px;border-radius:5px;background:{html_text(c)};margin-right:4px"></span>'
-                        f'{html_text(k)}</span>'
+                        f'{html_text(_legend_name(k))}</span>'
                         for k, c in key.items())
         return f'<div class="resx-legend">{html_text(st.color_by)}: {items}</div>'
 

@@ -96,7 +96,7 @@ def serve_command(workspace: str | Path | None = None, port: int = 5006, extra: 
 
     ws = Path(workspace) if workspace else default_workspace()
     return [sys.executable, "-m", "panel", "serve", str(app_dir()), "--port", str(int(port)), "--address", address,
-            *(extra or []), "--args", "--workspace", str(ws.resolve()), "--address", "proxy" if behind_proxy else address]
+            *(extra or []), "--args", "--address", "proxy" if behind_proxy else address, "--workspace", str(ws.resolve())]
 
 
 def panel_options(args: argparse.Namespace) -> list[str]:

@@ -75,3 +75,42 @@ def test_login_name_is_the_inspector(auth_server):
         assert row["role"] == "expert"  # carol is an expert in the workspace config
         shot(page, "09_basic_auth_vote", scroll_to=".resx-grid")
         browser.close()
+
+
+def test_changing_the_inspector_widget_from_page_javascript_changes_nothing(auth_server):
+    """The page's JavaScript sets the inspector field's Bokeh model to another login (dave, or the
+    expert's name for dave): the server keeps the session's login, and the vote is recorded as it."""
+    base, ws = auth_server
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROME_ARGS)
+        page = browser.new_context(viewport={"width": 1500, "height": 1100}).new_page()
+        page.set_default_timeout(60_000)
+        page.goto(f"{base}/app", timeout=240_000, wait_until="commit")
+        page.wait_for_selector("input[name='username']", timeout=120_000)
+        page.fill("input[name='username']", "dave")
+        page.fill("input[name='password']", "secret-d")
+        page.locator("input[name='password']").press("Enter")
+        page.wait_for_selector(".resx-grid", timeout=240_000)
+        changed = page.evaluate("""() => {
+            const doc = window.Bokeh.documents[0];
+            const models = [...doc._all_models.values()].filter(m => m.placeholder === 'enter your name once');
+            for (const m of models) { m.disabled = false; m.value = 'carol'; m.value_input = 'carol'; }
+            return models.length;
+        }""")
+        assert changed >= 1
+        time.sleep(2)  # the change reaches the server
+        page.get_by_placeholder("one id per line, or comma-separated").fill("G0000005")
+        page.get_by_role("button", name="Select ids").click()
+        page.locator(".resx-tile[data-id='G0000005']").wait_for()
+        page.locator(".resx-hint").first.click()
+        page.keyboard.press("3")
+        votes = wait_for(lambda: (v := current_votes(ws)) is not None and (v["id"] == "G0000005").any() and v, 20)
+        assert votes is not None
+        row = votes[votes["id"] == "G0000005"].iloc[0]
+        assert (row["inspector"], row["label"], row["role"]) == ("dave", "Core", "inspector")  # not carol, no expert
+        from core.votes.store import open_store
+
+        with open_store(ws) as store:
+            c = store.consensus(ids=["G0000005"])
+        assert not bool(c.loc[0, "expert"])
+        browser.close()

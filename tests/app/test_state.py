@@ -11,7 +11,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from app.palettes import NO_LABEL  # noqa: E402
 from app.selection import n_pages, page_of, parse_id_list, points_in_bounds, points_in_polygon, sort_rows  # noqa: E402
 from app.state import AppState  # noqa: E402
 from core.labels import CLASSES  # noqa: E402
@@ -221,7 +220,7 @@ def test_vote_needs_a_name_and_updates_consensus(state):
     label, nvotes, disagree = state.consensus_columns()
     # blind mode (default) does not hide what cy voted on
     assert label[0] == "Core" and nvotes[0] == 3 and disagree[0] == 0
-    assert label[2] == NO_LABEL and nvotes[2] == 0
+    assert label[2] == "hidden" and nvotes[2] == 0  # blind: not voted on by cy, so nothing is told
     stored = state.store.current_votes()
     assert len(stored) == 6 and set(stored["source"]) == {"ui-unauth"}  # no login: typed names
     state.inspector = "dee"
@@ -230,7 +229,7 @@ def test_vote_needs_a_name_and_updates_consensus(state):
     assert nvotes[1] == 4 and label[1] == "Core"  # 3 of 4 >= 2/3
     np.testing.assert_allclose(disagree[1], 0.25)
     state.undo()
-    assert state.consensus_columns()[1][1] == 3
+    assert state.consensus_columns(reveal=True)[1][1] == 3  # (dee has no vote on it now: blind hides it)
     with pytest.raises(ValueError):
         state.vote([0], "Spiral")
 
@@ -240,9 +239,19 @@ def test_blind_mode_hides_others_votes_until_voted(state):
     state.inspector = "ann"
     state.vote([0], "Core")
     state.inspector = "bob"
-    label, nvotes, _ = state.consensus_columns()
-    assert label[0] == "hidden" and nvotes[0] == 1
+    label, nvotes, disagree = state.consensus_columns()
+    # nothing derived from others' votes: not the label, the count or the disagreement, not even
+    # whether anyone voted (a galaxy nobody voted on looks the same)
+    assert label[0] == "hidden" and nvotes[0] == 0 and np.isnan(disagree[0])
+    assert label[1] == "hidden" and nvotes[1] == 0
     assert state.selection_table(np.array([0]))["votes"].iloc[0] == ""
+    assert not state.disputed(np.array([0])).any()
+    # the lead's export carries the real consensus and votes; nobody else may ask for it
+    lead = state.selection_table(np.array([0]), reveal=True)  # the loopback session is the lead
+    assert lead["votes"].iloc[0] == "ann:Core" and lead["n_votes"].iloc[0] == 1
+    remote = AppState(state.ws.root, loopback=False)
+    with pytest.raises(PermissionError, match="lead role"):
+        remote.selection_table(np.array([0]), reveal=True)
     state.vote([0], "Clean")
     label, _, _ = state.consensus_columns()
     assert label[0] != "hidden"
@@ -438,6 +447,21 @@ def test_consensus_catalog_export(state):
     assert csv.splitlines()[0].startswith("id,") and len(csv.splitlines()) == state.n + 1
 
 
+def test_one_retrain_at_a_time_per_workspace_and_only_for_the_lead(state):
+    other = AppState(state.ws.root)  # a second session of the same workspace
+    job = state.start_retrain("cnn", 1, finetune=False, extra_args=["--no-such-option"])
+    with pytest.raises(RuntimeError, match="already running .*run " + job.run_id):
+        other.start_retrain("cnn", 1, finetune=False, extra_args=["--no-such-option"])
+    job.proc.wait(timeout=120)
+    assert state.finish_retrain()[0] == "failed"  # its outcome read: the lock is free again
+    again = other.start_retrain("cnn", 1, finetune=False, extra_args=["--no-such-option"])
+    again.proc.wait(timeout=120)
+    other.finish_retrain()
+    remote = AppState(state.ws.root, loopback=False)  # no auth beyond the loopback: not the lead
+    with pytest.raises(PermissionError, match="needs the lead role"):
+        remote.start_retrain("cnn", 1, finetune=False)
+
+
 def test_failed_retrain_keeps_the_active_run(state):
     job = state.start_retrain("cnn", 1, finetune=True, extra_args=["--no-such-option"])
     assert job.init == "cnn-a" and "--init" in job.cmd and "--labels" in job.cmd
@@ -626,7 +650,7 @@ def test_serve_command(tmp_path):
     cmd = serve_command(tmp_path, 5123)
     assert cmd[1:4] == ["-m", "panel", "serve"] and cmd[4].endswith("app")
     assert cmd[cmd.index("--port") + 1] == "5123"
-    assert cmd[-5:] == ["--args", "--workspace", str(tmp_path.resolve()), "--address", "127.0.0.1"]
+    assert cmd[-5:] == ["--args", "--address", "127.0.0.1", "--workspace", str(tmp_path.resolve())]
     assert cmd[cmd.index("--address") + 1] == "127.0.0.1"  # the loopback only, unless asked
 
 
@@ -650,9 +674,9 @@ def test_resx_serve_options_pass_through_and_warn_beyond_the_loopback(tmp_path, 
     assert [before[i + 1] for i, a in enumerate(before) if a == "--allow-websocket-origin"] == [
         "resx.example.org", "lab:5006"]
     assert before[before.index("--prefix") + 1] == "/resx" and before[before.index("--num-procs") + 1] == "2"
-    assert cmd[-2:] == ["--address", "proxy"]  # behind a proxy: reachable from anywhere, whatever it listens on
+    assert cmd[-4:-2] == ["--address", "proxy"]  # behind a proxy: reachable from anywhere, whatever it listens on
     assert main(["serve", str(tmp_path), "--address", "0.0.0.0"]) == 0
-    assert seen[-1][-2:] == ["--address", "0.0.0.0"]  # the dashboard knows it listens beyond the loopback
+    assert seen[-1][-4:-2] == ["--address", "0.0.0.0"]  # the dashboard knows it listens beyond the loopback
     assert "without authentication" in capsys.readouterr().err
     assert main(["serve", str(tmp_path), "--address", "0.0.0.0", "--basic-auth", str(users),
                  "--cookie-secret", "s3cret", "--oauth-extra-params", "{}"]) == 0
