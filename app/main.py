@@ -21,6 +21,8 @@ import panel as pn
 from app import asset
 from app.browser import PageGlue
 from app.state import COLOR_BY, AppState
+from app.text import md
+from core.cli.serve import is_loopback
 from core.workspace.workspace import WorkspaceError, default_workspace
 
 log = logging.getLogger("app")
@@ -43,6 +45,27 @@ def workspace_from_args(argv: list[str]) -> Path:
     return Path(args.workspace) if args.workspace else default_workspace()
 
 
+def listen_address(argv: list[str]) -> str | None:
+    """The address the server listens on: ``--args --address A`` (``resx serve`` passes it), else
+    the ``--address`` of the ``panel serve`` command line; None when neither names one (Bokeh
+    then listens on every interface)."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--address", default=None)
+    args, _ = parser.parse_known_args(argv)
+    if args.address:
+        return args.address
+    try:
+        import psutil
+
+        cmd = psutil.Process().cmdline()
+    except Exception:  # noqa: BLE001 - unknown: treated as every interface
+        return None
+    args, _ = parser.parse_known_args([a for a in cmd if a != "--args"])
+    return args.address
+
+
+
+
 def logo() -> str:
     return "data:image/svg+xml;base64," + base64.b64encode(asset("logo.svg").read_bytes()).decode()
 
@@ -58,15 +81,15 @@ def error_page(path: Path, exc: BaseException) -> pn.template.BaseTemplate:
     text = f"""
 ## The workspace cannot be opened
 
-**{path}**
+**{md(path)}**
 
-{detail}
+{md(detail)}
 
 ### How to get a workspace
 
-* the demo survey (simulated, ~3 min on 2 cores): `resx demo {path}`
-* your own GALFIT fits: `resx ingest CATALOG {path} --blocks BLOCKS`, then `resx prep {path}`,
-  `resx train {path} --model cnn --embed` and `resx train {path} --model cvae --embed`
+* the demo survey (simulated, ~3 min on 2 cores): `resx demo WORKSPACE`
+* your own GALFIT fits: `resx ingest CATALOG WORKSPACE --blocks BLOCKS`, then `resx prep WORKSPACE`,
+  `resx train WORKSPACE --model cnn --embed` and `resx train WORKSPACE --model cvae --embed`
 
 then reload this page, or serve another workspace with `resx serve DIR`
 (or `panel serve app --args --workspace DIR`, or `RESX_WORKSPACE=DIR panel serve app`).
@@ -81,15 +104,15 @@ def build(path: Path) -> pn.template.BaseTemplate:
     from app.views.agreement import AgreementView
     from app.views.export import ExportView, SelectByView
     from app.views.gallery import GalleryView
+    from app.views.help import help_panel
     from app.views.map import map_area
     from app.views.queue import QueueView
     from app.views.runs import RunsView
     from app.views.voting import VotingView
 
-    state = AppState(path)
-    user = pn.state.user
-    if user:  # basic auth or OAuth: votes are the logged-in user's
-        state.param.update(inspector=str(user), inspector_locked=True)
+    # basic auth or OAuth: the login (from the session's signed cookie, read on the server) is the
+    # inspector; no widget can change it
+    state = AppState(path, login=pn.state.user or None, loopback=is_loopback(listen_address(sys.argv[1:])))
 
     tmpl = template()
     gallery = GalleryView(state, template=tmpl)
@@ -102,11 +125,22 @@ def build(path: Path) -> pn.template.BaseTemplate:
     # -- sidebar ---------------------------------------------------------------------------------
     n_pc = max(state.n_pcs("cnn") if state.run_cnn else 2, state.n_pcs("cvae") if state.run_cvae else 2)
     pcs = {f"PC{i}": i for i in range(1, n_pc + 1)}
-    inspector = pn.widgets.TextInput.from_param(state.param.inspector, label="inspector (your name)",
-                                                placeholder="enter your name once", disabled=state.inspector_locked)
+    if state.authenticated:  # shown only: not linked to the state, so a change from the page does nothing
+        inspector = pn.widgets.TextInput(value=state.login, name=f"inspector (your login · {state.role})",
+                                         placeholder="enter your name once", disabled=True)
+        who = pn.pane.Markdown("", visible=False)
+    else:
+        inspector = pn.widgets.TextInput.from_param(state.param.inspector, label="inspector (your name)",
+                                                    placeholder="enter your name once")
+        who = pn.pane.Alert(
+            "**No authentication**: votes are recorded under the name you type (unauthenticated), expert "
+            "overrides are disabled" + ("; lead actions are open to this machine (loopback)." if state.is_lead else
+                                        "; lead actions (retrain, active run, blind export) are disabled."),
+            alert_type="warning", css_classes=["resx-noauth"], margin=(0, 5))
     sidebar = [
-        pn.pane.Markdown(f"**Workspace** `{state.ws.root}` · {state.n:,} galaxies"),
+        pn.pane.Markdown(f"**Workspace** {md(state.ws.root)} · {state.n:,} galaxies"),
         inspector,
+        who,
         pn.widgets.RadioButtonGroup.from_param(state.param.model, label="latent space", color="light",
                                                options={"CNN": "cnn", "CvAE": "cvae"}),
         pn.widgets.Checkbox.from_param(state.param.side_by_side, label="CNN and CvAE side by side"),
@@ -137,6 +171,7 @@ def build(path: Path) -> pn.template.BaseTemplate:
         ("Run & retrain", runs.panel()),
         ("Agreement", agreement.panel()),
         ("Export", export.panel()),
+        ("Help", help_panel()),
     ]
     tabs = pn.Tabs(*tab_items, dynamic=False, sizing_mode="stretch_width")
     # The agreement statistics read every vote: computed only while their tab is open.

@@ -54,9 +54,12 @@ class RetrainJob:
         self.epochs = int(epochs)
         self.init = init
         self.run_id = run_id or f"{model}-ui-{time.strftime('%Y%m%d-%H%M%S')}"
+        # --size-to-labels: core.learn.training.retrain, the one implementation shared with `resx train`
+        # (an epoch sized to the consensus labels, early stopping on a validation split)
         self.cmd = [sys.executable, "-m", "core", "train", str(Path(ws.root).resolve()), "--model", model,
                     "--labels", "consensus", "--epochs", str(self.epochs), "--run-id", self.run_id, "--embed",
-                    *extra_args]
+                    "--no-activate",  # the dashboard makes it active only when asked
+                    *(["--size-to-labels"] if "--per-class" not in extra_args else []), *extra_args]
         if init:
             self.cmd += ["--init", init]
         self.log_path = Path(tempfile.gettempdir()) / f"resx-retrain-{os.getpid()}-{self.run_id}.log"

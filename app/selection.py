@@ -19,7 +19,7 @@ import pandas as pd
 from matplotlib.path import Path as MplPath
 
 __all__ = ["PER_PAGE", "SORT_BY", "PointIndex", "n_pages", "page_of", "parse_id_list", "points_in_bounds",
-           "points_in_polygon", "sort_rows"]
+           "points_in_polygon", "sort_rows", "split_id_line"]
 
 #: Gallery sort orders: label -> (column of the map frame, ascending).
 SORT_BY: dict[str, tuple[str, bool]] = {
@@ -223,19 +223,29 @@ def points_in_bounds(x: np.ndarray, y: np.ndarray, bounds: Sequence[float]) -> n
 
 
 def parse_id_list(text: str) -> list[str]:
-    """Galaxy ids pasted by a user: separated by commas, semicolons, spaces or new lines.
+    """Galaxy ids pasted by a user (or read from a saved selection): one id per line.
+
+    An id may hold any character but a line break (ingest accepts spaces and commas inside ids,
+    e.g. ``SIM 00024``), so a line is one id, stripped of the spaces around it.
+    :meth:`app.state.AppState.select_ids` still reads a line of several known ids separated by
+    commas, semicolons or spaces (``a, b, c``) when the whole line is not an id.
 
     Parameters
     ----------
     text : str
-        What the user pasted (or a saved selection's file).
+        What the user pasted.
 
     Returns
     -------
     list of str
-        The ids in their order, empty tokens dropped.
+        The ids in their order, empty lines dropped.
     """
-    return [t for t in re.split(r"[\s,;]+", text.strip()) if t]
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def split_id_line(line: str) -> list[str]:
+    """The tokens of a line of several ids separated by commas, semicolons or white space."""
+    return [t for t in re.split(r"[\s,;]+", line.strip()) if t]
 
 
 def sort_rows(rows: np.ndarray, frame: pd.DataFrame, by: str) -> np.ndarray:

@@ -30,8 +30,9 @@ import param
 
 from app.palettes import NO_LABEL, UNDECIDED
 from app.retrain import RetrainJob
-from app.selection import PointIndex, parse_id_list, points_in_bounds
+from app.selection import PointIndex, parse_id_list, points_in_bounds, split_id_line
 from core.labels import CLASSES, FIT_QUALITY, SKIP, VOTE_LABELS
+from core.votes.validation import inspector_key
 from core.workspace.config import DEFAULT_CONFIG
 from core.workspace.mapdata import MapData, shared_map_data
 from core.workspace.workspace import MODELS, Workspace, WorkspaceError
@@ -200,8 +201,16 @@ class AppState(param.Parameterized):
     queue_info = param.Dict(default={}, doc="what the last queue said: source, cold start, labels missing, note")
     queue_version = param.Integer(default=0, doc="bumped whenever the queue is rebuilt")
 
-    def __init__(self, workspace: str | Path, **params):
+    def __init__(self, workspace: str | Path, login: str | None = None, loopback: bool = True, **params):
         super().__init__(workspace_path=str(workspace), **params)
+        # Who this session is, decided on the server: the login of an authenticated session
+        # (basic auth / OAuth: pn.state.user), never a widget's value. Plain attributes, not
+        # parameters: nothing the browser sends can change them.
+        self.login: str | None = str(login) if login else None
+        self.loopback = bool(loopback)  # the server listens on the loopback only
+        if self.login:
+            self.param.update(inspector=self.login, inspector_locked=True)
+        self.param.watch(self._keep_login, ["inspector"])
         self.ws = Workspace.open(workspace)  # WorkspaceError with a readable message
         self.shared = shared_map_data(self.ws)
         view = self.shared.memo(("app", "catalog"), lambda: _catalog_view(self.shared))
@@ -214,7 +223,8 @@ class AppState(param.Parameterized):
         self.acfg = dict(self.ws.config.get("app", {}) or {})
         # one place each (config schema 2; Workspace.open migrates votes.blind -> app.blind)
         self.blind = bool(self.acfg.get("blind", DEFAULT_CONFIG["app"]["blind"]))
-        self.experts = set(self.vcfg.get("experts") or [])
+        self.experts = {inspector_key(n) for n in self.vcfg.get("experts") or []}
+        self.leads = {inspector_key(n) for n in self.acfg.get("leads") or []}
         self._emb_cache: dict[str, dict[str, Any]] = {}  # runs re-read after a retrain (see embedding)
         self._frames: dict[tuple, pd.DataFrame] = {}
         self._votes_serial = 0  # the shared vote snapshot this session has seen
@@ -270,7 +280,8 @@ class AppState(param.Parameterized):
     def activate_run(self, model: str, run_id: str) -> None:
         """Show ``run_id`` and make it the workspace's active run of ``model``.
 
-        The active run (``active.json``) is what ``resx embed`` and every new session open.
+        The active run (``active.json``) is what ``resx embed`` and every new session open;
+        only a finished run can be it (:func:`core.learn.runs.activate`; the file is written under its lock).
 
         Parameters
         ----------
@@ -278,9 +289,18 @@ class AppState(param.Parameterized):
             The model the run belongs to.
         run_id : str
             A run of the workspace.
+
+        Raises
+        ------
+        core.learn.runs.RunError
+            The run is not finished (running, failed, cancelled) or is of another model.
         """
+        from core.learn.runs import RunError, activate, read_run
+
+        if read_run(self.ws, run_id).model != model:
+            raise RunError(f"run {run_id} is not a {model} run")
+        activate(self.ws, run_id)
         self.set_run(model, run_id)
-        self.ws.set_active_run(model, run_id)
 
     def run_evaluation(self, run_id: str | None) -> dict[str, Any]:
         """``evaluation.json`` of a run (accuracy, per-class recall, confusion matrix, ...).
@@ -399,13 +419,82 @@ class AppState(param.Parameterized):
 
     def can_vote(self) -> str:
         """'' when votes may be cast, else why not."""
-        if not self.inspector.strip():
+        if not self.voter.strip():
             return "Enter your inspector name in the sidebar first."
         return ""
 
+    # -- identity and roles (decided here, on the server) -------------------------------------------
+    def _keep_login(self, event) -> None:
+        """An authenticated session's inspector is its login: any other value is put back at once."""
+        if self.login and event.new != self.login:
+            log.warning("session of %r tried to vote as %r: ignored", self.login, event.new)
+            self.inspector = self.login
+
+    @property
+    def authenticated(self) -> bool:
+        """The server authenticated this session (basic auth or OAuth): the inspector is the login."""
+        return bool(self.login)
+
+    @property
+    def voter(self) -> str:
+        """The name votes are cast in: the login with authentication, else the name typed."""
+        return self.login if self.login else self.inspector
+
+    @property
+    def experts_enabled(self) -> bool:
+        """Expert overrides need authentication: a typed name proves nothing."""
+        return self.authenticated
+
+    @property
+    def role(self) -> str:
+        """``lead``, ``expert`` or ``inspector``.
+
+        With authentication, from the workspace configuration bound to logins (``app.leads``,
+        ``votes.experts``). Without, everyone is an inspector (no expert overrides), and the
+        person at the machine is the lead when the server listens on the loopback only.
+        """
+        if self.authenticated:
+            key = inspector_key(self.login)
+            return "lead" if key in self.leads else "expert" if key in self.experts else "inspector"
+        return "lead" if self.loopback else "inspector"
+
+    @property
+    def is_lead(self) -> bool:
+        """May start a retrain, change the active run and export in blind mode."""
+        return self.role == "lead"
+
+    def lead_only(self, action: str) -> None:
+        """Raise :class:`PermissionError` unless this session has the lead role.
+
+        Parameters
+        ----------
+        action : str
+            What was asked (for the message).
+        """
+        if not self.is_lead:
+            why = ("log in as a lead (app.leads in the workspace config)" if self.authenticated else
+                   "this server listens beyond the loopback without authentication: lead actions need "
+                   "`resx serve --basic-auth` (or OAuth) and a login in app.leads")
+            raise PermissionError(f"{action} needs the lead role: {why}")
+
+    @property
+    def sees_all(self) -> bool:
+        """Whether blind mode hides nothing from this session (experts, and the lead)."""
+        return self.is_expert or (self.authenticated and self.is_lead)
+
     @property
     def is_expert(self) -> bool:
-        return self.inspector in self.experts
+        """An authenticated login named in ``votes.experts`` (without authentication nobody is)."""
+        return self.authenticated and inspector_key(self.login) in self.experts
+
+    def is_me(self, names: Any) -> np.ndarray:
+        """Which of ``names`` (inspector names as the store shows them) are this session's inspector.
+
+        Compares identities (:func:`core.votes.validation.inspector_key`: NFC, trimmed,
+        case-folded), so " Alice" typed here is the "alice" of the store.
+        """
+        me = inspector_key(self.voter)
+        return np.fromiter((inspector_key(n) == me for n in names), dtype=bool, count=len(names))
 
     def vote(self, rows: Sequence[int], label: str, comment: str = "") -> int:
         """Cast ``label`` for the galaxies at catalog ``rows`` in the inspector's name."""
@@ -419,7 +508,8 @@ class AppState(param.Parameterized):
             return 0
         ids = [str(i) for i in self.ids[rows]]
         self._ensure_inspector()
-        n = self.store.cast(ids, self.inspector, label, comment=comment, source="ui")
+        # without authentication the name is only typed: the vote never counts as an expert's
+        n = self.store.cast(ids, self.voter, label, comment=comment, source="ui" if self.authenticated else "ui-unauth")
         self._update_votes(ids)
         return int(n) if n is not None else len(ids)
 
@@ -455,7 +545,7 @@ class AppState(param.Parameterized):
             self.vote_outcome = {"seq": seq, "scope": scope, "label": label, "n": 0,
                                  "error": f"The vote was not recorded: {exc}", "level": "error"}
             return 0
-        self.vote_outcome = {"seq": seq, "scope": scope, "label": label, "n": n, "inspector": self.inspector,
+        self.vote_outcome = {"seq": seq, "scope": scope, "label": label, "n": n, "inspector": self.voter,
                              "error": "", "level": "info"}
         where = scope
         if scope == "whole selection" and self.selection_source:
@@ -513,7 +603,7 @@ class AppState(param.Parameterized):
     def undo(self) -> Any:
         """Undo the inspector's last vote action; returns the number of votes undone."""
         self._ensure_inspector()
-        out = self.store.undo_last(self.inspector)
+        out = self.store.undo_last(self.voter)
         if out and self._actions:
             self._undone = self._actions.pop()
         else:
@@ -547,27 +637,27 @@ class AppState(param.Parameterized):
 
     def _ensure_inspector(self) -> None:
         """Register the inspector on first use (experts from config ``votes.experts``); never demote."""
-        key = (self.ws.votes_url, self.inspector)
+        key = (self.ws.votes_url, inspector_key(self.voter), self.is_expert)  # an expert login still promotes
         if key in self._known_inspectors:
             return
         try:
             known = self.store.inspectors()
-            row = known[known["name"] == self.inspector] if "name" in known else known.iloc[:0]
+            row = known[self.is_me(known["name"])] if "name" in known else known.iloc[:0]
             if len(row) == 0:
-                self.store.add_inspector(self.inspector, role="expert" if self.is_expert else "inspector")
+                self.store.add_inspector(self.voter, role="expert" if self.is_expert else "inspector")
             elif self.is_expert and str(row["role"].iloc[0]) != "expert":
-                self.store.add_inspector(self.inspector, role="expert")
+                self.store.add_inspector(self.voter, role="expert")
         except Exception as exc:
-            log.warning("cannot register inspector %r: %s", self.inspector, exc)
+            log.warning("cannot register inspector %r: %s", self.voter, exc)
         self._known_inspectors.add(key)
 
     def my_labels(self, rows: Sequence[int]) -> np.ndarray:
         """The inspector's own current label on each of ``rows`` ('' where they have not voted)."""
         rows = np.asarray(rows, dtype=int)
         out = np.full(rows.size, "", dtype=object)
-        if not len(self.votes) or not self.inspector or rows.size == 0:
+        if not len(self.votes) or not self.voter or rows.size == 0:
             return out
-        mine = self.votes[self.votes["inspector"] == self.inspector]
+        mine = self.votes[self.is_me(self.votes["inspector"].to_numpy())]
         if len(mine):
             by_id = pd.Series(mine["label"].astype(str).to_numpy(), index=mine["id"].to_numpy())
             by_id = by_id[~by_id.index.duplicated(keep="last")]
@@ -634,7 +724,7 @@ class AppState(param.Parameterized):
     def my_voted_rows(self) -> np.ndarray:
         if not len(self.votes):
             return np.empty(0, dtype=int)
-        mine = self.votes.loc[self.votes["inspector"] == self.inspector, "id"]
+        mine = self.votes.loc[self.is_me(self.votes["inspector"].to_numpy()), "id"]
         return self.row_of.get_indexer(mine.unique())
 
     def consensus_columns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -665,7 +755,7 @@ class AppState(param.Parameterized):
                 with np.errstate(invalid="ignore", divide="ignore"):
                     disagree[rows] = np.where(nv > 0, 1.0 - m / nv, np.nan)
             label[nvotes == 0] = NO_LABEL
-        if self.blind and not self.is_expert:
+        if self.blind and not self.sees_all:
             hidden = np.ones(self.n, dtype=bool)
             hidden[self.my_voted_rows()] = False
             label[hidden & (nvotes > 0)] = "hidden"
@@ -734,7 +824,7 @@ class AppState(param.Parameterized):
         # A session with its own queue (Inspect next) has its own acquisition column.
         queue = (id(self), self.queue_version) if len(self._queue_scores) else ""
         key = ("app", "frame", run, px, py, tuple(self.class_filter), tuple(self.consensus_filter),
-               self._votes_serial, (self.inspector, self.is_expert) if self.blind else "", queue)
+               self._votes_serial, (inspector_key(self.voter), self.sees_all) if self.blind else "", queue)
         if key in self._frames:
             return self._frames[key]
 
@@ -793,8 +883,22 @@ class AppState(param.Parameterized):
         return self._set_selection(frame.index.to_numpy()[mask], f"{column} in {', '.join(map(str, values))}")
 
     def select_ids(self, ids: Sequence[str]) -> tuple[np.ndarray, list[str]]:
-        """Select galaxies by id (any order); returns (rows, ids not in the workspace)."""
+        """Select galaxies by id (any order); returns (rows, ids not in the workspace).
+
+        An id that is not in the workspace but splits on commas, semicolons or spaces into ids
+        that all are (a pasted ``a, b, c`` line) stands for those ids.
+        """
         ids = [str(i) for i in ids]
+        known = self.row_of.get_indexer(ids) >= 0
+        if not known.all():
+            out: list[str] = []
+            for gid, ok in zip(ids, known):
+                parts = [] if ok else split_id_line(gid)
+                if len(parts) > 1 and (self.row_of.get_indexer(parts) >= 0).all():
+                    out.extend(parts)
+                else:
+                    out.append(gid)
+            ids = out
         rows = self.row_of.get_indexer(ids)
         unknown = [i for i, r in zip(ids, rows) if r < 0]
         rows = rows[rows >= 0]
@@ -849,8 +953,8 @@ class AppState(param.Parameterized):
             out["gmm_cluster"] = sub["gmm"].to_numpy()
         if len(self.votes):
             v = self.votes[self.votes["id"].isin(set(out["id"]))]
-            if self.blind and not self.is_expert:
-                mine = set(v.loc[v["inspector"] == self.inspector, "id"])
+            if self.blind and not self.sees_all:
+                mine = set(v.loc[self.is_me(v["inspector"].to_numpy()), "id"])
                 v = v[v["id"].isin(mine)]
             pairs = v["inspector"].astype(str) + ":" + v["label"].astype(str)
             per = pairs.groupby(v["id"]).agg("; ".join)
@@ -956,8 +1060,12 @@ class AppState(param.Parameterized):
         self.job.cancel()
         return True
 
-    def finish_retrain(self) -> tuple[str, str]:
-        """After the process ended: make a finished run active and refresh; else keep the active run."""
+    def finish_retrain(self, make_active: bool = False) -> tuple[str, str]:
+        """After the process ended: show a finished run in this session; else keep the shown run.
+
+        The workspace's active run (``active.json``, what other sessions and ``resx embed`` open)
+        changes only when ``make_active`` is true.
+        """
         job = self.job
         status, message = job.outcome()
         self.refresh_runs()
@@ -967,7 +1075,10 @@ class AppState(param.Parameterized):
             if err:
                 return "failed", err
             self.model = job.model
-            self.set_run(job.model, job.run_id)
+            if make_active:
+                self.activate_run(job.model, job.run_id)
+            else:
+                self.set_run(job.model, job.run_id)
             self.refresh_queue()  # the new run's acquisition scores (resx train --embed wrote them)
         return status, message
 

@@ -98,8 +98,8 @@ def _compare_catalogs(a, b, skip=()):
 
 def test_ingest_prep_embed_on_a_cluster_equal_the_local_run(cluster, tmp_path, monkeypatch):
     from core.cli.main import main
-    from core.learn.training import train
     from core.latent.embedding import load_embedding
+    from core.learn.training import train
     from core.simulation.survey import simulate_survey
     from core.workspace.workspace import Workspace
 

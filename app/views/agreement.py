@@ -7,6 +7,7 @@ import pandas as pd
 import panel as pn
 
 from app.state import AppState
+from app.text import md
 
 
 class AgreementView:
@@ -21,9 +22,10 @@ class AgreementView:
     def __init__(self, state: AppState):
         self.state = state
         self.summary = pn.pane.Markdown("", margin=(0, 5), css_classes=["resx-kappa"])
-        self.table = pn.pane.DataFrame(pd.DataFrame(), index=False, sizing_mode="stretch_width", visible=False)
+        self.table = pn.pane.DataFrame(pd.DataFrame(), index=False, escape=True, sizing_mode="stretch_width",
+                                       visible=False)
         self.skill_title = pn.pane.Markdown("", margin=(10, 5, 0, 5))
-        self.skills = pn.pane.DataFrame(pd.DataFrame(), index=False, sizing_mode="stretch_width", visible=False,
+        self.skills = pn.pane.DataFrame(pd.DataFrame(), index=False, escape=True, sizing_mode="stretch_width", visible=False,
                                         css_classes=["resx-skills"])
         self.visible = False
         self._stale = True
@@ -46,7 +48,7 @@ class AgreementView:
         try:
             ag = self.state.agreement()
         except Exception as exc:  # noqa: BLE001 - shown to the user, the page stays up
-            self.summary.object = f"**No agreement statistics:** {exc}"
+            self.summary.object = f"**No agreement statistics:** {md(exc)}"
             self.table.visible = False
             return
         kappa = getattr(ag, "kappa", np.nan)
@@ -72,7 +74,7 @@ class AgreementView:
             result = self.state.inspector_skills()
             skills = result.skills()
         except Exception as exc:  # noqa: BLE001 - shown to the user, the page stays up
-            self.skill_title.object = f"**No skill estimates:** {exc}"
+            self.skill_title.object = f"**No skill estimates:** {md(exc)}"
             self.skills.visible = False
             return
         if skills.empty:

@@ -1,4 +1,9 @@
-"""Export: the consensus catalog (FITS / CSV) and the current selection; save/load named selections."""
+"""Export: the consensus catalog (FITS / CSV) and the current selection; save/load named selections.
+
+Every download is written by the one export writer, :func:`core.io.export.write_export`: it records
+the provenance (runs, consensus rule, configuration, time, who exported) in the FITS header, and
+neutralises formula cells in CSV; a CSV download's provenance is the JSON offered beside it.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ from astropy.table import Table
 from app.palettes import NO_LABEL
 from app.selection import parse_id_list
 from app.state import AppState
+from app.text import md
 
 log = logging.getLogger(__name__)
 
@@ -31,11 +37,16 @@ def consensus_catalog(state: AppState) -> Table:
             continue
         frame = state.map_frame(model).reindex(rows)
         table[f"{model}_gmm_cluster"] = frame["gmm"].fillna("").to_numpy()
-    out = _to_table(table)
-    out.meta["WORKSPC"] = str(state.ws.root)
-    out.meta["RUN_CNN"] = state.run_cnn or ""
-    out.meta["RUN_CVAE"] = state.run_cvae or ""
-    return out
+    return _to_table(table)
+
+
+def export_provenance(state: AppState, what: str) -> dict:
+    """The provenance of a download from this session (:func:`core.io.export.provenance`)."""
+    from core.io.export import consensus_rule, provenance
+
+    rule = consensus_rule(state.vcfg, method="majority", experts=state.experts_enabled)  # what the dashboard shows
+    return provenance(state.ws, runs={"cnn": state.run_cnn, "cvae": state.run_cvae}, consensus=rule,
+                      exported_by=state.inspector or "", blind=bool(state.blind and not state.sees_all), what=what)
 
 
 def _to_table(frame: pd.DataFrame) -> Table:
@@ -47,17 +58,18 @@ def _to_table(frame: pd.DataFrame) -> Table:
     return Table.from_pandas(frame)
 
 
-def table_bytes(table: Table | pd.DataFrame, fmt: str) -> io.BytesIO:
-    """A table as FITS or CSV bytes (for ``pn.widgets.FileDownload``)."""
+def table_bytes(table: Table | pd.DataFrame, fmt: str, prov: dict | None = None) -> io.BytesIO:
+    """A table as FITS or CSV bytes (for ``pn.widgets.FileDownload``), with its provenance.
+
+    Written by :func:`core.io.export.write_export`: CSV text cells that a spreadsheet would run
+    as a formula are neutralised; FITS keeps the raw text.
+    """
+    from core.io.export import write_export
+
     if isinstance(table, pd.DataFrame):
         table = _to_table(table)
     buf = io.BytesIO()
-    if fmt == "fits":
-        table.write(buf, format="fits")
-    else:
-        s = io.StringIO()
-        table.write(s, format="ascii.csv")
-        buf.write(s.getvalue().encode())
+    write_export(table, buf, fmt, prov)
     buf.seek(0)
     return buf
 
@@ -73,6 +85,10 @@ class ExportView:
         self.sel_dl = pn.widgets.FileDownload(callback=self._selection, filename="selection.csv",
                                               label="Download the selection (ids, votes, metrics)",
                                               sizing_mode="stretch_width")
+        self.prov_dl = pn.widgets.FileDownload(callback=self._provenance, filename="provenance.json",
+                                               label="Provenance of the last CSV download (JSON)",
+                                               sizing_mode="stretch_width", visible=False)
+        self._last_prov: dict | None = None
         self.fmt.param.watch(self._fmt, "value")
         self.name = pn.widgets.TextInput(label="save the selection as", placeholder="e.g. tidal-candidates")
         self.save = pn.widgets.Button(label="Save selection", width=130)
@@ -85,12 +101,21 @@ class ExportView:
     def _fmt(self, event) -> None:
         self.catalog_dl.filename = f"consensus_catalog.{event.new}"
         self.sel_dl.filename = f"selection.{event.new}"
+        self.prov_dl.visible = event.new == "csv"
 
     def _catalog(self) -> io.BytesIO:
-        return table_bytes(consensus_catalog(self.state), self.fmt.value)
+        self._last_prov = export_provenance(self.state, "consensus catalog (dashboard)")
+        return table_bytes(consensus_catalog(self.state), self.fmt.value, self._last_prov)
 
     def _selection(self) -> io.BytesIO:
-        return table_bytes(self.state.selection_table(), self.fmt.value)
+        self._last_prov = export_provenance(self.state, f"selection: {self.state.selection_source}")
+        return table_bytes(self.state.selection_table(), self.fmt.value, self._last_prov)
+
+    def _provenance(self) -> io.BytesIO:
+        from core.io.export import provenance_json
+
+        prov = self._last_prov or export_provenance(self.state, "nothing downloaded yet")
+        return io.BytesIO(provenance_json(prov).encode("utf-8"))
 
     def _save(self) -> None:
         try:
@@ -98,11 +123,11 @@ class ExportView:
                 raise ValueError("nothing is selected")
             path = self.state.save_selection(self.name.value)
         except Exception as exc:
-            self.msg.object = f"⚠ {exc}"
+            self.msg.object = f"⚠ {md(exc)}"
             return
         self.saved.options = self.state.saved_selections()
         self.saved.value = path.stem
-        self.msg.object = f"Saved {len(self.state.selected)} ids to `{path}`."
+        self.msg.object = f"Saved {len(self.state.selected)} ids to {md(path)}."
 
     def _load(self) -> None:
         if not self.saved.value:
@@ -113,7 +138,7 @@ class ExportView:
     def panel(self) -> pn.viewable.Viewable:
         return pn.Column(
             pn.Row(pn.pane.Markdown("format", margin=(8, 5)), self.fmt),
-            self.catalog_dl, self.sel_dl,
+            self.catalog_dl, self.sel_dl, self.prov_dl,
             pn.Row(self.name, self.save, align="end"),
             pn.Row(self.saved, self.load, align="end"),
             self.msg,
@@ -162,7 +187,7 @@ class SelectByView:
 
     def _select_ids(self) -> None:
         rows, unknown = self.state.select_ids(parse_id_list(self.ids.value))
-        self.msg.object = f"{len(rows)} selected." + (f" Unknown ids: {', '.join(unknown[:10])}"
+        self.msg.object = f"{len(rows)} selected." + (f" Unknown ids: {md(', '.join(unknown[:10]))}"
                                                       f"{'…' if len(unknown) > 10 else ''}" if unknown else "")
 
     def panel(self) -> pn.viewable.Viewable:

@@ -16,7 +16,6 @@ import base64
 import html
 import io
 import logging
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,9 +32,10 @@ from app import asset
 from app.palettes import CLASS_COLORS, NO_LABEL
 from app.selection import PER_PAGE, SORT_BY, n_pages, page_of, sort_rows
 from app.state import KEYS, AppState
+from app.text import md, notify
 from core.labels import CLASSES
 
-__all__ = ["ALL_KINDS", "KEYS", "KEY_HELP", "GalleryGrid", "GalleryView", "SigmaStretch", "in_sigma", "render_stamps",
+__all__ = ["ALL_KINDS", "KEYS", "KEY_HELP", "GalleryGrid", "GalleryView", "SigmaStretch", "StampZoom", "cutout_url", "in_sigma", "render_stamps",
            "residual_limit", "robust_sigma", "stretch_residual"]
 
 log = logging.getLogger(__name__)
@@ -670,6 +670,133 @@ class GalleryGrid(JSComponent):
             self._on_action(kind, msg)
 
 
+class StampZoom(JSComponent):
+    """Every stamp of one galaxy side by side, zoomed and panned together (up to ``max_zoom`` x).
+
+    The wheel over a stamp zooms about the pointer, a drag pans, a double click resets; the
+    buttons do the same. All panels share one view, so the same pixel is under the same place in
+    each. The images are the stamps' own pixels (drawn without smoothing).
+    """
+
+    panels = param.List(default=[], doc="[{label, uri}] in display order")
+    colorbar = param.Dict(default={}, doc="the residual stretch's colour bar ({uri, ticks, title})")
+    px = param.Integer(default=200, doc="size of a panel at zoom 1 (CSS px)")
+    max_zoom = param.Number(default=8.0)
+
+    _stylesheets = [asset("gallery.css").read_text()]
+
+    _esm = """
+    export function render({ model }) {
+      const root = document.createElement('div');
+      root.className = 'resx-zoom';
+      const bar = document.createElement('div');
+      bar.className = 'resx-zoom-bar';
+      const mk = (t, title) => { const b = document.createElement('button'); b.type = 'button';
+        b.className = 'resx-navbtn'; b.textContent = t; b.title = title; return b; };
+      const zin = mk('+', 'zoom in (wheel over a stamp)'), zout = mk('-', 'zoom out'), reset = mk('reset', 'whole stamp (double click)');
+      const level = document.createElement('span');
+      level.className = 'resx-zoom-level';
+      const cb = document.createElement('div');
+      cb.className = 'resx-colorbar';
+      bar.append(zout, zin, reset, level, cb);
+      const row = document.createElement('div');
+      row.className = 'resx-zoom-row';
+      root.append(bar, row);
+      let z = 1, cx = 0.5, cy = 0.5;  // zoom and the stamp fraction at the centre of the views
+      function clampView() {
+        const half = 0.5 / z;
+        cx = Math.min(Math.max(cx, half), 1 - half);
+        cy = Math.min(Math.max(cy, half), 1 - half);
+      }
+      function apply() {
+        clampView();
+        const size = model.px * z;
+        row.querySelectorAll('img').forEach((im) => {
+          im.style.width = size + 'px';
+          im.style.height = size + 'px';
+          im.style.left = (model.px / 2 - cx * size) + 'px';
+          im.style.top = (model.px / 2 - cy * size) + 'px';
+        });
+        level.textContent = '×' + z.toFixed(z < 10 ? 1 : 0);
+      }
+      function zoomAt(factor, fx, fy) {  // keep the stamp fraction under (fx, fy) of the view in place
+        const nz = Math.min(Math.max(z * factor, 1), model.max_zoom);
+        const px = cx + (fx - 0.5) / z, py = cy + (fy - 0.5) / z;
+        cx = px - (fx - 0.5) / nz;
+        cy = py - (fy - 0.5) / nz;
+        z = nz;
+        apply();
+      }
+      function draw() {
+        row.replaceChildren(...model.panels.map((p) => {
+          const fig = document.createElement('div');
+          fig.className = 'resx-zoom-panel';
+          const lab = document.createElement('div');
+          lab.className = 'resx-plabel';
+          lab.textContent = p.label;
+          const view = document.createElement('div');
+          view.className = 'resx-zoom-view';
+          view.style.width = model.px + 'px';
+          view.style.height = model.px + 'px';
+          const im = document.createElement('img');
+          im.className = 'resx-big';
+          im.src = p.uri;
+          im.alt = p.label;
+          im.draggable = false;
+          view.appendChild(im);
+          view.addEventListener('wheel', (e) => {
+            e.preventDefault();
+            const r = view.getBoundingClientRect();
+            zoomAt(e.deltaY < 0 ? 1.25 : 0.8, (e.clientX - r.left) / r.width, (e.clientY - r.top) / r.height);
+          }, {passive: false});
+          view.addEventListener('pointerdown', (e) => {
+            const x0 = e.clientX, y0 = e.clientY, cx0 = cx, cy0 = cy;
+            view.setPointerCapture(e.pointerId);
+            const move = (m) => { cx = cx0 - (m.clientX - x0) / (model.px * z); cy = cy0 - (m.clientY - y0) / (model.px * z); apply(); };
+            const up = () => { view.removeEventListener('pointermove', move); view.removeEventListener('pointerup', up); };
+            view.addEventListener('pointermove', move);
+            view.addEventListener('pointerup', up);
+          });
+          view.addEventListener('dblclick', () => { z = 1; cx = cy = 0.5; apply(); });
+          fig.append(lab, view);
+          return fig;
+        }));
+        apply();
+      }
+      function drawBar() {
+        const c = model.colorbar || {};
+        cb.replaceChildren();
+        cb.hidden = !c.uri;
+        if (!c.uri) return;
+        const title = document.createElement('div');
+        title.className = 'resx-cb-title';
+        title.textContent = c.title;
+        const img = document.createElement('img');
+        img.className = 'resx-cb-img';
+        img.src = c.uri;
+        const ticks = document.createElement('div');
+        ticks.className = 'resx-cb-ticks';
+        for (const [pos, label] of c.ticks) {
+          const t = document.createElement('span');
+          t.style.left = (100 * pos) + '%';
+          t.textContent = label;
+          ticks.appendChild(t);
+        }
+        cb.append(title, img, ticks);
+      }
+      zin.addEventListener('click', () => zoomAt(1.5, 0.5, 0.5));
+      zout.addEventListener('click', () => zoomAt(1 / 1.5, 0.5, 0.5));
+      reset.addEventListener('click', () => { z = 1; cx = cy = 0.5; apply(); });
+      draw();
+      drawBar();
+      model.on('panels', () => { const keep = [z, cx, cy]; draw(); [z, cx, cy] = keep; apply(); });
+      model.on('colorbar', drawBar);
+      model.on('px', draw);
+      return root;
+    }
+    """
+
+
 # --------------------------------------------------------------------------------------------
 # The view
 # --------------------------------------------------------------------------------------------
@@ -708,6 +835,9 @@ class GalleryView(param.Parameterized):
     page = param.Integer(default=0, bounds=(0, None))
 
     def __init__(self, state: AppState, template=None, **params):
+        acfg = state.acfg
+        params.setdefault("stretch", acfg.get("stretch") if acfg.get("stretch") in STRETCHES else "asinh")
+        params.setdefault("limit", float(acfg.get("stretch_limit") or 5.0))
         super().__init__(**params)
         self.state = state
         self.template = template
@@ -723,6 +853,8 @@ class GalleryView(param.Parameterized):
         self.info = pn.pane.Markdown("", margin=(0, 10), css_classes=["resx-gallery-info"])
         self.detail = pn.Column(sizing_mode="stretch_width")
         self.detail_row: int | None = None
+        self._detail_head = pn.pane.Markdown("")
+        self._detail_votes = pn.pane.Markdown("")
         # the page buttons live in the grid (the browser turns the page and holds back the keys typed meanwhile)
         self.grid.param.watch(self._on_grid_page, ["page"])
         # the focused tile and the ticked tiles are the state's (the voting view reads them there)
@@ -765,8 +897,9 @@ class GalleryView(param.Parameterized):
 
     def _on_votes(self) -> None:
         self.refresh()
-        if self.detail_row is not None and self.grid.modal_open:
-            self.detail[:] = [self.detail_view(self.detail_row)]
+        if self.detail_row is not None and self.grid.modal_open:  # the open detail shows the new votes
+            self._detail_head.object = self._detail_head_md(self.detail_row)
+            self._detail_votes.object = self._votes_md(self.detail_row)
 
     # -- focus and ticks: the browser's, published in the state --------------------------------
     def _publish_focus(self) -> None:
@@ -905,7 +1038,7 @@ class GalleryView(param.Parameterized):
             uris = self._uris
         except Exception as exc:
             log.exception("cannot read stamps")
-            self.info.object += f"\n\n⚠ cannot read the stamps: {exc}"
+            self.info.object += f"\n\n⚠ cannot read the stamps: {md(exc)}"
             uris = {k: [""] * rows.size for k in self.kinds}
         lines = self.tile_lines(rows)
         mine = self.state.my_labels(rows)
@@ -956,6 +1089,25 @@ class GalleryView(param.Parameterized):
         elif kind == "end":
             _notify("That was the last galaxy of the selection: move (arrows, p, g) to vote again.", "info")
 
+    def find_id(self, text: str) -> bool:
+        """Go to the galaxy named ``text`` (one id, as it is): its tile when it is in the gallery, else
+        select it alone; its detail opens. False (and a message) when the workspace has no such id."""
+        gid = str(text).strip()
+        if not gid:
+            return False
+        row = int(self.state.row_of.get_indexer([gid])[0])
+        if row < 0:
+            _notify(f"No galaxy with the id {gid!r} in this workspace.", "warning")
+            return False
+        where = np.flatnonzero(self._order == row)
+        if where.size == 0:
+            self.state.select_ids([gid])
+            where = np.flatnonzero(self._order == row)
+        if where.size:
+            self._go_to(int(where[0]))
+        self.open_detail(row)
+        return True
+
     def next_unvoted(self) -> bool:
         """Move to the first galaxy of the gallery's order not yet voted by the inspector; False when none is left."""
         order = self._order
@@ -965,26 +1117,43 @@ class GalleryView(param.Parameterized):
         if todo.size == 0:
             _notify("You have voted on every galaxy of this selection.", "success")
             return False
-        i = int(todo[0])
-        page, focus = divmod(i, PER_PAGE)
-        self.grid.focus = focus
-        if page != self.page:
-            self.page = page  # _on_page: the grid's page follows; focus stays where it was set
+        self._go_to(int(todo[0]))
         return True
 
+    def _go_to(self, i: int) -> None:
+        """Show the ``i``-th galaxy of the gallery's order: its page, its tile focused."""
+        page, focus = divmod(i, PER_PAGE)
+        if page != self.page:
+            self.page = page  # _on_page: the grid's page follows, the focus goes to its first tile
+        self.grid.focus = focus
+
     def detail_view(self, row: int) -> pn.viewable.Viewable:
-        """Every stamp, the metrics and every vote of one galaxy."""
+        """Every stamp (zoom and pan, one stretch for this galaxy), coordinates, metrics, votes and a comment box."""
         st = self.state
+        row = int(row)
         gid = str(st.ids[row])
-        try:
-            uris, _ = self.render(np.array([row]), list(ALL_KINDS))
-            imgs = pn.Row(*[pn.Column(pn.pane.Markdown(f"**{KIND_LABELS[k]}**", margin=(0, 5)),
-                                      pn.pane.HTML(f'<img src="{uris[k][0]}" class="resx-big">', margin=0))
-                            for k in ALL_KINDS])
-        except Exception as exc:
-            imgs = pn.pane.Alert(f"Cannot read the stamps of {_md(gid)}: {_md(exc)}", alert_type="danger")
+        stretch = pn.widgets.RadioButtonGroup(options=list(STRETCHES), value=self.stretch, color="primary",
+                                              variant="outline", width=210, stylesheets=[ACTIVE_CSS])
+        limit = pn.widgets.FloatInput(label="range ± σ", value=float(self.limit), start=0.5, end=1000.0, step=1.0,
+                                      width=90)
+        zoom = StampZoom(px=200, sizing_mode="stretch_width")
+        note = pn.pane.Markdown("", margin=(0, 5))
+
+        def draw(*_):
+            try:
+                uris, used = self.render(np.array([row]), list(ALL_KINDS), stretch=stretch.value, limit=limit.value)
+            except Exception as exc:  # noqa: BLE001 - the rest of the detail still shows
+                log.exception("cannot read the stamps of %s", gid)
+                note.object = f"⚠ Cannot read the stamps of {_md(gid)}: {_md(exc)}"
+                return
+            zoom.param.update(panels=[{"label": KIND_LABELS[k], "uri": uris[k][0]} for k in ALL_KINDS],
+                              colorbar=used.colorbar())
+
+        stretch.param.watch(draw, "value")
+        limit.param.watch(draw, "value")
+        draw()
         cat = st.catalog.iloc[row]
-        keys = [c for c in ("field", "ra", "dec", "z", "logmass", "hmag", "catalog_class", "fit_quality", "prep_status",
+        keys = [c for c in ("field", "z", "logmass", "hmag", "catalog_class", "fit_quality", "prep_status",
                             "prep_message", "sky_sigma", "stamp_sigma", "spf", "spf_pos", "spf_neg", "bumpiness", "rff",
                             "gf_mag", "gf_re", "gf_n", "gf_ar", "gf_pa", "split") if c in cat.index]
         metrics = "\n".join(f"| {k} | {_fmt(cat[k], k)} |" for k in keys)
@@ -993,28 +1162,78 @@ class GalleryView(param.Parameterized):
             fr = frame.loc[row]
             metrics += f"\n| predicted ({st.model.upper()}) | {_md(fr['predicted'])} ({_fmt(fr['confidence'])}) |"
             metrics += f"\n| GMM cluster | {_md(fr['gmm'])} |"
-        label, nvotes, _ = st.consensus_columns()
-        votes = st.galaxy_votes(gid)  # every current vote with its comment and time
-        if "created_at" in votes:
-            votes = votes.assign(time=votes["created_at"].dt.strftime("%Y-%m-%d %H:%M UTC"))
-        hidden = st.blind and not st.is_expert and not (len(votes) and (votes["inspector"] == st.inspector).any())
-        if hidden:
-            vote_md = f"{nvotes[row]} vote(s); blind mode: vote first to see them."
-        elif len(votes):
-            cols = [c for c in ("inspector", "label", "comment", "time", "source") if c in votes]
-            vote_md = "| " + " | ".join(cols) + " |\n|" + "---|" * len(cols) + "\n" + "\n".join(
-                "| " + " | ".join(_md(_fmt(v)) for v in rec) + " |" for rec in votes[cols].itertuples(index=False))
-        else:
-            vote_md = "No votes yet."
+        comment = pn.widgets.TextAreaInput(placeholder="a comment on your vote of this galaxy", height=60,
+                                           max_length=MAX_COMMENT_CHARS, sizing_mode="stretch_width")
+        save = pn.widgets.Button(label="Save comment", width=120)
+        said = pn.pane.Markdown("", margin=(0, 5))
+
+        def save_comment(_):
+            why = st.comment(row, comment.value)
+            said.object = _md(why) if why else "Comment saved."
+            if not why:
+                comment.value = ""
+
+        save.on_click(save_comment)
         close = pn.widgets.Button(label="Close", width=80, align="end")
         close.on_click(lambda e: self.close_detail())
+        self._detail_head = pn.pane.Markdown(self._detail_head_md(row))
+        self._detail_votes = pn.pane.Markdown(self._votes_md(row), sizing_mode="stretch_width")
         return pn.Column(
-            pn.Row(pn.pane.Markdown(f"## {_md(gid)}\nconsensus **{_md(label[row])}** · {nvotes[row]} vote(s)"), close),
-            imgs,
-            pn.Row(pn.pane.Markdown("| metric | value |\n|---|---|\n" + metrics, width=380),
-                   pn.pane.Markdown("### Votes\n" + vote_md, width=420)),
-            css_classes=["resx-detail"],
+            pn.Row(self._detail_head, close),
+            pn.Row(pn.pane.Markdown("stretch for this galaxy", margin=(8, 5)), stretch, limit, align="end"),
+            zoom, note,
+            pn.Row(pn.Column(pn.pane.HTML(self._coordinates_html(row), margin=(0, 5)),
+                             pn.pane.Markdown("| metric | value |\n|---|---|\n" + metrics), width=380),
+                   pn.Column(self._detail_votes, comment, pn.Row(save, said), sizing_mode="stretch_width"),
+                   sizing_mode="stretch_width"),
+            css_classes=["resx-detail"], sizing_mode="stretch_width",
         )
+
+    def _detail_head_md(self, row: int) -> str:
+        label, nvotes, _ = self.state.consensus_columns()
+        mine = self.state.my_labels([row])[0]
+        you = f" · you: **{_md(mine)}**" if mine else " · not voted by you"
+        return f"## {_md(self.state.ids[row])}\nconsensus **{_md(label[row])}** · {nvotes[row]} vote(s){you}"
+
+    def _votes_md(self, row: int) -> str:
+        """The galaxy's current votes with their times and comments (every cell escaped), as Markdown."""
+        st = self.state
+        _, nvotes, _ = st.consensus_columns()
+        votes = st.galaxy_votes(str(st.ids[row]))
+        if "created_at" in votes:
+            votes = votes.assign(time=votes["created_at"].dt.strftime("%Y-%m-%d %H:%M:%S UTC"))
+        hidden = st.blind and not st.sees_all and not (len(votes) and st.is_me(votes["inspector"]).any())
+        if hidden:
+            return f"### Votes\n{nvotes[row]} vote(s); blind mode: vote first to see them."
+        if not len(votes):
+            return "### Votes\nNo votes yet."
+        cols = [c for c in ("inspector", "label", "comment", "time", "source") if c in votes]
+        return ("### Votes\n| " + " | ".join(cols) + " |\n|" + "---|" * len(cols) + "\n" + "\n".join(
+            "| " + " | ".join(_fmt(v) for v in rec) + " |" for rec in votes[cols].itertuples(index=False)))
+
+    def _coordinates_html(self, row: int) -> str:
+        """RA/Dec in full precision (degrees and sexagesimal) and, when the catalog or the config names one,
+        a link to a public cutout service."""
+        cat = self.state.catalog.iloc[row]
+        if "ra" not in cat.index or "dec" not in cat.index:
+            return ""
+        try:
+            ra, dec = float(cat["ra"]), float(cat["dec"])
+        except (TypeError, ValueError):
+            return ""
+        if not (np.isfinite(ra) and np.isfinite(dec)):
+            return ""
+        from astropy import units as u
+        from astropy.coordinates import SkyCoord
+
+        hms = SkyCoord(ra * u.deg, dec * u.deg).to_string("hmsdms", precision=3, sep=":")
+        out = (f"<div class='resx-coords'><b>RA, Dec</b> {ra:.8f}°, {dec:+.8f}° "
+               f"<span style='color:#555'>({html.escape(hms)})</span></div>")
+        url = cutout_url(cat, self.state.acfg.get("cutout_url", ""))
+        if url:
+            out += f"<div><a href='{html.escape(url, quote=True)}' target='_blank' rel='noopener noreferrer'>" \
+                   f"open in the survey's cutout service ↗</a></div>"
+        return out
 
     def open_detail(self, row: int) -> None:
         self.detail_row = int(row)
@@ -1030,23 +1249,25 @@ class GalleryView(param.Parameterized):
 
     # -- layout -------------------------------------------------------------------------------------
     def controls(self) -> pn.viewable.Viewable:
-        stretch = pn.widgets.RadioButtonGroup.from_param(self.param.stretch, button_type="primary",
-                                                         button_style="outline", width=210,
+        stretch = pn.widgets.RadioButtonGroup.from_param(self.param.stretch, color="primary",
+                                                         variant="outline", width=210,
                                                          css_classes=["resx-stretch"], stylesheets=[ACTIVE_CSS])
-        limit = pn.widgets.FloatInput.from_param(self.param.limit, name="range ± σ", step=1.0, width=90)
+        limit = pn.widgets.FloatInput.from_param(self.param.limit, label="range ± σ", step=1.0, width=90)
         panels = pn.widgets.CheckButtonGroup.from_param(self.param.panels, options={KIND_LABELS[k]: k for k in ALL_KINDS},
-                                                        button_type="primary", button_style="outline",
+                                                        color="primary", variant="outline",
                                                         css_classes=["resx-panels"], stylesheets=[ACTIVE_CSS])
+        find = pn.widgets.TextInput(label="find one id", placeholder="an id, as it is; Enter", width=200)
+        find.param.watch(lambda e: self.find_id(e.new) if e.new else None, "value")
         return pn.Column(
-            pn.Row(pn.widgets.Select.from_param(self.param.sort_by, name="sort by", width=190),
-                   pn.widgets.Select.from_param(self.param.show, name="show", width=170),
+            pn.Row(find, pn.widgets.Select.from_param(self.param.sort_by, label="sort by", width=190),
+                   pn.widgets.Select.from_param(self.param.show, label="show", width=170),
                    pn.Column(pn.pane.Markdown("residual stretch", margin=(0, 5)), stretch, margin=0),
                    limit,
-                   pn.widgets.Checkbox.from_param(self.param.invert, name="invert", align="end"),
+                   pn.widgets.Checkbox.from_param(self.param.invert, label="invert", align="end"),
                    sizing_mode="stretch_width", css_classes=["resx-gallery-controls"]),
             pn.Row(pn.pane.Markdown("panels", margin=(8, 5)), panels,
-                   pn.widgets.Checkbox.from_param(self.param.show_triplet, name="show triplet", align="center"),
-                   pn.widgets.Checkbox.from_param(self.param.show_mask, name="mask", align="center"),
+                   pn.widgets.Checkbox.from_param(self.param.show_triplet, label="show triplet", align="center"),
+                   pn.widgets.Checkbox.from_param(self.param.show_mask, label="mask", align="center"),
                    sizing_mode="stretch_width"),
             margin=0, sizing_mode="stretch_width",
         )
@@ -1062,27 +1283,44 @@ class GalleryView(param.Parameterized):
         )
 
 
+def cutout_url(row: Any, template: str) -> str:
+    """The public cutout link of a catalog row: its ``cutout_url`` column, else ``template`` (config
+    ``app.cutout_url``) filled with ``{ra}``, ``{dec}`` (degrees) and ``{id}`` (URL-quoted); only
+    http(s) links, '' when there is none."""
+    from urllib.parse import quote
+
+    url = ""
+    own = row.get("cutout_url", "") if hasattr(row, "get") else ""
+    if isinstance(own, str) and own.strip():
+        url = own.strip()
+    elif template:
+        try:
+            url = template.format(ra=float(row["ra"]), dec=float(row["dec"]), id=quote(str(row["id"]), safe=""))
+        except (KeyError, ValueError, IndexError, TypeError):
+            return ""
+    return url if url.lower().startswith(("https://", "http://")) else ""
+
+
 def _notify(msg: str, kind: str = "info") -> None:
-    notif = pn.state.notifications
-    if notif is not None:
-        getattr(notif, kind if kind in ("info", "warning", "error", "success") else "info")(msg, duration=5000)
+    if pn.state.notifications is not None:
+        notify(msg, kind)  # escaped: Notyf renders HTML and the message may quote user text
     else:
         log.info("%s", msg)
 
 
 def _md(text: Any) -> str:
     """User text (an id, a name, a comment) as literal Markdown: no markup, no HTML."""
-    return re.sub(r"([\\`*_{}\[\]()#+\-.!|~])", r"\\\1", html.escape(str(text), quote=False))
+    return md(text)
 
 
 def _fmt(v: Any, key: str = "") -> str:
     """A catalog value for a table cell: RA/Dec in full precision (degrees), other floats to 4 digits."""
     if isinstance(v, (bytes, np.bytes_)):
-        v = v.decode()
+        v = v.decode(errors="replace")
     if isinstance(v, (float, np.floating)):
         if not np.isfinite(v):
             return "—"
         if key in ("ra", "dec"):
             return f"{float(v):.8f}°"
         return f"{v:.4g}"
-    return str(v).replace("|", "/")
+    return _md(v)  # text (a field, a prep message) is data

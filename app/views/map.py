@@ -17,6 +17,7 @@ import panel as pn
 
 from app.palettes import color_key
 from app.state import COLOR_BY, AppState
+from app.text import html_text
 
 log = logging.getLogger(__name__)
 
@@ -189,9 +190,10 @@ class MapView:
             return ""
         key = color_key(column, frame[column].astype(str).unique())
         items = "".join(f'<span style="margin-right:12px;white-space:nowrap"><span style="display:inline-block;'
-                        f'width:10px;height:10px;border-radius:5px;background:{c};margin-right:4px"></span>{k}</span>'
+                        f'width:10px;height:10px;border-radius:5px;background:{html_text(c)};margin-right:4px"></span>'
+                        f'{html_text(k)}</span>'
                         for k, c in key.items())
-        return f'<div class="resx-legend">{st.color_by}: {items}</div>'
+        return f'<div class="resx-legend">{html_text(st.color_by)}: {items}</div>'
 
     def _attach_streams(self, source, model: str) -> None:
         st = self.state

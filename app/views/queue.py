@@ -48,7 +48,7 @@ class QueueView:
         info = self.state.queue_info
         help_line = html.escape(STRATEGY_HELP.get(self.state.queue_strategy, ""))
         if not info:
-            self.info.object = f'<div class="resx-hint">{help_line}</div>'
+            self.info.object = f'<div class="resx-queue-hint">{help_line}</div>'
             return
         if "error" in info:
             self.info.object = f'<div class="resx-queue-error">Queue unavailable: {html.escape(info["error"])}</div>'

@@ -15,6 +15,7 @@ import pandas as pd
 import panel as pn
 
 from app.state import AppState
+from app.text import md, md_code
 from core.labels import CLASSES
 from core.workspace.config import DEFAULT_CONFIG
 from core.workspace.workspace import MODELS
@@ -44,7 +45,10 @@ class RunsView:
         self.progress = pn.indicators.Progress(value=0, max=100, bar_color="primary", sizing_mode="stretch_width",
                                                visible=False)
         self.r_status = pn.pane.Markdown("", css_classes=["resx-retrain-status"], sizing_mode="stretch_width")
-        self.curves = pn.pane.HoloViews(None, sizing_mode="stretch_width", visible=False)
+        # the loss curves' pane lives in a holder that is emptied rather than hidden: toggling ``visible`` on a
+        # HoloViews pane logged "TypeError: List parameter 'Bokeh.stylesheets'..." on every retrain
+        self.curves = pn.Column(sizing_mode="stretch_width")
+        self._curves_pane: pn.pane.HoloViews | None = None
         self.summary = pn.Column(sizing_mode="stretch_width")
         state.param.watch(lambda e: self._sync_runs(), ["runs_version", "model", "run_cnn", "run_cvae"])
         self._sync_runs()
@@ -67,7 +71,10 @@ class RunsView:
         st = self.state
         st.set_run(st.model, event.new)
         if self.make_active.value:
-            st.activate_run(st.model, event.new)
+            try:
+                st.activate_run(st.model, event.new)
+            except Exception as exc:  # noqa: BLE001 - an unfinished run: shown, the page stays up
+                self.r_status.object = f"⚠ {md(exc)}"
 
     def run_summary(self) -> pn.viewable.Viewable:
         """Accuracy, the confusion matrix and the predictions changed for the shown run."""
@@ -77,12 +84,12 @@ class RunsView:
             return pn.pane.Markdown("No run yet.")
         row = st.run_row(run)
         ev = st.run_evaluation(run)
-        lines = [f"**{run}** · {row.model.upper() if row else ''} · {row.status if row else ''}"]
+        lines = [f"**{md(run)}** · {md(row.model.upper()) if row else ''} · {md(row.status) if row else ''}"]
         info = row.info if row else {}
         for key, name in (("labels", "labels"), ("init", "fine-tuned from"), ("epochs", "epochs"),
                           ("created", "created")):
             if info.get(key):
-                lines.append(f"{name}: {info[key]}")
+                lines.append(f"{name}: {md(info[key])}")
         acc = ev.get("test_accuracy", ev.get("accuracy", info.get("accuracy")))
         if isinstance(acc, (int, float)):
             lines.append(f"test accuracy: **{100 * acc:.1f} %**")
@@ -94,11 +101,11 @@ class RunsView:
             lines.append(f"reconstruction MSE: {mse:.4g}")
         per = ev.get("per_class")
         if isinstance(per, dict) and per:
-            lines.append("recall: " + ", ".join(f"{c} {100 * v['recall']:.0f} %" for c, v in per.items()
+            lines.append("recall: " + ", ".join(f"{md(c)} {100 * v['recall']:.0f} %" for c, v in per.items()
                                                 if isinstance(v, dict) and isinstance(v.get("recall"), (int, float))))
         ch = st.predictions_changed(st.model)
         if ch:
-            lines.append(f"predictions changed vs {ch[2]}: **{ch[0]}** of {ch[1]}")
+            lines.append(f"predictions changed vs {md(ch[2])}: **{ch[0]}** of {ch[1]}")
         parts: list = [pn.pane.Markdown("  \n".join(lines), sizing_mode="stretch_width")]
         cm = ev.get("confusion_matrix", ev.get("confusion"))
         if isinstance(cm, list) and cm and isinstance(cm[0], list):
@@ -116,15 +123,16 @@ class RunsView:
             job = st.start_retrain(self.r_model.value, self.r_epochs.value, self.r_mode.value == "fine-tune",
                                    extra_args=extra_args)
         except Exception as exc:
-            self.r_status.object = f"⚠ {exc}"
+            self.r_status.object = f"⚠ {md(exc)}"
             return
         self.r_start.disabled = True
         self.r_cancel.disabled = False
         self.progress.visible = True
         self.progress.value = -1  # indeterminate until the first epoch ends
-        self.curves.visible = False
-        self.r_status.object = f"Training **{job.run_id}** ({job.model}, {job.epochs} epochs, " \
-                               f"{'from ' + job.init if job.init else 'from scratch'}) in a separate process…"
+        self.curves[:] = []
+        self._curves_pane = None
+        self.r_status.object = f"Training **{md(job.run_id)}** ({job.model}, {job.epochs} epochs, " \
+                               f"{'from ' + md(job.init) if job.init else 'from scratch'}) in a separate process…"
 
     def cancel(self) -> None:
         if self.state.cancel_retrain():
@@ -142,25 +150,34 @@ class RunsView:
             if epochs:
                 self.progress.value = int(round(100 * min(epoch, epochs) / epochs))
             state = prog.get("state", "")
-            self.r_status.object = f"**{job.run_id}**: {state} · epoch {epoch} / {epochs}"
+            self.r_status.object = f"**{md(job.run_id)}**: {md(state)} · epoch {epoch} / {epochs}{_eta(prog)}"
             hist = prog.get("history") or {}
             if hist:
-                self.curves.object = self.history_plot(hist)
-                self.curves.visible = True
+                plot = self.history_plot(hist)
+                if self._curves_pane is None:
+                    self._curves_pane = pn.pane.HoloViews(plot, sizing_mode="stretch_width")
+                    self.curves[:] = [self._curves_pane]
+                else:
+                    self._curves_pane.object = plot
         if job.running:
             return
         job._reported = True
-        status, message = self.state.finish_retrain()
+        try:
+            status, message = self.state.finish_retrain(make_active=self.make_active.value)
+        except Exception as exc:  # noqa: BLE001 - e.g. the run could not be made active
+            status, message = "failed", str(exc)
         self.r_start.disabled = False
         self.r_cancel.disabled = True
         self.progress.visible = False
         if status == "done":
-            self.r_status.object = f"✔ **{job.run_id}** finished; it is now the active {job.model.upper()} run."
+            where = ("it is now the workspace's active run" if self.make_active.value
+                     else "shown here; the workspace's active run is unchanged")
+            self.r_status.object = f"✔ **{md(job.run_id)}** finished; {where} ({job.model.upper()})."
         elif status == "cancelled":
-            self.r_status.object = f"Run **{job.run_id}** was cancelled; the active run is unchanged."
+            self.r_status.object = f"Run **{md(job.run_id)}** was cancelled; the active run is unchanged."
         else:
-            self.r_status.object = (f"✖ Run **{job.run_id}** failed; the active run is unchanged.\n\n"
-                                    f"```\n{message}\n```")
+            self.r_status.object = (f"✖ Run **{md(job.run_id)}** failed; the active run is unchanged.\n\n"
+                                    f"{md_code(message)}")
 
     @staticmethod
     def history_plot(history: dict) -> hv.Layout:
@@ -194,3 +211,13 @@ class RunsView:
             sizing_mode="stretch_width",
             name="Runs",
         )
+
+
+def _eta(progress: dict) -> str:
+    """' · about 1 min 20 s left (at most: ...)' from progress.json's eta_s, '' before the first epoch."""
+    eta = progress.get("eta_s")
+    if not isinstance(eta, (int, float)) or eta <= 0 or progress.get("state") != "running":
+        return ""
+    m, sec = divmod(int(round(eta)), 60)
+    left = f"{m} min {sec:02d} s" if m else f"{sec} s"
+    return f" · about {left} left (at most: early stopping may end it sooner)"

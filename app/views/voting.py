@@ -11,16 +11,17 @@ tiles are the state's ``focused_row`` and ``ticked``; the gallery's keys vote th
 
 from __future__ import annotations
 
-import html
 import logging
-import re
 
 import numpy as np
 import panel as pn
 
 from app.palettes import CLASS_COLORS
 from app.state import KEYS, AppState
-from core.labels import VOTE_LABELS
+from app.text import md as _md
+from app.text import notify
+from core.labels import DEFINITIONS, VOTE_LABELS
+from core.workspace.config import DEFAULT_CONFIG
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +35,13 @@ class VotingView:
     def __init__(self, state: AppState):
         self.state = state
         self.scope = pn.widgets.RadioButtonGroup(label="apply to", options=list(SCOPES), value=SCOPES[0],
-                                                 color="light", width=330)
+                                                 color="primary", variant="outline", width=330,
+                                                 stylesheets=[".bk-btn.bk-active { font-weight: 700; color: #fff !important; }"])
         self.buttons = []
         for label in VOTE_LABELS:
             key = _KEY_OF.get(label, "")
             b = pn.widgets.Button(label=f"{key} · {label}" if key else label, width=120, margin=(2, 3),
+                                  description=DEFINITIONS.get(label, label),
                                   stylesheets=[f":host {{ --resx-vote: {CLASS_COLORS.get(label, '#888')}; }}"],
                                   css_classes=["resx-vote"])
             b.on_click(lambda e, lab=label: self.vote_scope(lab))
@@ -46,18 +49,30 @@ class VotingView:
         self.undo = pn.widgets.Button(label="↶ undo my last vote", width=160, color="light")
         self.undo.on_click(lambda e: self._undo())
         self.status = pn.pane.Markdown("", margin=(0, 10), css_classes=["resx-vote-status"])
+        # a bulk vote above app.bulk_confirm galaxies waits here for a confirmation
+        self.bulk_confirm = int(state.acfg.get("bulk_confirm", DEFAULT_CONFIG["app"]["bulk_confirm"]))
+        self._pending: tuple[np.ndarray, str, str] | None = None
+        self.confirm_text = pn.pane.Markdown("", margin=(0, 10))
+        self.confirm = pn.widgets.Button(label="Confirm", color="warning", width=90)
+        self.cancel = pn.widgets.Button(label="Cancel", width=80)
+        self.confirm.on_click(lambda e: self._confirm(True))
+        self.cancel.on_click(lambda e: self._confirm(False))
+        self.confirm_row = pn.Row(self.confirm_text, self.confirm, self.cancel, visible=False,
+                                  css_classes=["resx-bulk-confirm"], align="center")
         state.param.watch(lambda e: self._role(), ["inspector"])
         state.param.watch(self._on_outcome, ["vote_outcome"])
         self._role()
 
     def _role(self) -> None:
         st = self.state
-        if not st.inspector:
+        if not st.voter.strip():
             self.status.object = "Enter your inspector name in the sidebar to vote."
         elif st.is_expert:
-            self.status.object = f"Voting as **{_md(st.inspector)}** (expert: your vote validates the label)."
+            self.status.object = f"Voting as **{_md(st.voter)}** (expert: your vote validates the label)."
+        elif st.authenticated:
+            self.status.object = f"Voting as **{_md(st.voter)}** ({st.role})."
         else:
-            self.status.object = f"Voting as **{_md(st.inspector)}**."
+            self.status.object = f"Voting as **{_md(st.voter)}** (unauthenticated name: no expert override)."
 
     def rows_for(self, scope: str) -> np.ndarray:
         """Catalog rows that a vote with ``scope`` (one of :data:`SCOPES`) labels."""
@@ -87,36 +102,51 @@ class VotingView:
         if rows.size == 0:
             self._notify(f"No {scope.replace('whole ', '')} to label.", "warning")
             return
+        if rows.size > self.bulk_confirm:
+            self._pending = (rows, label, scope)
+            self.confirm_text.object = (f"Label **{rows.size}** galaxies **{_md(label)}** "
+                                        f"({_md(scope)}{': ' + _md(self.state.selection_source) if scope == 'whole selection' and self.state.selection_source else ''})?")
+            self.confirm_row.visible = True
+            return
+        self._cast(rows, label, scope)
+
+    def _cast(self, rows: np.ndarray, label: str, scope: str) -> None:
         n = self.state.record_vote(rows, label, scope=scope)
         if n and scope == "focused tile":
             self.state.focus_next()
 
+    def _confirm(self, ok: bool) -> None:
+        """The answer to a bulk vote's confirmation."""
+        pending, self._pending = self._pending, None
+        self.confirm_row.visible = False
+        if ok and pending is not None:
+            self._cast(*pending)
+        elif pending is not None:
+            self.status.object = "Bulk vote cancelled: nothing recorded."
+
     def _undo(self) -> None:
         try:
-            out = self.state.undo()
+            out = self.state.undo_described()
         except Exception as exc:
             self._notify(f"Nothing undone: {exc}", "warning")
             return
-        self.status.object = f"Undone: {out}" if out else "Nothing to undo."
+        self.status.object = _md(out)
 
     @staticmethod
     def _notify(msg: str, kind: str = "info") -> None:
-        notif = pn.state.notifications
-        if notif is not None:
-            getattr(notif, kind if kind in ("info", "warning", "error", "success") else "info")(msg, duration=5000)
+        notify(msg, kind)  # escaped: the message may quote a name or a comment
 
     def panel(self) -> pn.viewable.Viewable:
         return pn.Column(
             pn.FlexBox(*self.buttons, flex_wrap="wrap", sizing_mode="stretch_width", css_classes=["resx-vote-row"]),
             pn.FlexBox(self.scope, self.undo, self.status, flex_wrap="wrap", align_items="center",
                        sizing_mode="stretch_width"),
-            pn.pane.Markdown("Keys: **1–5** classes · **f** fit quality · **s** skip · **arrows** move "
-                             "(keys label the focused tile, then move to the next).", margin=(0, 10),
+            self.confirm_row,
+            pn.pane.Markdown("Keys: **1–5** classes · **f** fit quality · **s** skip · **arrows** move · **n / p** "
+                             "pages · **Enter** detail · **Esc** close · **u** undo · **c** comment · **g** next "
+                             "unvoted · **?** all keys (keys label the focused tile, then move to the next; "
+                             "hover a button for its class's definition).", margin=(0, 10),
                              css_classes=["resx-hint"]),
             sizing_mode="stretch_width",
         )
 
-
-def _md(text: str) -> str:
-    """User text (an inspector's name) as literal Markdown: no markup, no HTML."""
-    return re.sub(r"([\\`*_{}\[\]()#+\-.!|~])", r"\\\1", html.escape(str(text), quote=False))

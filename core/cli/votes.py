@@ -1,4 +1,4 @@
-"""``resx votes import|export|stats``: the inspectors' vote store (:mod:`core.votes`)."""
+"""``resx votes import|export|stats|merge-inspectors``: the inspectors' vote store (:mod:`core.votes`)."""
 
 from __future__ import annotations
 
@@ -34,6 +34,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("workspace", metavar="WORKSPACE")
     p.add_argument("--method", choices=["majority", "ds", "classifier"], default=None,
                    help="consensus the agreement is measured against (default: config votes.method)")
+    p = vsub.add_parser("merge-inspectors",
+                        help="Merge registered inspector names that are one person (same name up to case, "
+                        "Unicode form and surrounding spaces); without --yes, only list them.")
+    p.set_defaults(func=run_merge_inspectors)
+    p.add_argument("workspace", metavar="WORKSPACE")
+    p.add_argument("--yes", action="store_true", help="merge them (rewrites whose votes they are; keep a backup)")
 
 
 @contextlib.contextmanager
@@ -71,19 +77,21 @@ def run_import(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
+    from core.io.export import consensus_rule, provenance
     from core.votes.consensus import UNDECIDED
     from core.votes.files import consensus_catalog, write_table
     from core.workspace.workspace import WorkspaceError
 
     with _store(args.workspace) as (ws, store):
         consensus = store.consensus()
+        rule = consensus_rule(store.config, method="majority")  # what store.consensus() computes
     try:
         catalog = ws.read_catalog()
     except WorkspaceError as exc:
         log.warning("exporting the consensus without catalog columns: %s", exc)
         catalog = None
     table = consensus_catalog(consensus, catalog)
-    write_table(table, args.out)
+    write_table(table, args.out, provenance(ws, consensus=rule, what="consensus catalog (resx votes export)"))
     decided = int((table["consensus"] != UNDECIDED).sum())
     print(f"wrote {len(table)} galaxies to {args.out}: {decided} with a consensus "
           f"({int(table['expert'].sum())} expert-validated), {len(table) - decided} undecided")
@@ -107,6 +115,7 @@ def run_stats(args: argparse.Namespace) -> int:
         ds = result if method == "ds" else store_consensus(store, "ds")
         agreement = compute_agreement(votes, consensus)
         n_inspectors = len(store.inspectors())
+        collisions = store.inspector_collisions()
     share = Fraction(float(rule_cfg["fraction"])).limit_denominator(1000)
     rule = (f"{rule_cfg['min_votes']} non-skip votes, a {share} majority" if method == "majority"
             else f"{rule_cfg['min_votes']} non-skip votes, the most probable label by {method}")
@@ -115,6 +124,8 @@ def run_stats(args: argparse.Namespace) -> int:
     counts = consensus["label"].value_counts()
     print("Consensus: " + ", ".join(f"{lab} {int(counts.get(lab, 0))}"
                                      for lab in [*VOTE_LABELS[:-1], UNDECIDED]))
+    if collisions:
+        print(_collision_text(collisions) + "\nMerge them with `resx votes merge-inspectors WORKSPACE --yes`.")
     print()
     print(agreement.to_text())
     print()
@@ -147,3 +158,23 @@ def skill_text(result) -> str:
         lines.append(f"Estimated confusion matrix of {name!r} (rows: true class, columns: vote):")
         lines.append(table.to_string())
     return "\n".join(lines)
+
+
+def _collision_text(groups: list[list[str]]) -> str:
+    return f"{len(groups)} inspector(s) registered under several names (one person each):\n" + "\n".join(
+        "  " + " = ".join(repr(n) for n in names) + f"  (kept: {names[0]!r})" for names in groups)
+
+
+def run_merge_inspectors(args: argparse.Namespace) -> int:
+    with _store(args.workspace) as (_, store):
+        groups = store.inspector_collisions()
+        if not groups:
+            print("no inspector names to merge: every registered name is a different person")
+            return 0
+        if not args.yes:
+            print(_collision_text(groups) + "\nnothing changed; run again with --yes to merge them")
+            return 0
+        merged = store.merge_inspectors()
+    print(f"merged {sum(len(g) - 1 for g in merged)} name(s) into {len(merged)} inspector(s):\n" + "\n".join(
+        f"  {names[0]!r} <- " + ", ".join(repr(n) for n in names[1:]) for names in merged))
+    return 0

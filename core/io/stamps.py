@@ -2,7 +2,10 @@
 
 A :class:`StampStore` is a zarr group (``WORKSPACE/stamps.zarr``) holding one array per kind in
 :data:`STAMP_KINDS`, each of shape ``(n, size, size)`` and chunked ``(chunk, size, size)`` along the
-galaxy axis: row ``i`` is the galaxy in catalog row ``i``. Image kinds are float32 (NaN until a
+galaxy axis: row ``i`` is the galaxy in catalog row ``i``. Stores made by ``resx prep`` are zarr v3
+shards of ``chunk`` galaxies (one file each) holding compressed blocks of :data:`READ_CHUNK`
+galaxies, so that the gallery's random reads decompress little; older stores (one block per
+chunk) are read the same way. Image kinds are float32 (NaN until a
 galaxy is prepared); ``goi_mask`` is uint8 (1 inside the galaxy of interest). Because a chunk holds
 whole galaxies, a worker that owns rows ``[k*chunk, (k+1)*chunk)`` writes only its own chunk files:
 concurrent workers never write the same file.
@@ -17,6 +20,7 @@ Examples
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +32,12 @@ STAMP_KINDS: tuple[str, ...] = ("original", "model", "residual", "object_only", 
 """The stamps kept per galaxy (paper §3.1, Figure 3)."""
 
 _MASK_KINDS = ("goi_mask",)
+
+#: Galaxies per compressed block in the stores ``resx prep`` creates (inside shards of
+#: ``prep.chunk`` galaxies, one file per prep task). A gallery page of 48 galaxies picked anywhere
+#: decompresses 48 blocks of 16 stamps instead of 48 of 256 per stamp kind; writing a shard and
+#: reading a store end to end stay close to one block per file (tests/benchmarks/bench_stamps.py).
+READ_CHUNK = 16
 
 
 def _dtype(kind: str) -> np.dtype:
@@ -73,18 +83,16 @@ class StampStore:
         chunk : int
             Galaxies per chunk file (and per parallel task of ``resx prep``).
         read_chunk : int, optional
-            Galaxies per compressed block inside a chunk file (a zarr v3 shard of ``chunk``
-            galaxies holding blocks of ``read_chunk``), so that reading a few galaxies (a gallery
-            page) decompresses only their blocks, not whole chunks; it must divide ``chunk``.
-            ``None`` (or ``chunk``): one compressed block per file, the layout of older stores.
-            ``resx prep`` uses :data:`READ_CHUNK`.
+            Galaxies per compressed block inside a chunk file: a zarr v3 shard of ``chunk``
+            galaxies holding blocks of ``gcd(chunk, read_chunk)``, so that reading a few galaxies
+            (a gallery page) decompresses only their blocks, not whole chunks. ``None`` (or a
+            multiple of ``chunk``): one compressed block per file, the layout of older stores,
+            which stay readable. ``resx prep`` uses :data:`READ_CHUNK`.
         """
         if n < 0 or size < 1 or chunk < 1:
             raise ValueError(f"invalid stamp store shape n={n}, size={size}, chunk={chunk}")
         chunk = max(1, min(chunk, max(n, 1)))
-        inner = chunk if read_chunk is None else max(1, min(int(read_chunk), chunk))
-        if chunk % inner:
-            raise ValueError(f"read_chunk={read_chunk} must divide chunk={chunk}")
+        inner = chunk if read_chunk is None else math.gcd(chunk, max(1, int(read_chunk)))
         group = zarr.open_group(str(path), mode="w")
         for kind in STAMP_KINDS:
             dtype = _dtype(kind)

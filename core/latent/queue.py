@@ -43,8 +43,15 @@ import pandas as pd
 
 from core.errors import ResxError
 from core.labels import CLASSES
-from core.latent.acquisition import (STRATEGIES, bald, diverse_order, margin_score, mc_dropout_probabilities,
-                                     predictive_entropy, vote_entropy)
+from core.latent.acquisition import (
+    STRATEGIES,
+    bald,
+    diverse_order,
+    margin_score,
+    mc_dropout_probabilities,
+    predictive_entropy,
+    vote_entropy,
+)
 
 __all__ = ["ACQUISITION_NPZ", "Queue", "QueueError", "active_probabilities", "build_queue", "compute_acquisition",
            "load_acquisition", "retired_mask"]

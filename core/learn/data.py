@@ -157,9 +157,8 @@ def training_labels(ws: Workspace, source: str = "catalog", method: str | None =
         labels = np.array([str(c).strip() for c in _column(cat, "catalog_class", "")], dtype=object)
         prov["column"] = "catalog_class"
     elif source == "consensus":
-        from core.votes.store import open_store
-
         from core.votes.methods import store_consensus
+        from core.votes.store import open_store
 
         store = open_store(ws)
         try:

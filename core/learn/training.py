@@ -82,8 +82,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up 
 import keras  # noqa: E402
 import numpy as np
 
-from core.learn.backend import (configure_devices, describe_device, distribution_strategy, precision_policy,
-                                quiet_tensorflow)
+from core.learn.backend import (
+    configure_devices,
+    describe_device,
+    distribution_strategy,
+    precision_policy,
+    quiet_tensorflow,
+)
 from core.learn.data import LABEL_SOURCES, TrainingData, TrainingError, load_training_data
 from core.learn.evaluate import evaluate_cnn, evaluate_cvae, plot_confusion, plot_reconstructions
 from core.learn.runs import RunError, RunInfo, clear_trainer, new_run_id, read_run, write_run_json, write_trainer

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from astropy.table import Column, Table
 
-from core.io.stamps import STAMP_KINDS, StampStore
+from core.io.stamps import READ_CHUNK, STAMP_KINDS, StampStore
 from core.prep.galaxy import GEOMETRY_COLUMNS, galaxy_seed, prep_block
 from core.prep.metrics import METRIC_COLUMNS, METRIC_DOCS
 from core.workspace.config import DEFAULT_CONFIG
@@ -378,7 +378,7 @@ def prep_workspace(ws, scheduler: Any = None, workers: int | None = None, redo: 
         if store is not None:
             log.warning("stamp store %s does not match the catalog/config (n=%d, size=%d): rebuilding it",
                         ws.stamps_path, n, size)
-        store = StampStore.create(ws.stamps_path, n, size, chunk)
+        store = StampStore.create(ws.stamps_path, n, size, chunk, read_chunk=READ_CHUNK)
         redo = True
     if redo:
         _clear_journal(root)

@@ -106,15 +106,21 @@ def consensus_catalog(consensus: pd.DataFrame, catalog: Table | None) -> Table:
     return out
 
 
-def write_table(table: Table, path: str | Path) -> None:
-    """Write a table as FITS or CSV according to the extension of ``path``."""
-    path = Path(path)
-    fmt = _format(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if fmt == "fits":
-        from core.io.catalog import write_fits_table
+def write_table(table: Table, path: str | Path, prov: dict | None = None) -> None:
+    """Write a table as FITS or CSV according to the extension of ``path``, with its provenance.
 
-        write_fits_table(table, path)  # non-ASCII ids and text as declared UTF-8
-    else:
-        flat = Table([c for c in table.itercols() if c.ndim == 1])
-        flat.write(path, format="ascii.csv", overwrite=True)
+    Through the one export writer, :func:`core.io.export.write_export` (FITS text as declared
+    UTF-8; CSV with formula cells neutralised).
+
+    Parameters
+    ----------
+    table : astropy.table.Table
+    path : str or Path
+        ``.fits`` or ``.csv``.
+    prov : dict, optional
+        From :func:`core.io.export.provenance`.
+    """
+    from core.io.export import write_export
+
+    path = Path(path)
+    write_export(table, path, _format(path), prov)

@@ -51,9 +51,12 @@ from core.votes.validation import (
     MAX_NAME,
     ROLES,
     SOURCES,
+    UNAUTHENTICATED,
     check_galaxy_id,
     check_galaxy_ids,
     check_text,
+    display_name,
+    inspector_key,
     normalize_label,
 )
 from core.workspace.config import DEFAULT_CONFIG
@@ -143,7 +146,9 @@ class VoteStore:
         Parameters
         ----------
         name : str
-            Non-empty, at most :data:`MAX_NAME` characters; stored verbatim.
+            Non-empty, at most :data:`MAX_NAME` characters. Identity is
+            :func:`~core.votes.validation.inspector_key` (NFC, trimmed, case-folded): a name
+            matching a registered one is that inspector; a new one is stored as typed (trimmed).
         role : {"inspector", "expert"}
             An expert's vote validates (overrides) the consensus of a galaxy.
         """
@@ -151,9 +156,11 @@ class VoteStore:
         if role not in ROLES:
             raise VoteStoreError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
         with self._write() as conn:
-            conn.execute(insert_ignore(conn, inspectors, "name").values(name=name, role=role, created_at=now_utc()))
-            row = conn.execute(sa.select(inspectors.c.id, inspectors.c.role)
-                               .where(inspectors.c.name == name)).first()
+            row = self._find_inspector(conn, name)
+            if row is None:
+                conn.execute(insert_ignore(conn, inspectors, "name").values(name=display_name(name), role=role,
+                                                                           created_at=now_utc()))
+                row = self._find_inspector(conn, name)
             if row.role != role:
                 log.info("inspector %r: role %s -> %s", name, row.role, role)
                 conn.execute(inspectors.update().where(inspectors.c.id == row.id).values(role=role))
@@ -167,9 +174,76 @@ class VoteStore:
         df["created_at"] = pd.to_datetime(df["created_at"], utc=True)
         return df
 
+    @staticmethod
+    def _find_inspector(conn: sa.Connection, name: str):
+        """The registered inspector that ``name`` is (by :func:`inspector_key`), or None.
+
+        An exact match wins; otherwise the oldest registered name with the same key (a store
+        holding several such names -- see :meth:`inspector_collisions` -- keeps them apart until
+        :meth:`merge_inspectors`).
+        """
+        row = conn.execute(sa.select(inspectors.c.id, inspectors.c.name, inspectors.c.role)
+                           .where(inspectors.c.name == name)).first()
+        if row is not None:
+            return row
+        key = inspector_key(name)
+        rows = conn.execute(sa.select(inspectors.c.id, inspectors.c.name, inspectors.c.role)
+                            .order_by(inspectors.c.id)).all()
+        return next((r for r in rows if inspector_key(r.name) == key), None)
+
+    def inspector_collisions(self) -> list[list[str]]:
+        """Registered inspector names that are one person under :func:`inspector_key`.
+
+        Returns
+        -------
+        list of list of str
+            One list per identity with more than one registered name, oldest first (the name
+            :meth:`merge_inspectors` keeps comes first). Empty when there is nothing to merge.
+        """
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(inspectors.c.id, inspectors.c.name).order_by(inspectors.c.id)).all()
+        groups: dict[str, list[str]] = {}
+        for _, name in rows:
+            groups.setdefault(inspector_key(name), []).append(name)
+        return [names for names in groups.values() if len(names) > 1]
+
+    def merge_inspectors(self) -> list[list[str]]:
+        """Merge the names of :meth:`inspector_collisions` into one inspector each, in one transaction.
+
+        The oldest name of each group is kept; the votes and actions of the others become its
+        own (so their current vote on a galaxy is the latest of all of them), the kept name is an
+        expert if any of them was, and the other names are removed. This rewrites history, so
+        it runs only when asked (``resx votes merge-inspectors``).
+
+        Returns
+        -------
+        list of list of str
+            The groups merged (kept name first); empty when there was nothing to merge.
+        """
+        merged: list[list[str]] = []
+        with self._write() as conn:
+            rows = conn.execute(sa.select(inspectors.c.id, inspectors.c.name, inspectors.c.role)
+                                .order_by(inspectors.c.id)).all()
+            groups: dict[str, list] = {}
+            for r in rows:
+                groups.setdefault(inspector_key(r.name), []).append(r)
+            for group in groups.values():
+                if len(group) < 2:
+                    continue
+                keep, others = group[0], [r.id for r in group[1:]]
+                conn.execute(votes_table.update().where(votes_table.c.inspector_id.in_(others))
+                             .values(inspector_id=keep.id))
+                conn.execute(actions.update().where(actions.c.inspector_id.in_(others)).values(inspector_id=keep.id))
+                if any(r.role == "expert" for r in group) and keep.role != "expert":
+                    conn.execute(inspectors.update().where(inspectors.c.id == keep.id).values(role="expert"))
+                conn.execute(inspectors.delete().where(inspectors.c.id.in_(others)))
+                merged.append([r.name for r in group])
+                log.warning("inspectors merged into %r: %s", keep.name, ", ".join(repr(r.name) for r in group[1:]))
+        return merged
+
     def _inspector(self, conn: sa.Connection, name: Any) -> tuple[int, str]:
         name = check_text(name, "inspector name", MAX_NAME)
-        row = conn.execute(sa.select(inspectors.c.id, inspectors.c.role).where(inspectors.c.name == name)).first()
+        row = self._find_inspector(conn, name)
         if row is None:
             raise VoteStoreError(f"unknown inspector {name!r}: register them first (add_inspector)")
         return row.id, row.role
@@ -241,7 +315,9 @@ class VoteStore:
             One of :data:`core.labels.VOTE_LABELS` (case-insensitive).
         comment : str
             Free text (at most :data:`MAX_COMMENT` characters), stored verbatim on each vote.
-        source : {"ui", "import", "simulated"}
+        source : {"ui", "import", "simulated", "ui-unauth"}
+            ``ui-unauth``: cast from a dashboard without authentication; it never counts as an
+            expert's vote, whatever the name.
 
         Returns
         -------
@@ -274,9 +350,13 @@ class VoteStore:
         action_id = conn.execute(actions.insert().values(
             inspector_id=inspector_id, kind="cast", undoes=None, source=source, n_votes=len(ids),
             created_at=now)).inserted_primary_key[0]
+        # "ui-unauth" is recorded on the action (its source column has no CHECK constraint); the
+        # votes table's CHECK predates it, so its votes say "ui" and readers take the action's source.
+        vote_source = "ui" if source == UNAUTHENTICATED else source
         conn.execute(votes_table.insert(), [
             {"action_id": action_id, "galaxy_id": g, "inspector_id": inspector_id, "label": lab,
-             "comment": com, "source": source, "created_at": now, "galaxy_pk": pks[g], "label_code": codes[lab]}
+             "comment": com, "source": vote_source, "created_at": now, "galaxy_pk": pks[g],
+             "label_code": codes[lab]}
             for g, lab, com in zip(ids, labels, comments)
         ])
         return action_id
@@ -318,7 +398,7 @@ class VoteStore:
     def _live_votes(self):
         undo = actions.alias("undo")
         return (
-            sa.select(votes_table)
+            sa.select(votes_table, actions.c.source.label("action_source"))
             .join(actions, votes_table.c.action_id == actions.c.id)
             .where(~sa.exists().where(undo.c.undoes == actions.c.id))
         )
@@ -335,7 +415,7 @@ class VoteStore:
         ).subquery("ranked")
         return (
             sa.select(ranked.c.galaxy_id, inspectors.c.name, ranked.c.label, ranked.c.comment,
-                      ranked.c.created_at, ranked.c.source, inspectors.c.role, ranked.c.id)
+                      ranked.c.created_at, ranked.c.action_source, inspectors.c.role, ranked.c.id)
             .join(inspectors, inspectors.c.id == ranked.c.inspector_id)
             .where(ranked.c.rank == 1)
             .order_by(ranked.c.id)
@@ -380,25 +460,35 @@ class VoteStore:
         return self._frame([self._current_query(galaxy_ids=ids[start:start + _CHUNK])
                             for start in range(0, max(len(ids), 1), _CHUNK)])
 
-    def current_labels(self) -> pd.DataFrame:
-        """Each inspector's current label on each galaxy: ``id``, ``inspector``, ``label``.
+    def current_labels(self, ids: Iterable[Any] | None = None) -> pd.DataFrame:
+        """Each inspector's current label on each galaxy: ``id``, ``inspector``, ``label``, ``expert``.
 
         The same votes as :meth:`current_votes` without comments, times and sources, read as
         integer codes (:meth:`_current_codes`) and mapped to names with lookup tables: about
         20x faster for 10⁴–10⁶ votes, for views that refresh on every vote (the dashboard).
-        Order: oldest vote first.
+        ``expert`` is whether the vote validates (an expert's, cast with a known identity: not
+        ``ui-unauth``). Order: oldest vote first. With ``ids``, only those galaxies (read through
+        :meth:`current_votes`, for a view that updates after its own vote).
         """
+        if ids is not None:
+            cur = self.current_votes(ids)
+            experts = {inspector_key(n) for n in self.config.get("experts") or []}
+            named = np.fromiter((inspector_key(n) in experts for n in cur["inspector"]), dtype=bool, count=len(cur))
+            expert = (cur["role"].eq("expert").to_numpy() | named) & cur["source"].ne(UNAUTHENTICATED).to_numpy()
+            return cur[["id", "inspector", "label"]].assign(expert=expert)
         with self.engine.connect() as conn:
-            galaxy_pk, label_code, inspector_id = self._current_codes(conn)
+            galaxy_pk, label_code, inspector_id, unauth = self._current_codes(conn)
             pks, ids = self._galaxy_table(conn)
             label_lut = self._label_lut(conn)
+            expert_lut = self._expert_lut(conn)
             people = conn.execute(sa.select(inspectors.c.id, inspectors.c.name)).all()
         inspector_names = np.empty(max((i for i, _ in people), default=0) + 1, dtype=object)
         for i, name in people:
             inspector_names[i] = name
         position = _positions(pks, galaxy_pk)
         return pd.DataFrame({"id": ids[position], "inspector": inspector_names[inspector_id],
-                             "label": np.asarray(VOTE_LABELS, dtype=object)[label_lut[label_code]]})
+                             "label": np.asarray(VOTE_LABELS, dtype=object)[label_lut[label_code]],
+                             "expert": expert_lut[inspector_id] & ~unauth})
 
     def votes_for(self, galaxy_id: str) -> pd.DataFrame:
         """The current votes on one galaxy (columns as :meth:`current_votes`)."""
@@ -412,10 +502,11 @@ class VoteStore:
         undo = actions.alias("undo")
         query = (
             sa.select(votes_table.c.galaxy_id, inspectors.c.name, votes_table.c.label,
-                      votes_table.c.comment, votes_table.c.created_at, votes_table.c.source,
+                      votes_table.c.comment, votes_table.c.created_at, actions.c.source,
                       inspectors.c.role, votes_table.c.action_id,
                       sa.exists().where(undo.c.undoes == votes_table.c.action_id).label("undone"))
             .join(inspectors, inspectors.c.id == votes_table.c.inspector_id)
+            .join(actions, actions.c.id == votes_table.c.action_id)
             .order_by(votes_table.c.id)
         )
         with self.engine.connect() as conn:
@@ -427,7 +518,7 @@ class VoteStore:
 
     # -- consensus and agreement -------------------------------------------------------------
     def consensus(self, min_votes: int | None = None, fraction: float | None = None,
-                  ids: Iterable[Any] | None = None) -> pd.DataFrame:
+                  ids: Iterable[Any] | None = None, experts: bool = True) -> pd.DataFrame:
         """The consensus of every registered galaxy (registration order).
 
         Parameters
@@ -439,6 +530,9 @@ class VoteStore:
             Only these galaxies (each once, in the order given): reads only their votes, so
             updating a view after a vote costs the same however large the campaign. An id
             that is not registered raises :class:`VoteStoreError`.
+        experts : bool
+            Apply the expert override (the default). False: experts' votes count like anyone's
+            (a dashboard served without authentication). A ``ui-unauth`` vote never overrides.
 
         Returns
         -------
@@ -462,18 +556,20 @@ class VoteStore:
                 people = dict(conn.execute(sa.select(inspectors.c.name, inspectors.c.id)).all())
             votes = self.current_votes(ids)  # oldest first: the last expert vote wins
             expert = expert_lut[[people[name] for name in votes["inspector"]]] if len(votes) else np.zeros(0, bool)
+            expert = expert & (votes["source"].to_numpy() != UNAUTHENTICATED) & experts if len(votes) else expert
             return consensus_from_votes(votes["id"].to_numpy(), votes["label"].to_numpy(), expert, ids=ids,
                                         labels=VOTE_LABELS, min_votes=min_votes, fraction=fraction)
         with self.engine.connect() as conn:
             # Votes first: every galaxy they name is then in the galaxies read next (append-only).
-            galaxy_pk, label_code, inspector_id = self._current_codes(conn)
+            galaxy_pk, label_code, inspector_id, unauth = self._current_codes(conn)
             pks, ids = self._galaxy_table(conn)
             label_lut = self._label_lut(conn)
             expert_lut = self._expert_lut(conn)
         # Map codes to positions once: galaxy keys -> rows of the galaxies table, label codes ->
         # vocabulary.
+        expert = expert_lut[inspector_id] & ~unauth & experts
         return consensus_from_codes(
-            _positions(pks, galaxy_pk), label_lut[label_code], expert_lut[inspector_id], ids=ids, labels=VOTE_LABELS,
+            _positions(pks, galaxy_pk), label_lut[label_code], expert, ids=ids, labels=VOTE_LABELS,
             min_votes=min_votes, fraction=fraction)
 
     # Votes per chunk of the integer export of the votes table; packing bound (62 bits).
@@ -524,21 +620,22 @@ class VoteStore:
 
     def _expert_lut(self, conn: sa.Connection) -> np.ndarray:
         """Inspector id -> expert (role expert, or named in the ``votes.experts`` setting)."""
-        experts = set(self.config.get("experts") or [])
+        experts = {inspector_key(n) for n in self.config.get("experts") or []}
         rows = conn.execute(sa.select(inspectors.c.id, inspectors.c.name, inspectors.c.role)).all()
         lut = np.zeros(max((r[0] for r in rows), default=0) + 1, dtype=bool)
         for i, name, role in rows:
-            lut[i] = role == "expert" or name in experts
+            lut[i] = role == "expert" or inspector_key(name) in experts
         return lut
 
-    def _current_codes(self, conn: sa.Connection) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Galaxy key, label code and inspector id of every current vote, oldest first.
+    def _current_codes(self, conn: sa.Connection) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Galaxy key, label code, inspector id and "unauthenticated" of every current vote, oldest first.
 
         Reads integers only. Fetching millions of rows one Python tuple at a time costs ~1 us a
         row, so the database concatenates each chunk of ``(vote id, packed codes)`` into one
         text (``group_concat`` / ``string_agg``) that numpy parses in C. The packed code is
-        ``(galaxy_pk * n_label_codes + label_code) * n_inspector_ids + inspector_id`` when that
-        fits in 62 bits, else the three numbers are sent apart. Votes of undone actions are
+        ``((galaxy_pk * n_label_codes + label_code) * n_inspector_ids + inspector_id) * 2 + unauth``
+        (``unauth``: the vote's source is ``ui-unauth``) when that fits in 62 bits, else the four
+        numbers are sent apart. Votes of undone actions are
         left out in SQL; the latest vote per galaxy and inspector is kept in numpy.
         """
         lo, hi, n_lab, n_insp, top_pk = conn.execute(sa.select(
@@ -548,11 +645,13 @@ class VoteStore:
             sa.select(sa.func.max(galaxies.c.pk)).scalar_subquery())).one()
         empty = np.zeros(0, np.int64)
         if lo is None:
-            return empty, empty, empty
+            return empty, empty, empty, np.zeros(0, bool)
         n_lab, n_insp = int(n_lab or 0) + 1, int(n_insp or 0) + 1
-        packed = (int(top_pk or 0) + 1) * n_lab * n_insp < self._PACK_LIMIT
-        cols = ["v.id", f"(v.galaxy_pk * {n_lab} + v.label_code) * {n_insp} + v.inspector_id"] if packed \
-            else ["v.id", "v.galaxy_pk", "v.label_code", "v.inspector_id"]
+        packed = (int(top_pk or 0) + 1) * n_lab * n_insp * 2 < self._PACK_LIMIT
+        unauth_sql = (f"(CASE WHEN v.action_id IN (SELECT u.id FROM actions u WHERE u.source = '{UNAUTHENTICATED}') "
+                      "THEN 1 ELSE 0 END)")
+        cols = ["v.id", f"((v.galaxy_pk * {n_lab} + v.label_code) * {n_insp} + v.inspector_id) * 2 + {unauth_sql}"] \
+            if packed else ["v.id", "v.galaxy_pk", "v.label_code", "v.inspector_id", unauth_sql]
         # One aggregate per column: every aggregate of a query steps through the same rows in
         # the same order, so the texts line up (one long text per row would cost twice as much).
         if conn.dialect.name == "postgresql":
@@ -575,11 +674,11 @@ class VoteStore:
         if len(vote_id) > 1 and not (np.diff(vote_id) > 0).all():  # order is not promised
             table = table[np.argsort(vote_id, kind="stable")]
         if packed:
-            code = table[:, 1]
+            code, unauth = table[:, 1] // 2, table[:, 1] % 2
             inspector_id, rest = code % n_insp, code // n_insp
             galaxy_pk, label_code = rest // n_lab, rest % n_lab
         else:
-            galaxy_pk, label_code, inspector_id = table[:, 1], table[:, 2], table[:, 3]
+            galaxy_pk, label_code, inspector_id, unauth = table[:, 1], table[:, 2], table[:, 3], table[:, 4]
         # The latest vote per (galaxy, inspector): the last of each run of a stable sort.
         key = galaxy_pk * n_insp + inspector_id
         order = np.argsort(key, kind="stable")
@@ -588,8 +687,9 @@ class VoteStore:
         last[:-1] = sorted_key[1:] != sorted_key[:-1]
         if not last.all():
             keep = np.sort(order[last])
-            galaxy_pk, label_code, inspector_id = galaxy_pk[keep], label_code[keep], inspector_id[keep]
-        return galaxy_pk, label_code, inspector_id
+            galaxy_pk, label_code, inspector_id, unauth = (galaxy_pk[keep], label_code[keep], inspector_id[keep],
+                                                           unauth[keep])
+        return galaxy_pk, label_code, inspector_id, unauth.astype(bool)
 
     def agreement(self) -> Agreement:
         """Fleiss' kappa, per-inspector agreement and confusion matrices (:mod:`core.votes.agreement`)."""
@@ -666,19 +766,33 @@ class VoteStore:
             if problems:
                 problems.sort(key=lambda p: int(p.split(":")[0].split()[1]))
                 raise VoteImportError(name, problems)
-            names = list(dict.fromkeys(r[1] for r in rows))
-            before = set(conn.execute(sa.select(inspectors.c.name)).scalars())
-            new = [n for n in names if n not in before]
-            for n in new:
-                conn.execute(insert_ignore(conn, inspectors, "name").values(
-                    name=n, role="inspector", created_at=now_utc()))
-            existing = dict(conn.execute(sa.select(inspectors.c.name, inspectors.c.id)).all())
-            by_inspector: dict[str, list[tuple[str, str, str, str]]] = {n: [] for n in names}
+            # one inspector per identity (inspector_key): " Alice " and "alice" are one person
+            registered = conn.execute(sa.select(inspectors.c.id, inspectors.c.name).order_by(inspectors.c.id)).all()
+            exact = {r.name: r.id for r in registered}
+            by_key: dict[str, int] = {}
+            for r in registered:
+                by_key.setdefault(inspector_key(r.name), r.id)
+            names: list[str] = []  # as registered, one per identity, in first-seen order
+            new: list[str] = []
+            id_of: dict[str, int] = {}  # name in the file -> inspector id
+            for n in dict.fromkeys(r[1] for r in rows):
+                iid = exact.get(n, by_key.get(inspector_key(n)))
+                if iid is None:
+                    stored = display_name(n)
+                    conn.execute(insert_ignore(conn, inspectors, "name").values(
+                        name=stored, role="inspector", created_at=now_utc()))
+                    iid = conn.execute(sa.select(inspectors.c.id).where(inspectors.c.name == stored)).scalar_one()
+                    by_key[inspector_key(n)] = iid
+                    exact[stored] = iid
+                    new.append(stored)
+                id_of[n] = iid
+            name_of = {iid: name for name, iid in exact.items()}
+            by_inspector: dict[int, list[tuple[str, str, str, str]]] = {}
             for r in rows:
-                by_inspector[r[1]].append(r)
-            for n in names:
-                mine = by_inspector[n]
-                self._insert_action(conn, existing[n], [r[0] for r in mine], [r[2] for r in mine],
+                by_inspector.setdefault(id_of[r[1]], []).append(r)
+            for iid, mine in by_inspector.items():
+                names.append(name_of.get(iid, mine[0][1]))
+                self._insert_action(conn, iid, [r[0] for r in mine], [r[2] for r in mine],
                                     [r[3] for r in mine], source, known)
         return ImportReport(n_rows=len(table), n_votes=len(rows), inspectors=names, new_inspectors=new,
                             n_skipped=n_skipped, skipped_ids=list(skipped))

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any, Iterable
 
 from core.labels import FIT_QUALITY, SKIP, VOTE_LABELS
 from core.votes.errors import VoteStoreError
 
-__all__ = ["MAX_COMMENT", "MAX_GALAXY_ID", "MAX_NAME", "ROLES", "SOURCES", "check_galaxy_id", "check_galaxy_ids",
-           "check_text", "normalize_label"]
+__all__ = ["MAX_COMMENT", "MAX_GALAXY_ID", "MAX_NAME", "ROLES", "SOURCES", "UNAUTHENTICATED", "check_galaxy_id",
+           "check_galaxy_ids",
+           "check_text", "display_name", "inspector_key", "normalize_label"]
 
 ROLES: tuple[str, ...] = ("inspector", "expert")
-SOURCES: tuple[str, ...] = ("ui", "import", "simulated")
+#: Where a vote came from. ``ui-unauth``: the dashboard served without authentication, so the name
+#: is only what someone typed -- such a vote counts like any other, but never as an expert's.
+SOURCES: tuple[str, ...] = ("ui", "import", "simulated", "ui-unauth")
+UNAUTHENTICATED = "ui-unauth"
 
 #: Longest accepted inspector name, galaxy id and comment (characters).
 MAX_NAME = 200
@@ -35,6 +40,31 @@ def check_text(value: Any, what: str, max_len: int, *, allow_empty: bool = False
     if len(value) > max_len:
         raise VoteStoreError(f"{what} is {len(value)} characters long; at most {max_len} are allowed")
     return value
+
+
+def inspector_key(name: Any) -> str:
+    """The identity of an inspector name: Unicode NFC, surrounding white space trimmed, case-folded.
+
+    ``" Alice "``, ``"alice"`` and ``"ALICE"`` are one inspector; so are a precomposed ``"é"`` and
+    ``"e"`` + combining acute. Names are stored and shown as typed (:func:`display_name`); only
+    lookups and comparisons use the key.
+
+    Parameters
+    ----------
+    name : str
+        An inspector name (or a login).
+
+    Returns
+    -------
+    str
+    """
+    text = name.decode("utf-8") if isinstance(name, bytes) else str(name)
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFC", text).strip().casefold())
+
+
+def display_name(name: str) -> str:
+    """How a new inspector name is stored and shown: as typed, in NFC, without surrounding white space."""
+    return unicodedata.normalize("NFC", str(name)).strip()
 
 
 def normalize_label(label: Any) -> str:

@@ -297,6 +297,17 @@ SCHEMA: dict[str, dict[str, Key]] = {
     "app": {
         "blind": Key(bool, True, "hide other inspectors' votes from an inspector until they have voted"),
         "retrain_epochs": Key(int, 10, "epochs proposed by the dashboard's retrain button"),
+        # Roles bound to logins (issue 11; a new key, its default filled in for older files: no
+        # migration). Experts are votes.experts; without authentication nobody is an expert and
+        # the person at the machine is the lead only when the server listens on the loopback.
+        "leads": Key(list[str], [], "logins with the lead role (with authentication): start a retrain, change "
+                     "the active run, export in blind mode"),
+        "stretch": Key(str, "asinh", "the gallery's residual stretch, in units of each galaxy's sky sigma",
+                       choices=("linear", "asinh", "zscale")),
+        "stretch_limit": Key(float, 5.0, "the gallery's visible residual range: +- this many sky sigma"),
+        "bulk_confirm": Key(int, 50, "a vote on more galaxies than this at once asks for a confirmation"),
+        "cutout_url": Key(str, "", "link to a public cutout service in the detail view: a template with "
+                                   "{ra}, {dec} (degrees) and {id}; a catalog column cutout_url wins; '' = none"),
     },
 }
 

@@ -52,7 +52,7 @@ from typing import Any, Mapping
 import numpy as np
 from astropy.table import MaskedColumn, Table
 
-from core.io.catalog import CatalogError, parse_column_mapping, read_catalog, write_fits_table
+from core.io.catalog import CatalogError, parse_column_mapping, read_catalog
 from core.io.galfit import PARAM_NAMES, GalfitBlockError, read_block
 from core.labels import CLASSES, FIT_QUALITY
 from core.workspace.config import default_config, merge, validate
@@ -559,11 +559,10 @@ def write_catalog(ws: Workspace, out: str | Path) -> Table:
         table = read_workspace_catalog(ws)
     except Exception as exc:
         raise WorkspaceError(f"{ws.catalog_path} is corrupt: {exc}") from exc
-    if out.parent and not out.parent.exists():
-        out.parent.mkdir(parents=True)
-    if fmt == "fits":
-        write_fits_table(table, out)  # text as UTF-8 bytes, declared (FITS holds ASCII)
-    else:
-        table.write(out, format=fmt, overwrite=True)  # UTF-8 text
+    from core.io.export import provenance, write_export
+
+    # the one export writer: provenance recorded; FITS text as declared UTF-8 bytes, ECSV raw
+    # UTF-8 text, CSV with formula cells neutralised
+    write_export(table, out, prov=provenance(ws, consensus="", what="workspace catalog (resx catalog)"))
     return table
 

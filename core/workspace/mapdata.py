@@ -204,7 +204,7 @@ class MapData:
         with self._lock:
             snap = self.votes() if self._snapshot is None else self._snapshot
             cons = _by_id(self.store.consensus(ids=ids))
-            mine = self.store.current_votes(ids)[["id", "inspector", "label"]]
+            mine = self.store.current_labels(ids)  # the columns of the full read (with "expert")
             sig_after = self.store.version()
             old = snap.consensus
             pos = old.index.get_indexer(cons.index) if len(old) else np.full(len(cons), -1)

@@ -35,7 +35,6 @@ descriptions are stored as ``TCOMMn`` cards (the FITS column-comment convention)
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import tempfile
@@ -56,6 +55,7 @@ from core.workspace.config import (
     write_config,
 )
 from core.workspace.locations import default_workspace, source_checkout  # noqa: F401 - re-exported
+from core.workspace.sharedfile import read_json, update_json
 
 log = logging.getLogger(__name__)
 
@@ -250,26 +250,35 @@ class Workspace:
 
     # -- active runs ----------------------------------------------------------------------
     def active_runs(self) -> dict[str, str | None]:
-        path = self.root / self.ACTIVE
+        """The active run of each model (``active.json``; None for a model without one).
+
+        Read without a lock: every writer replaces the file atomically, so this sees a whole file.
+        """
         active: dict[str, str | None] = {m: None for m in MODELS}
-        if path.exists():
-            try:
-                active.update(json.loads(path.read_text()))
-            except json.JSONDecodeError:
-                log.warning("%s is corrupt; treating every model as having no active run", path)
+        found = read_json(self.root / self.ACTIVE, default={})
+        if isinstance(found, dict):
+            active.update(found)
         return active
 
     def active_run(self, model: str) -> str | None:
         return self.active_runs().get(model)
 
     def set_active_run(self, model: str, run_id: str | None) -> None:
+        """Make ``run_id`` the active run of ``model`` in ``active.json``.
+
+        The file is re-read and rewritten under its lock (:func:`core.workspace.sharedfile.update_json`),
+        so a concurrent writer's change of the other model is never lost. Whether the run may be
+        active (only a finished one) is :func:`core.learn.runs.activate`'s rule.
+        """
         if model not in MODELS:
             raise ValueError(f"model must be one of {MODELS}, not {model!r}")
-        active = self.active_runs()
-        active[model] = run_id
-        tmp = self.root / (self.ACTIVE + ".tmp")
-        tmp.write_text(json.dumps(active, indent=2))
-        os.replace(tmp, self.root / self.ACTIVE)
+
+        def change(active: Any) -> dict[str, str | None]:
+            active = dict(active) if isinstance(active, dict) else {}
+            active[model] = run_id
+            return active
+
+        update_json(self.root / self.ACTIVE, change, default={})
 
     def __repr__(self) -> str:
         return f"Workspace({str(self.root)!r})"

@@ -203,7 +203,7 @@ def gallery_of_ids(page, ids, inspector: str):
     page.get_by_placeholder("enter your name once").fill(inspector)
     page.get_by_placeholder("enter your name once").press("Enter")
     time.sleep(1)
-    page.locator(".resx-hint").click()  # focus off the text box, so keys vote
+    page.locator(".resx-keyline").click()  # focus off the text box, so keys vote
     return page
 
 
@@ -276,7 +276,7 @@ def test_vote_persists_and_recolours_the_map(page1, workspace):
     time.sleep(1)
     first = page1.locator(".resx-tile").first
     gid = first.get_attribute("data-id")
-    page1.locator(".resx-hint").click()  # focus off the text box, so keys vote
+    page1.locator(".resx-keyline").click()  # focus off the text box, so keys vote
     label = "Core"
     sim = current_votes(workspace).set_index("id").loc[gid, "label"]
     if sim == "Core":
@@ -322,7 +322,7 @@ def test_second_browser_context_sees_the_vote(browser, server, page1, workspace)
     page2.get_by_placeholder("enter your name once").fill("bob")
     page2.get_by_placeholder("enter your name once").press("Enter")
     time.sleep(1)
-    page2.locator(".resx-hint").click()
+    page2.locator(".resx-keyline").click()
     page2.keyboard.press("5")
     assert wait_for(lambda: "3 votes" in page1.locator(f".resx-tile[data-id='{gid}']").inner_text(), 15)
     shot(page1, "05_first_context_sees_second", scroll_to=".resx-grid")
@@ -437,14 +437,16 @@ def test_retrain_finishes_and_the_map_shows_the_new_run(page1, workspace):
     text = status_text().strip()
     assert done and "finished" in text, text
     run_id = text.split()[1]
-    # the new run is the shown one in the run selector, and the workspace's active CNN run
+    # the new run is the shown one in the run selector; the workspace's active CNN run changes only
+    # when "also make it the workspace's active run" is ticked (it is not here)
     sel = page1.locator("select").filter(has=page1.locator("option", has_text=run_id)).first
     assert wait_for(lambda: run_id in sel.evaluate("e => e.options[e.selectedIndex].text"), 20)
     from core.workspace.workspace import Workspace
 
-    assert Workspace.open(workspace).active_run("cnn") == run_id
+    assert Workspace.open(workspace).active_run("cnn") != run_id
+    assert "active run is unchanged" in text
     time.sleep(3)
     shot(page1, "07_retrain_done", scroll_to=".resx-retrain")
     page1.get_by_text("Gallery").first.click()
-    page1.locator(".resx-hint").scroll_into_view_if_needed()
+    page1.locator(".resx-keyline").scroll_into_view_if_needed()
     shot(page1, "08_map_new_run", scroll_to="canvas")

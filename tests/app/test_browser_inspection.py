@@ -123,7 +123,7 @@ def test_tiles_fit_plain_and_triplet_with_a_colour_bar(browser, server, workspac
     page.locator(".resx-grid").scroll_into_view_if_needed()
     save(page, f"inspect_gallery_{width}x{height}")
     # "show triplet" by a click on its label text (not the 13-px box)
-    page.get_by_text("show triplet", exact=True).click()
+    page.locator(".bk-label", has_text="show triplet").first.click()
     wait_for(lambda: page.locator(".resx-tile").first.locator(".resx-panel img").count() == 4, 30)
     check_tiles(page, 4)
     labels = page.locator(".resx-tile").first.locator(".resx-plabel").all_inner_texts()
@@ -190,3 +190,149 @@ def test_name_is_kept_across_a_reload(browser, server):
     # the name is shown as text, never as markup
     assert page.locator("b", has_text="O'Neil").count() == 0
     context.close()
+
+
+def kims(workspace, who="kim"):
+    from tests.app.test_browser_app import current_votes
+
+    v = current_votes(workspace)
+    return v[v["inspector"] == who].set_index("id")
+
+
+def history_of(workspace, who="kim"):
+    from core.votes.store import open_store
+
+    store = open_store(workspace)
+    try:
+        h = store.history()
+    finally:
+        store.close()
+    return h[h["inspector"] == who]
+
+
+#: The text of an element and of every shadow root below it (Panel renders panes in shadow DOM).
+DEEP_TEXT_JS = """e => { const parts = []; const walk = (n) => { if (n.nodeType === 3) parts.push(n.textContent);
+  if (n.shadowRoot) walk(n.shadowRoot); for (const c of n.childNodes || []) walk(c); }; walk(e); return parts.join(' '); }"""
+
+
+def deep_text(locator) -> str:
+    return locator.evaluate(DEEP_TEXT_JS)
+
+
+def focused(page) -> int:
+    return page.locator(".resx-tile").evaluate_all("els => els.findIndex(e => e.classList.contains('focus'))")
+
+
+def test_the_key_flow_across_pages_past_the_last_tile_with_detail_undo_and_comment(browser, server, workspace):
+    ids = ids_of(workspace)
+    assert len(ids) == N_GALAXIES  # pages of 48, 48, 34
+    page = open_at(browser, server, 1366, 768)
+    paste_ids(page, ids)
+    page.get_by_placeholder("enter your name once").fill("kim")
+    page.get_by_placeholder("enter your name once").press("Enter")
+    page.locator(".resx-keyline").click()  # focus off the text box, so keys vote
+    assert page.locator(".resx-keyline").inner_text().startswith("1–5 vote")
+    # page 1: to tile 46, then three votes: tiles 46, 47 (the last), and -- the page turns -- page 2's first
+    for _ in range(46):
+        page.keyboard.press("ArrowRight")
+    assert wait_for(lambda: focused(page) == 46, 10)
+    for key in ("1", "2", "3"):
+        page.keyboard.press(key)
+    page.locator(".resx-tile[data-page='1']").first.wait_for(timeout=30_000)
+    assert wait_for(lambda: len(kims(workspace)) >= 3, 30)
+    got = kims(workspace)["label"].to_dict()
+    assert got == {ids[46]: "Clean", ids[47]: "General", ids[48]: "Core"}
+    assert wait_for(lambda: focused(page) == 1, 10)
+    # n: page 3 (34 tiles); to its last tile; votes past the end of the selection do nothing
+    page.keyboard.press("n")
+    page.locator(".resx-tile[data-page='2']").first.wait_for(timeout=30_000)
+    assert page.locator(".resx-tile").count() == 34
+    for _ in range(32):
+        page.keyboard.press("ArrowRight")
+    assert wait_for(lambda: focused(page) == 32, 10)
+    for key in ("4", "5", "5", "5", "5"):
+        page.keyboard.press(key)
+    assert wait_for(lambda: len(kims(workspace)) >= 5, 30)
+    page.locator(".resx-endnote").wait_for(timeout=10_000)
+    save(page, "inspect_keys_end_of_selection")
+    got = kims(workspace)["label"].to_dict()
+    assert got[ids[128]] == "Asymmetric" and got[ids[129]] == "Peculiar"
+    h = history_of(workspace)
+    assert (h["id"] == ids[129]).sum() == 1, "keys past the last tile voted it again"
+    assert len(h) == 5
+    # u: undo the last vote (the last tile's)
+    page.keyboard.press("u")
+    assert wait_for(lambda: ids[129] not in kims(workspace).index, 20)
+    # Enter: the detail of the focused (last) tile; a vote typed while it is open shows in it
+    page.keyboard.press("Enter")
+    detail = page.locator(".resx-detail").first
+    detail.wait_for(timeout=30_000)
+    assert wait_for(lambda: ids[129] in deep_text(detail), 20)
+    page.keyboard.press("3")
+    assert wait_for(lambda: kims(workspace).get("label", {}).get(ids[129]) == "Core", 20)
+    assert wait_for(lambda: "kim" in deep_text(page.locator(".resx-detail").first), 20), "the detail missed the vote"
+    save(page, "inspect_detail_after_vote")
+    # Esc closes the detail
+    page.keyboard.press("Escape")
+    page.locator(".resx-detail").first.wait_for(state="hidden", timeout=20_000)
+    # c: a comment on the focused galaxy's vote (saved as text), Ctrl+Z undoes it
+    page.keyboard.press("c")
+    box = page.locator(".resx-comment")
+    box.wait_for(timeout=10_000)
+    box.fill("tidal <tail>?, see ds9")
+    box.press("Enter")
+    assert wait_for(lambda: kims(workspace).get("comment", {}).get(ids[129]) == "tidal <tail>?, see ds9", 20)
+    assert kims(workspace).loc[ids[129], "label"] == "Core"
+    page.locator(".resx-keyline").click()
+    page.keyboard.press("Control+z")
+    assert wait_for(lambda: kims(workspace).get("comment", {}).get(ids[129]) == "", 20)
+    # ?: the list of keys
+    page.keyboard.press("?")
+    page.locator(".resx-keyhelp").wait_for(timeout=10_000)
+    assert "next galaxy not voted by you" in page.locator(".resx-keyhelp").inner_text()
+    save(page, "inspect_keys_help")
+    page.keyboard.press("?")
+    page.locator(".resx-keyhelp").wait_for(state="hidden", timeout=10_000)
+    # p: back to page 2, where the first vote of the page turn landed
+    page.keyboard.press("p")
+    page.locator(".resx-tile[data-page='1']").first.wait_for(timeout=30_000)
+    mine = page.locator(f".resx-tile[data-id='{ids[48]}'] .resx-mine").inner_text()
+    assert mine == "you: Core"
+    page.context.close()
+
+
+def test_detail_zooms_and_pans_every_stamp_and_help_shows_table_1(browser, server, workspace):
+    ids = ids_of(workspace)
+    page = open_at(browser, server, 1920, 1080)
+    paste_ids(page, ids[:10])
+    page.locator(".resx-tile").first.locator(".resx-imgs").click()
+    page.locator(".resx-zoom-view").first.wait_for(timeout=30_000)
+    assert page.locator(".resx-big").count() == 5
+    labels = page.locator(".resx-zoom-panel .resx-plabel").all_inner_texts()
+    assert labels == ["original", "model", "residual", "object-only", "mask"]
+    view = page.locator(".resx-zoom-view").nth(2)
+    side = view.bounding_box()["width"]
+    img_width = lambda: page.locator(".resx-big").nth(2).evaluate("e => e.getBoundingClientRect().width")
+    assert img_width() == pytest.approx(side, abs=3)
+    for _ in range(4):  # 1.5^4 = 5x
+        page.get_by_role("button", name="+", exact=True).click()
+    assert wait_for(lambda: img_width() >= 4 * side - 3, 10), img_width()
+    widths = page.locator(".resx-big").evaluate_all("els => els.map(e => e.getBoundingClientRect().width)")
+    assert max(widths) - min(widths) < 1, "the panels are not zoomed together"
+    left = lambda: page.locator(".resx-big").nth(2).evaluate("e => e.getBoundingClientRect().left")
+    before = left()
+    box = view.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] / 2 + 40, box["y"] + box["height"] / 2, steps=5)
+    page.mouse.up()
+    assert wait_for(lambda: abs(left() - before - 40) < 3, 10), "a drag did not pan the stamp"
+    assert "σ" in page.locator(".resx-zoom .resx-cb-title").inner_text()
+    save(page, "inspect_detail_zoom")
+    page.keyboard.press("Escape")
+    page.locator(".resx-zoom-view").first.wait_for(state="hidden", timeout=20_000)
+    # Help: the paper's Table 1 definitions
+    page.get_by_text("Help", exact=True).first.click()
+    page.get_by_text("consistent with the background noise", exact=False).first.wait_for(timeout=20_000)
+    assert page.get_by_text("How to inspect").count() >= 1
+    page.context.close()

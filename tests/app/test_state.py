@@ -114,7 +114,8 @@ def test_points_in_bounds_any_corner_order():
 
 
 def test_parse_id_list():
-    assert parse_id_list(" a, b;c\n d\te,,\n") == ["a", "b", "c", "d", "e"]
+    # one id per line, whatever it holds (ids with spaces and commas exist: SIM 00024)
+    assert parse_id_list(" a, b;c\n d\te,,\n\n  SIM 00024 \r\n") == ["a, b;c", "d\te,,", "SIM 00024"]
     assert parse_id_list("  ") == []
 
 
@@ -222,7 +223,7 @@ def test_vote_needs_a_name_and_updates_consensus(state):
     assert label[0] == "Core" and nvotes[0] == 3 and disagree[0] == 0
     assert label[2] == NO_LABEL and nvotes[2] == 0
     stored = state.store.current_votes()
-    assert len(stored) == 6 and set(stored["source"]) == {"ui"}
+    assert len(stored) == 6 and set(stored["source"]) == {"ui-unauth"}  # no login: typed names
     state.inspector = "dee"
     state.vote([1], "Clean")
     label, nvotes, disagree = state.consensus_columns()
@@ -347,13 +348,55 @@ def test_agreement_panel_computes_only_while_shown(state, monkeypatch):
     assert len(calls) == 2
 
 
-def test_expert_from_config_is_registered_as_expert(state):
-    state.experts = {"boss"}
-    state.inspector = "boss"
-    state.vote([3], "Asymmetric")
-    roles = state.store.inspectors().set_index("name")["role"]
-    assert roles["boss"] == "expert"
-    assert state.consensus.loc["G0000003", "label"] == "Asymmetric"  # an expert's vote validates
+def test_expert_override_needs_the_login_a_typed_expert_name_gets_none(state):
+    from core.workspace.config import write_config
+    from core.workspace.workspace import Workspace
+
+    state.ws.config["votes"]["experts"] = ["Boss"]
+    write_config(state.ws.config, state.ws.root / Workspace.CONFIG)
+    # without authentication: typing the expert's name records an unauthenticated vote, no override
+    typed = AppState(state.ws.root)
+    typed.inspector = " boss"
+    assert not typed.is_expert and typed.role == "lead" and not typed.experts_enabled  # lead: loopback
+    for name in ("ann", "bob"):
+        typed.inspector = name
+        typed.vote([3], "Clean")
+    typed.inspector = " boss"
+    typed.vote([3], "Asymmetric")
+    # the 2/3 majority (Clean), not the expert's label
+    assert typed.consensus.loc["G0000003", "label"] == "Clean" and not typed.consensus.loc["G0000003", "expert"]
+    assert typed.store.consensus().set_index("id").loc["G0000003", "label"] == "Clean"  # the CLI and training agree
+    # with authentication: the login named in votes.experts validates
+    boss = AppState(state.ws.root, login="boss", loopback=False)
+    assert boss.is_expert and boss.role == "expert" and not boss.is_lead
+    boss.inspector = "ann"  # a change from the page: put back to the login on the server
+    assert boss.inspector == "boss" and boss.voter == "boss"
+    boss.vote([3], "Asymmetric")
+    from core.votes.validation import inspector_key
+
+    people = boss.store.inspectors()
+    assert people.loc[people["name"].map(inspector_key) == "boss", "role"].tolist() == ["expert"]  # one person
+    assert boss.consensus.loc["G0000003", "label"] == "Asymmetric"  # an expert's vote validates
+    assert {inspector_key(n) for n in boss.store.current_votes(["G0000003"])["inspector"]} == {"ann", "bob", "boss"}
+
+
+def test_roles_come_from_the_config_bound_to_logins(state):
+    from core.workspace.config import write_config
+    from core.workspace.workspace import Workspace
+
+    state.ws.config["app"]["leads"] = ["Lea"]
+    write_config(state.ws.config, state.ws.root / Workspace.CONFIG)
+    lea = AppState(state.ws.root, login="lea", loopback=False)
+    ann = AppState(state.ws.root, login="ann", loopback=True)
+    assert (lea.role, ann.role) == ("lead", "inspector")
+    with pytest.raises(PermissionError, match="needs the lead role"):
+        ann.lead_only("starting a retrain")
+    lea.lead_only("starting a retrain")
+    remote = AppState(state.ws.root, loopback=False)  # no auth, beyond the loopback: nobody is the lead
+    remote.inspector = "lea"
+    assert remote.role == "inspector"
+    with pytest.raises(PermissionError, match="beyond the loopback"):
+        remote.lead_only("changing the active run")
 
 
 def test_selection_table_and_saved_selections(state):
@@ -384,9 +427,14 @@ def test_consensus_catalog_export(state):
     t = consensus_catalog(state)
     assert len(t) == state.n and t["id"][0] == "G0000000"
     assert {"consensus", "n_votes", "predicted", "spf"} <= set(t.colnames)
-    back = Table.read(table_bytes(t, "fits"), format="fits")
+    from app.views.export import export_provenance
+
+    prov = export_provenance(state, "consensus catalog (dashboard)")
+    back = Table.read(table_bytes(t, "fits", prov), format="fits")
     assert len(back) == state.n
-    csv = table_bytes(t, "csv").getvalue().decode()
+    assert back.meta["RUN_CNN"] == state.run_cnn and back.meta["EXPORTBY"] == "ann" and back.meta["EXPORTED"]
+    assert "majority" in back.meta["CONSENS"] and len(back.meta["CFGSHA"]) == 64
+    csv = table_bytes(t, "csv", prov).getvalue().decode()
     assert csv.splitlines()[0].startswith("id,") and len(csv.splitlines()) == state.n + 1
 
 
@@ -399,13 +447,15 @@ def test_failed_retrain_keeps_the_active_run(state):
     assert state.run_cnn == "cnn-a"
 
 
-def test_finished_retrain_becomes_active(state):
-    """A run that ends 'done' with an embedding becomes the shown run (process faked by a script)."""
+def test_finished_retrain_is_shown_and_made_active_only_when_asked(state):
+    """A run that ends 'done' with an embedding becomes the shown run (process faked by a script);
+    the workspace's active run (active.json) changes only when asked."""
     from app.retrain import RetrainJob
     from tests.app_workspace import write_run
 
     classes = np.array([CLASSES.index(c) for c in state.catalog["catalog_class"]])
     job = RetrainJob(state.ws, "cnn", 1, "cnn-a", run_id="cnn-new")
+    assert "--no-activate" in job.cmd  # the trainer never activates the run itself
     write_run(state.ws, "cnn-new", "cnn", classes, state.ids, seed=5, init="cnn-a", flip=0.3)
     job.cmd = [sys.executable, "-c", "pass"]
     job.start()
@@ -413,6 +463,9 @@ def test_finished_retrain_becomes_active(state):
     state.job = job
     assert state.finish_retrain() == ("done", "")
     assert state.run_cnn == "cnn-new" and any(r.id == "cnn-new" for r in state.runs)
+    assert state.ws.active_run("cnn") == "cnn-a"  # not asked: the workspace's active run is unchanged
+    assert state.finish_retrain(make_active=True) == ("done", "")
+    assert state.ws.active_run("cnn") == "cnn-new"
     changed, compared, prev = state.predictions_changed("cnn")
     a, b = state.embedding("cnn-new")["predicted"], state.embedding("cnn-a")["predicted"]
     assert (changed, compared, prev) == (int((a != b).sum()), state.n, "cnn-a")
@@ -553,6 +606,17 @@ def test_run_panel_reads_and_activates_runs_through_the_state(state):
     assert state.run_row("cnn-a").model == "cnn" and state.run_row("nope") is None
     state.activate_run("cvae", "cvae-a")
     assert state.run_cvae == "cvae-a" and Workspace.open(state.ws.root).active_runs()["cvae"] == "cvae-a"
+    from core.learn.runs import RunError, read_run, write_run_json
+
+    record = read_run(state.ws, "cvae-a").to_dict()
+    record.pop("path"), record.pop("active")
+    write_run_json(state.ws.runs_dir / "cvae-a", {**record, "status": "failed"})
+    state.ws.set_active_run("cvae", None)
+    with pytest.raises(RunError, match="only a finished"):
+        state.activate_run("cvae", "cvae-a")  # only a finished run can become active
+    with pytest.raises(RunError, match="not a cnn run"):
+        state.activate_run("cnn", "cvae-a")
+    assert Workspace.open(state.ws.root).active_runs()["cvae"] is None
     assert not state.cancel_retrain()  # nothing running
 
 
@@ -562,7 +626,47 @@ def test_serve_command(tmp_path):
     cmd = serve_command(tmp_path, 5123)
     assert cmd[1:4] == ["-m", "panel", "serve"] and cmd[4].endswith("app")
     assert cmd[cmd.index("--port") + 1] == "5123"
-    assert cmd[-3:] == ["--args", "--workspace", str(tmp_path.resolve())]
+    assert cmd[-5:] == ["--args", "--workspace", str(tmp_path.resolve()), "--address", "127.0.0.1"]
+    assert cmd[cmd.index("--address") + 1] == "127.0.0.1"  # the loopback only, unless asked
+
+
+def test_resx_serve_options_pass_through_and_warn_beyond_the_loopback(tmp_path, capsys, monkeypatch):
+    import core.cli.serve as S
+    from core.cli.main import main
+
+    seen = []
+    monkeypatch.setattr(S.subprocess, "call", lambda cmd: seen.append(cmd) or 0)
+    users = tmp_path / "users.json"
+    users.write_text('{"ann": "pw"}')
+    assert main(["serve", str(tmp_path), "--port", "5999"]) == 0
+    assert "without authentication" not in capsys.readouterr().err  # loopback: no warning
+    assert main(["serve", str(tmp_path), "--address", "0.0.0.0", "--allow-websocket-origin", "resx.example.org",
+                 "--allow-websocket-origin", "lab:5006", "--use-xheaders", "--prefix", "/resx", "--num-procs", "2"]) == 0
+    err = capsys.readouterr().err
+    assert "listening on 0.0.0.0 without authentication" in err and "--basic-auth" in err
+    cmd = seen[-1]
+    before = cmd[:cmd.index("--args")]
+    assert before[before.index("--address") + 1] == "0.0.0.0" and "--use-xheaders" in before
+    assert [before[i + 1] for i, a in enumerate(before) if a == "--allow-websocket-origin"] == [
+        "resx.example.org", "lab:5006"]
+    assert before[before.index("--prefix") + 1] == "/resx" and before[before.index("--num-procs") + 1] == "2"
+    assert cmd[-2:] == ["--address", "proxy"]  # behind a proxy: reachable from anywhere, whatever it listens on
+    assert main(["serve", str(tmp_path), "--address", "0.0.0.0"]) == 0
+    assert seen[-1][-2:] == ["--address", "0.0.0.0"]  # the dashboard knows it listens beyond the loopback
+    assert "without authentication" in capsys.readouterr().err
+    assert main(["serve", str(tmp_path), "--address", "0.0.0.0", "--basic-auth", str(users),
+                 "--cookie-secret", "s3cret", "--oauth-extra-params", "{}"]) == 0
+    assert "without authentication" not in capsys.readouterr().err
+    cmd = seen[-1]
+    assert cmd[cmd.index("--basic-auth") + 1] == str(users) and cmd[cmd.index("--cookie-secret") + 1] == "s3cret"
+    assert main(["serve", str(tmp_path), "--basic-auth", str(tmp_path / "nope.json")]) == 2
+    assert "no such file" in capsys.readouterr().err
+    assert main(["serve", str(tmp_path), "--basic-auth", str(users)]) == 2
+    assert "--cookie-secret" in capsys.readouterr().err
+    assert main(["serve", str(tmp_path), "--oauth-provider", "github", "--cookie-secret", "x"]) == 2
+    assert "--oauth-key" in capsys.readouterr().err
+    assert not S.is_loopback("0.0.0.0") and S.is_loopback("::1") and S.is_loopback("localhost")
+    assert not S.is_loopback(None) and not S.is_loopback("resx.example.org")
 
 
 def test_cancel_writes_stop_and_keeps_the_active_run(state):

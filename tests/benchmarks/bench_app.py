@@ -9,7 +9,13 @@ Each number comes with a baseline measured in the same run:
   48 tiles read and drawn), against a plain numpy bounding-box cut of the same points; and the
   same through the browser (mouse lasso -> tiles shown), against the in-process time;
 * 100 keyboard votes through the UI until all are in the store, against 100 direct
-  ``VoteStore.cast`` calls.
+  ``VoteStore.cast`` calls;
+* a second and third browser session's first map on the same server, and the server's resident
+  memory with 1 and with 3 sessions (memory per extra session).
+
+The in-process step runs first in this script: it registers the galaxies in the vote store and
+writes the workspace's catalog cache (``cache/``), as the first session on a workspace does, so
+"server start" is a start on a workspace that has been served before.
 
 The 10⁶ workspace's stamp store is created empty (stamps read as zeros, so stamp decoding is not
 in that number); the 10⁴ one has real 50 x 50 residual stamps.
@@ -82,6 +88,16 @@ def bench_in_process(root: Path, n: int) -> float:
         naive = MplPath(np.column_stack(POLY)).contains_points(np.column_stack([x, y]))
     t_naive = ms(t) / reps
     assert (inside == naive).all()
+    from app.selection import PointIndex
+
+    t = time.perf_counter()
+    index = PointIndex(x, y)
+    t_build = ms(t)
+    t = time.perf_counter()
+    for _ in range(reps):
+        indexed = index.in_polygon(*POLY)
+    t_index = ms(t) / reps
+    assert (indexed == inside).all()
     st.select_polygon([1.5, 7, 7, 1.5], [-3, -3, 3, 3])  # warm the caches on another cluster
     st.clear_selection()
     t = time.perf_counter()
@@ -94,6 +110,8 @@ def bench_in_process(root: Path, n: int) -> float:
     print(f"  n = {n:,}: open state {t_open:.0f} ms, map table {t_frame:.0f} ms, {len(rows):,} selected")
     print(f"    point-in-polygon: {t_pip:.1f} ms = {t_pip / t_naive:.2f} x Path.contains_points on every point "
           f"({t_naive:.1f} ms)")
+    print(f"    grid index (PointIndex): {t_index:.1f} ms = {t_index / t_pip:.3f} x points_in_polygon "
+          f"({index.last_tested:,} points tested one by one; index built once per map in {t_build:.0f} ms)")
     print(f"    lasso -> gallery page ready (48 tiles): {t_sel_gallery:.0f} ms = {t_sel_gallery / t_pip:.1f} x the "
           f"point-in-polygon alone; re-sort by SPF + redraw {t_sort:.0f} ms")
     return t_sel_gallery
@@ -138,7 +156,16 @@ def stop(proc) -> None:
         proc.kill()
 
 
-def bench_browser(root: Path, n: int, tmp: Path, n_votes: int, baseline_ms: float, in_process_ms: float) -> None:
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process (VmRSS), MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def bench_browser(root: Path, n: int, tmp: Path, n_votes: int, baseline_ms: float, in_process_ms: float,
+                  extra_sessions: int = 2) -> None:
     from playwright.sync_api import sync_playwright
 
     from core.votes.store import open_store
@@ -146,10 +173,30 @@ def bench_browser(root: Path, n: int, tmp: Path, n_votes: int, baseline_ms: floa
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROME_ARGS)
         t_start, proc, page = first_render(browser, PROJECT / "app", ["--args", "--workspace", str(root)], "canvas")
+        first_url = page.url
         page.wait_for_selector(".resx-grid", timeout=300_000)
         print(f"  n = {n:,}: server start -> first map render {t_start:.0f} ms = {t_start / baseline_ms:.2f} x "
               f"a one-curve Panel app ({baseline_ms:.0f} ms)")
         time.sleep(2)
+        rss1 = rss_mb(proc.pid)
+        extra, t_second = [], []
+        for _ in range(extra_sessions):  # more sessions of the same server: each one's first map
+            t = time.perf_counter()
+            other = browser.new_context(viewport={"width": 1500, "height": 1100}).new_page()
+            other.goto(first_url, timeout=300_000, wait_until="commit")
+            other.wait_for_selector("canvas", timeout=300_000)
+            other.wait_for_selector(".resx-grid", timeout=300_000)
+            t_second.append(ms(t))
+            extra.append(other)
+        if extra:
+            time.sleep(2)
+            rss_k = rss_mb(proc.pid)
+            print(f"    another session's first map: {', '.join(f'{v:.0f}' for v in t_second)} ms "
+                  f"(sessions 2..{1 + len(extra)})")
+            print(f"    server RSS {rss1:.0f} MB with 1 session, {rss_k:.0f} MB with {1 + len(extra)}: "
+                  f"{(rss_k - rss1) / len(extra):.1f} MB per extra session")
+            for other in extra:
+                other.context.close()
         boxes = [c.bounding_box() for c in page.locator("canvas").all()]
         box = max((b for b in boxes if b), key=lambda b: b["width"] * b["height"])
         pts = [(0.12, 0.2), (0.4, 0.2), (0.4, 0.75), (0.12, 0.75)]
@@ -171,7 +218,7 @@ def bench_browser(root: Path, n: int, tmp: Path, n_votes: int, baseline_ms: floa
             page.get_by_placeholder("enter your name once").fill("bench")
             page.get_by_placeholder("enter your name once").press("Enter")
             time.sleep(1)
-            page.locator(".resx-hint").click()
+            page.locator(".resx-hint").first.click()
             store = open_store(root)
             n_selected = int(page.locator(".resx-tile").count())
             pages_text = page.locator(".resx-nav").first.inner_text() if page.locator(".resx-nav").count() else ""
@@ -186,7 +233,7 @@ def bench_browser(root: Path, n: int, tmp: Path, n_votes: int, baseline_ms: floa
                 if (i + 1) % 48 == 0:  # the focus stops at the page's last tile: next page
                     page.get_by_role("button", name="next ▶").click()
                     time.sleep(0.3)
-                    page.locator(".resx-hint").click()
+                    page.locator(".resx-hint").first.click()
             while len(arrived()) < n_votes and time.perf_counter() - t < 300:
                 time.sleep(0.2)
             t_ui = ms(t)

@@ -140,3 +140,28 @@ def test_concurrent_imports_into_one_workspace(ws, tmp_path):
     store = open_store(ws)
     assert len(store.current_votes()) == 12
     assert (store.consensus().set_index("id").loc[["007", "g1", "g2", "g3"], "label"] == "Core").all()
+
+
+def test_merge_inspectors_lists_then_merges_only_with_yes(ws, capsys):
+    from core.votes.schema import inspectors, now_utc
+
+    with open_store(ws) as store:
+        with store.engine.begin() as conn:  # names registered before identities were normalised
+            for name in ("Ann", " ann", "bob"):
+                conn.execute(inspectors.insert().values(name=name, role="inspector", created_at=now_utc()))
+        store.cast("007", "Ann", "Core")
+        store.cast("g1", " ann", "Clean")
+    assert main(["votes", "stats", str(ws.root)]) == 0
+    out = capsys.readouterr().out
+    assert "'Ann' = ' ann'" in out and "merge-inspectors" in out
+    assert main(["votes", "merge-inspectors", str(ws.root)]) == 0
+    assert "nothing changed" in capsys.readouterr().out
+    with open_store(ws) as store:
+        assert len(store.inspector_collisions()) == 1
+    assert main(["votes", "merge-inspectors", str(ws.root), "--yes"]) == 0
+    assert "'Ann' <- ' ann'" in capsys.readouterr().out
+    with open_store(ws) as store:
+        assert store.inspector_collisions() == []
+        assert set(store.current_votes()["inspector"]) == {"Ann"}
+    assert main(["votes", "merge-inspectors", str(ws.root)]) == 0
+    assert "no inspector names to merge" in capsys.readouterr().out

@@ -5,8 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.latent.acquisition import (bald, diverse_order, margin_score, mc_dropout_probabilities,
-                                     predictive_entropy, vote_entropy)
+from core.latent.acquisition import (
+    bald,
+    diverse_order,
+    margin_score,
+    mc_dropout_probabilities,
+    predictive_entropy,
+    vote_entropy,
+)
 
 LN2 = np.log(2.0)
 

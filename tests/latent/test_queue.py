@@ -6,7 +6,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.labels import CLASSES
 from core.latent.queue import QueueError, build_queue, retired_mask
 from core.votes.store import open_store
 from tests.app_workspace import make_workspace
@@ -100,8 +99,8 @@ def test_cold_start_without_a_cnn_run(tmp_path):
 def test_bald_scores_are_computed_with_mc_dropout_and_stored(ws):
     import keras
 
-    from core.learn.models import build_cnn
     from core.latent.queue import ACQUISITION_NPZ, load_acquisition
+    from core.learn.models import build_cnn
 
     keras.utils.set_random_seed(0)
     build_cnn(input_size=24, filters=(4, 8, 8), latent_dim=16).save(ws.run_dir("cnn-a") / "model.keras")

@@ -7,8 +7,7 @@ import pandas as pd
 import pytest
 
 from core.simulation.errors import SimulationError
-from core.simulation.inspectors import (JUDGMENTS, campaign_confusions, inspector_confusion,
-                                        simulate_campaign_votes)
+from core.simulation.inspectors import JUDGMENTS, campaign_confusions, inspector_confusion, simulate_campaign_votes
 
 
 def test_confusion_matrices_are_what_they_say():

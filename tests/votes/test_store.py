@@ -333,19 +333,22 @@ def test_store_consensus_from_integer_codes_equals_the_string_rule(url, packed, 
     for step in range(60):
         who = everyone[rng.integers(len(everyone))] if step % 5 else names[step % 5]
         chosen = rng.choice(ids + ["gap"], rng.integers(1, 12), replace=False).tolist()
-        s.cast(chosen, who, VOTE_LABELS[rng.choice(len(VOTE_LABELS), p=[.4, .2, .15, .1, .05, .05, .05])])
+        s.cast(chosen, who, VOTE_LABELS[rng.choice(len(VOTE_LABELS), p=[.4, .2, .15, .1, .05, .05, .05])],
+               source="ui-unauth" if step % 4 == 3 else "ui")  # a typed name without auth: never an expert's
         if step % 9 == 8:
             s.undo_last(who)
     votes = s.current_votes()
-    expected = consensus_from_votes(
-        votes["id"], votes["label"], (votes["role"] == "expert") | (votes["inspector"] == "zed"),
-        ids=s.galaxy_ids(), min_votes=2)
+    experts = (votes["role"] == "expert") | (votes["inspector"] == "zed")
+    validates = experts & (votes["source"] != "ui-unauth")
+    assert validates.any() and (experts & ~validates).any()  # some experts' votes were typed names without auth
+    expected = consensus_from_votes(votes["id"], votes["label"], validates, ids=s.galaxy_ids(), min_votes=2)
     got = s.consensus(min_votes=2)
     assert sorted(got["id"]) == sorted(ids + ["gap"])
     pd.testing.assert_frame_equal(got, expected)
     assert got["expert"].any() and (got["label"] != "undecided").any() and (got["n_votes"] > 3).any()
     # The fast name-only read and the per-galaxy reads (the dashboard's after each vote) agree.
-    pd.testing.assert_frame_equal(s.current_labels(), votes[["id", "inspector", "label"]], check_dtype=False)
+    pd.testing.assert_frame_equal(s.current_labels(), votes[["id", "inspector", "label"]].assign(expert=validates),
+                                  check_dtype=False)
     if not packed:
         monkeypatch.setattr(V, "_CHUNK", 3)  # ids in many chunks
     subset = [ids[5], "gap", ids[0], ids[5], ids[17], ids[39]]  # a repeat is read once
@@ -580,4 +583,66 @@ def test_writer_killed_with_sigkill_loses_no_acknowledged_vote(url):
     # The store still takes votes.
     s.add_galaxies(["after"])
     assert s.cast("after", "writer", "Clean") == 1
+    s.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Inspector identity: NFC, trimmed, case-folded; shown as typed
+# ---------------------------------------------------------------------------------------------
+def test_inspector_names_are_one_person_up_to_case_form_and_spaces(store):
+    assert VV.inspector_key(" Ann ") == VV.inspector_key("ANN") == "ann"
+    assert VV.inspector_key("Jos\u00e9") == VV.inspector_key("jose\u0301")  # precomposed = combining
+    store.add_inspector(" Ann ")  # "ann" is registered: the same person
+    store.add_inspector("Jos\u00e9")
+    store.add_inspector("JOSE\u0301  ")
+    names = list(store.inspectors()["name"])
+    assert names.count("ann") == 1 and "Jos\u00e9" in names and len(names) == 6
+    store.cast("g0", " ANN", "Core")
+    store.cast("g1", "jos\u00e9", "Clean")
+    cur = store.current_votes()
+    assert set(cur["inspector"]) == {"ann", "Jos\u00e9"}  # shown as first typed
+    assert store.undo_last("Ann") == 1
+    # an import file with a stray space or other case counts one person once
+    store.import_votes(pd.DataFrame({"id": ["g2", "g2", "g3"], "inspector": ["bob", " BOB ", "New Person "],
+                                     "label": ["Core", "Clean", "Core"]}))
+    cur = store.current_votes()
+    assert len(cur[cur["id"] == "g2"]) == 1 and cur.loc[cur["id"] == "g2", "label"].item() == "Clean"
+    assert "New Person" in set(store.inspectors()["name"])
+    assert store.inspector_collisions() == []
+
+
+def test_config_experts_match_by_identity(url):
+    s = open_store(url, config={"experts": ["Eve"], "min_votes": 3})
+    s.add_galaxies(["g0"])
+    for n in ("a", "b"):
+        s.add_inspector(n)
+    s.cast("g0", "a", "Core")
+    s.cast("g0", "b", "Core")
+    s.cast("g0", " eve", "Clean")
+    c = s.consensus()
+    assert c.loc[0, "label"] == "Clean" and bool(c.loc[0, "expert"])
+    s.close()
+
+
+def test_colliding_names_in_an_old_store_are_reported_and_merged_only_when_asked(url):
+    s = open_store(url)
+    s.add_galaxies(["g0", "g1", "g2"])
+    with s.engine.begin() as conn:  # a store written before names were normalised
+        for name, role in (("alice", "inspector"), (" Alice", "expert"), ("ALICE ", "inspector"), ("bob", "inspector")):
+            conn.execute(S.inspectors.insert().values(name=name, role=role, created_at=S.now_utc()))
+    s.cast("g0", "alice", "Core")
+    s.cast("g0", " Alice", "Clean")  # exact names still address their own rows before the merge
+    s.cast("g1", "ALICE ", "Peculiar")
+    s.cast("g2", "bob", "Core")
+    assert s.inspector_collisions() == [["alice", " Alice", "ALICE "]]
+    assert len(s.current_votes()) == 4  # nothing merged by reading or voting
+    assert s.merge_inspectors() == [["alice", " Alice", "ALICE "]]
+    people = dict(zip(s.inspectors()["name"], s.inspectors()["role"]))
+    assert people == {"alice": "expert", "bob": "inspector"}
+    cur = s.current_votes()
+    assert len(cur) == 3 and set(cur["inspector"]) == {"alice", "bob"}
+    assert cur.loc[cur["id"] == "g0", "label"].item() == "Clean"  # the latest of the merged votes
+    assert s.inspector_collisions() == [] and s.merge_inspectors() == []
+    assert s.undo_last("ALICE") == 1  # the merged history undoes as one inspector's
+    assert s.integrity_check() == "ok"
     s.close()

@@ -161,7 +161,7 @@ def test_cli_ingest_config_with_a_typo_names_the_key(tmp_path, capsys):
 # -- the schema covers what the code reads ---------------------------------------------------
 def test_every_key_the_code_reads_is_declared_with_a_valid_default():
     read_by_code = {
-        "app": ["blind", "retrain_epochs"],  # app/state.py, app/views/runs.py
+        "app": ["blind", "retrain_epochs", "leads", "stretch", "stretch_limit", "bulk_confirm", "cutout_url"],  # app/
         "votes": ["min_votes", "fraction", "database_url", "experts"],
         "embed": ["n_components", "k_max", "cluster_dims", "svc_gamma", "svc_c", "svc_kernel_cnn",
                   "svc_kernel_cvae", "svc_target", "svc_max_train", "grid", "batch_size", "dask_threshold",
@@ -182,7 +182,8 @@ def test_every_key_the_code_reads_is_declared_with_a_valid_default():
         for key in keys:
             assert key in cfg[section], f"{section}.{key}"
             assert SCHEMA[section][key].doc, f"{section}.{key} has no doc"
-    assert cfg["app"] == {"blind": True, "retrain_epochs": 10}
+    assert cfg["app"] == {"blind": True, "retrain_epochs": 10, "leads": [], "stretch": "asinh",
+                          "stretch_limit": 5.0, "bulk_confirm": 50, "cutout_url": ""}
     assert "blind" not in cfg["votes"]  # one place: app.blind
     assert problems(cfg) == []  # every default has its declared type and is among its choices
     from core.learn.models import DEFAULTS
@@ -205,7 +206,7 @@ def test_a_schema_1_workspace_is_migrated_once_says_what_changed_and_round_trips
     assert "prep.rff_absolute = false kept; the default is now true" in msg
     assert "prep.cutout_unit = 'px', prep.cutout_size = 64 (the native cutout" in msg
     # the settings it ran with are kept; the dashboard's blind mode moved, not reset to the default
-    assert ws.config["app"] == {"blind": False, "retrain_epochs": 10}
+    assert ws.config["app"] == {**DEFAULT_CONFIG["app"], "blind": False}
     assert "blind" not in ws.config["votes"] and ws.config["votes"]["experts"] == ["boss"]
     assert ws.config["prep"]["cutout"] == 64 and ws.config["models"]["input_size"] is None
     assert (ws.config["prep"]["cutout_unit"], ws.config["prep"]["cutout_size"]) == ("px", 64)
