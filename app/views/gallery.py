@@ -368,6 +368,7 @@ class GalleryGrid(JSComponent):
       function showEnd(text) {
         endnote.hidden = !text;
         endnote.textContent = text || '';
+        if (text) endnote.scrollIntoView({block: 'nearest'});
       }
       function showFocus() {
         grid.querySelectorAll('.resx-tile').forEach((t, i) => t.classList.toggle('focus', i === model.focus));
@@ -1061,9 +1062,10 @@ class GalleryView(param.Parameterized):
     def render(self, rows: np.ndarray, kinds: list[str], stretch: str | None = None,
                limit: float | None = None) -> tuple[dict[str, list[str]], SigmaStretch]:
         """PNG URIs of the stamps of ``rows`` in the gallery's stretch (or the one given), and that stretch."""
-        read = list(kinds) + (["goi_mask"] if "goi_mask" not in kinds else [])
-        stamps = self.state.stamps(rows, read)
         sigmas = self.state.display_sigma(rows)
+        # the GOI mask only when a sigma has to be measured on the stamp (outside the GOI)
+        need_mask = "goi_mask" not in kinds and not np.isfinite(sigmas).all()
+        stamps = self.state.stamps(rows, list(kinds) + (["goi_mask"] if need_mask else []))
         uris, stretch_used = render_stamps(stamps, stretch or self.stretch, self.invert, sigmas=sigmas,
                                            limit=self.limit if limit is None else limit)
         return {k: uris[k] for k in kinds}, stretch_used

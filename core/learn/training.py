@@ -56,8 +56,8 @@ uninterrupted runs differ from each other (thread scheduling, oneDNN).
 
 Cancelling: SIGINT/SIGTERM, or a file named ``STOP`` in the run folder, stops training at the
 end of the current batch; the run's status becomes ``cancelled``, its last complete epoch stays
-in ``checkpoint.keras`` (and ``checkpoint/``, so it can be resumed), and it never becomes the active run. A failed run (status ``failed``,
-``error`` says why) does not either. More than one GPU: a ``tf.distribute.MirroredStrategy``
+in ``checkpoint.keras`` (and ``checkpoint/``, so it can be resumed), and it never becomes the
+active run. A failed run (status ``failed``, ``error`` says why) does not either. More than one GPU: a ``tf.distribute.MirroredStrategy``
 (global batch 32 split over the devices); otherwise TensorFlow's default strategy.
 """
 
@@ -736,7 +736,8 @@ def _train_in(ws: Workspace, run_dir: Path, cfg: dict[str, Any], kind: str, labe
                 validation_data=val_ds, initial_epoch=initial_epoch)
     elif es is not None:  # it had stopped and was killed before the end: what fit's end would have done
         st = es._initial_state
-        es.best, es.best_epoch, es.wait, es.stopped_epoch = st["best"], st["best_epoch"], st["wait"], st["stopped_epoch"]
+        es.best, es.best_epoch = st["best"], st["best_epoch"]
+        es.wait, es.stopped_epoch = st["wait"], st["stopped_epoch"]
         es.best_weights = es._initial_best_weights
         if es.restore_best_weights and es.best_weights is not None:
             net.set_weights(es.best_weights)
@@ -752,7 +753,8 @@ def _train_in(ws: Workspace, run_dir: Path, cfg: dict[str, Any], kind: str, labe
     with quiet_tensorflow():
         result = _evaluate(net, kind, run_dir, x_test, y_test, seed, monitor.history, reason)
     result.update(reason)
-    result.update(per_class=per_class, steps_per_epoch=steps, steps=int(net.optimizer.iterations.numpy()), train_seconds=round(train_s, 1),
+    result.update(per_class=per_class, steps_per_epoch=steps, steps=int(net.optimizer.iterations.numpy()),
+                  train_seconds=round(train_s, 1),
                   images_per_second=round(steps * batch * (epochs_run - initial_epoch) / max(train_s, 1e-9), 1),
                   train_seconds_total=round(sum(monitor.history.get("seconds", [])), 1))
     return result

@@ -12,6 +12,8 @@ Layout::
       active.json        the active run per model: {"cnn": "...", "cvae": "..."}
       selections/        selections saved by name in the dashboard (one id per line)
       prep/              prep's journal while a run is in progress (deleted when it completes)
+      cache/             derived data, safe to delete: the catalog's columns as .npy files that the
+                         dashboard memory-maps (core.workspace.mapdata), rebuilt when catalog.fits changes
 
 Catalog columns (standard names; ``core.io.catalog`` maps a user's names onto these):
 ``id`` (str, unique), ``field``, ``ra``, ``dec``, ``z``, ``logmass``, ``hmag``, ``photflag``,

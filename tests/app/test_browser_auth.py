@@ -66,7 +66,7 @@ def test_login_name_is_the_inspector(auth_server):
         page.get_by_placeholder("one id per line, or comma-separated").fill("G0000003")
         page.get_by_role("button", name="Select ids").click()
         page.locator(".resx-tile[data-id='G0000003']").wait_for()
-        page.locator(".resx-hint").click()
+        page.locator(".resx-keyline").click()
         page.keyboard.press("2")
         votes = wait_for(lambda: (v := current_votes(ws)) is not None and len(v) > 0 and v, 20)
         assert votes is not None and len(votes) == 1

@@ -120,7 +120,7 @@ def test_tiles_fit_plain_and_triplet_with_a_colour_bar(browser, server, workspac
     ticks = page.locator(".resx-cb-ticks span").all_inner_texts()
     assert "+5σ" in ticks and "-5σ" in ticks and "0" in ticks
     assert "sky σ" in page.locator(".resx-cb-title").inner_text()
-    page.locator(".resx-grid").scroll_into_view_if_needed()
+    page.locator(".resx-nav").first.evaluate("e => e.scrollIntoView({block: 'start'})")  # the colour bar in view
     save(page, f"inspect_gallery_{width}x{height}")
     # "show triplet" by a click on its label text (not the 13-px box)
     page.locator(".bk-label", has_text="show triplet").first.click()
@@ -128,7 +128,7 @@ def test_tiles_fit_plain_and_triplet_with_a_colour_bar(browser, server, workspac
     check_tiles(page, 4)
     labels = page.locator(".resx-tile").first.locator(".resx-plabel").all_inner_texts()
     assert labels == ["original", "model", "residual", "object-only"]
-    page.locator(".resx-grid").scroll_into_view_if_needed()
+    page.locator(".resx-nav").first.evaluate("e => e.scrollIntoView({block: 'start'})")  # the colour bar in view
     save(page, f"inspect_triplet_{width}x{height}")
     page.context.close()
 

@@ -33,14 +33,22 @@ per strategy, mean and min–max over seeds) and prints the tables. Run:
 Default size (the arguments' defaults): a survey of 2,000 simulated galaxies (1,764 usable after
 the cuts and prep: 1,410 in the pool, 354 held out; built once and cached in ``--cache``, 268 s
 on the shared machine), 32 x 32 stamps (``--cutout``; the paper's 50 costs ~2.4x more per
-image), 3 seeds, a seed set of 50 galaxies, 8 rounds of 50 (the campaign ends with 450 of the
-1,410 pool galaxies voted, 1,350 votes), each (re)training 5 epochs of 150 augmented images per
-class at Adam 3e-3 (fine-tuning at 1e-3; the paper's 1e-4 needs far more steps). Per seed that
-is 4 strategies x 9 trainings + 9 for the all-labels reference + 2 out-of-fold models = 47
-trainings of 3,750 images, plus 3 x 8 pool scorings (BALD: 20 MC passes over <= 1,360
-galaxies). It was sized to stay within about an hour on 2 CPU cores; the time it took is in
-``campaign.json`` (``seconds``) and in the issue's closing note. ``--quick`` (1,000 galaxies,
-1 seed, 3 rounds of 30, 2 epochs of 60 per class, 5 MC passes) is a smoke run of ~6 minutes.
+image), 3 seeds, a seed set of 50 galaxies, 6 rounds of 50 (the campaign ends with 350 of the
+1,410 pool galaxies voted, 1,050 votes), each (re)training 4 epochs of 120 augmented images per
+class at Adam 3e-3 (fine-tuning at 1e-3; the paper's 1e-4 needs far more steps); BALD's 20 MC
+passes go to the 400 candidates of highest entropy (``--bald-pool``, as ``queue.pool_size`` does
+in the product). Per seed: 4 strategies x 7 trainings + 7 for the all-labels reference + 2
+out-of-fold models = 37 trainings of 2,400 images, plus 3 x 6 pool scorings.
+
+Measured time. A smaller configuration (``--n 1000 --rounds 6 --batch 40 --seed-set 40 --epochs 3
+--per-class 100``, BALD over every candidate: 37 trainings of 1,500 images per seed) took 1,029 s
+for 3 seeds at nice 19 on the shared 2-core machine (load ~12). The default trains ~1.6x as many
+images per seed (and scores a pool twice as large), so ~30 min for 3 seeds at that load, less on
+idle cores; seeds can also run
+as parallel processes (``--seeds 0``, ``--seeds 1``, ...) merged by ``--report``. (At load ~22 one
+training of 2,400 images took ~90 s and a default-size seed did not finish within the session.)
+``--quick`` (1,000 galaxies, 1 seed, 3 rounds of 30, 2 epochs of 60 per class, 5 MC passes) is a
+smoke run: 369 s on the shared machine, survey build (151 s) included.
 """
 
 from __future__ import annotations
@@ -195,8 +203,12 @@ def campaign(strategy: str, *, pool_x, pool_ids, votes_by_galaxy, seed_idx, test
         else:
             lat, prob = learner.latents(pool_x[cand])
             if strategy == "bald":
-                scores = bald(mc_dropout_probabilities(learner.model, pool_x[cand], args.passes,
-                                                       seed=seed * 100 + rnd))
+                # as the queue does (queue.pool_size): MC passes only for the candidates of highest
+                # entropy (one deterministic pass); the others rank after them
+                scores = np.full(len(cand), np.nan)
+                top = np.argsort(-predictive_entropy(prob), kind="stable")[:args.bald_pool]
+                scores[top] = bald(mc_dropout_probabilities(learner.model, pool_x[cand[top]], args.passes,
+                                                            seed=seed * 100 + rnd))
             elif strategy == "entropy":
                 scores = predictive_entropy(prob)
             else:
@@ -294,21 +306,28 @@ def main() -> int:
     ap.add_argument("--strategies", nargs="+", default=list(STRATEGIES), choices=STRATEGIES)
     ap.add_argument("--seed-set", type=int, default=50)
     ap.add_argument("--batch", type=int, default=50)
-    ap.add_argument("--rounds", type=int, default=8)
-    ap.add_argument("--epochs", type=int, default=5)
-    ap.add_argument("--per-class", type=int, default=150)
+    ap.add_argument("--rounds", type=int, default=6)
+    ap.add_argument("--epochs", type=int, default=4)
+    ap.add_argument("--per-class", type=int, default=120)
     ap.add_argument("--lr", type=float, default=3e-3, help="Adam rate from scratch (the demo's)")
     ap.add_argument("--ft-lr", type=float, default=1e-3, help="Adam rate when fine-tuning after a round")
     ap.add_argument("--passes", type=int, default=20, help="BALD: MC dropout passes T")
+    ap.add_argument("--bald-pool", type=int, default=400,
+                    help="BALD: MC passes for this many candidates of highest entropy (queue.pool_size)")
     ap.add_argument("--diversity", type=float, default=0.5)
     ap.add_argument("--clusters", type=int, default=6, help="GMM clusters on the latent PC1-PC2 (diversity)")
     ap.add_argument("--target", type=float, default=0.9, help="share of the all-labels accuracy")
     ap.add_argument("--train-method", choices=["majority", "ds"], default="majority",
                     help="consensus method of the training labels")
     ap.add_argument("--build-only", action="store_true", help="build (cache) the survey and stop")
+    ap.add_argument("--report", type=Path, nargs="+", default=None, metavar="JSON",
+                    help="merge the campaign.json of runs with the same arguments but other --seeds (run in "
+                    "parallel) into OUT/campaign.json and .png, print the tables, and stop")
     ap.add_argument("--cache", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "resx-bench-campaign")
     ap.add_argument("--out", type=Path, default=ROOT / "tests" / "artifacts" / "bench_campaign")
     args = ap.parse_args()
+    if args.report:
+        return merge_reports(args.report, args.out)
     if args.quick:
         args.n, args.seeds, args.rounds, args.batch, args.seed_set = 1000, [0], 3, 30, 40  # ~6 min
         args.epochs, args.per_class, args.passes = 2, 60, 5
@@ -369,6 +388,31 @@ def main() -> int:
     plot(results, args.out / "campaign.png")
     print_tables(results)
     log(f"done in {results['seconds']:.0f} s; {args.out / 'campaign.json'}, {args.out / 'campaign.png'}")
+    return 0
+
+
+def merge_reports(paths: list[Path], out: Path) -> int:
+    """One report from per-seed runs of the same configuration."""
+    parts = [json.loads(Path(p).read_text()) for p in paths]
+    keep = ("seeds", "seed_list", "seconds")
+    base = {k: v for k, v in parts[0]["args"].items() if k not in keep + ("out",)}
+    for p, part in zip(paths, parts):
+        other = {k: v for k, v in part["args"].items() if k not in keep + ("out",)}
+        if other != base:
+            raise SystemExit(f"{p}: another configuration ({set(other.items()) ^ set(base.items())})")
+    merged = dict(parts[0])
+    merged["seeds"], merged["seed_list"] = {}, []
+    for part in parts:
+        for s_, entry in part["seeds"].items():
+            merged["seeds"][s_] = entry
+            merged["seed_list"].append(int(s_))
+    merged["seed_list"] = sorted(set(merged["seed_list"]))
+    merged["seconds_per_run"] = [part.get("seconds") for part in parts]
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "campaign.json").write_text(json.dumps(merged, indent=2))
+    plot(merged, out / "campaign.png")
+    print_tables(merged)
+    log(f"merged {len(parts)} runs ({merged['seed_list']}) into {out / 'campaign.json'}, {out / 'campaign.png'}")
     return 0
 
 

@@ -139,8 +139,14 @@ def main() -> int:
             info = read_run(ws, rid)
         except WorkspaceError:
             info = None
+        if info is not None and info.status != "done" and not (info.path / "checkpoint" / "checkpoint").exists():
+            import shutil
+
+            print(f"{rid} stopped before its first complete epoch: training it afresh", flush=True)
+            shutil.rmtree(info.path)
+            info = None
         if info is None or info.status != "done":
-            if deadline.expired():
+            if deadline.expired() or unfinished:  # out of time, or stopped (SIGINT/SIGTERM, STOP) in this piece
                 unfinished.append(model)
                 continue
             deadline.run_dir = ws.runs_dir / rid
