@@ -188,6 +188,8 @@ class AppState(param.Parameterized):
     inspector_locked = param.Boolean(default=False, doc="the name comes from the login")
     votes_version = param.Integer(default=0)
     runs_version = param.Integer(default=0)
+    active_notice = param.String(default="", doc="set when another session or `resx train` changed the "
+                                 "workspace's active run: what changed (plain text)")
     message = param.String(default="", doc="last message for the user")
     # what the gallery shows and points at (set by the gallery, read by the voting view)
     page_rows = param.Array(default=np.empty(0, dtype=int), doc="catalog rows on the gallery's page, in order")
@@ -260,6 +262,7 @@ class AppState(param.Parameterized):
             self.runs = []
         if initial:
             active = self.ws.active_runs()
+            self._active_seen = dict(active)
             for m in MODELS:
                 run = active.get(m)
                 if not run or not any(r.id == run for r in self.runs):
@@ -301,6 +304,7 @@ class AppState(param.Parameterized):
         if read_run(self.ws, run_id).model != model:
             raise RunError(f"run {run_id} is not a {model} run")
         activate(self.ws, run_id)
+        self._active_seen = self.ws.active_runs()  # this session's own change: nothing to tell it
         self.set_run(model, run_id)
 
     def run_evaluation(self, run_id: str | None) -> dict[str, Any]:
@@ -417,6 +421,43 @@ class AppState(param.Parameterized):
     def poll(self) -> None:
         """Called every few seconds by the session: pick up other inspectors' votes and new runs."""
         self.refresh_votes(force=False)
+        try:
+            self.check_active_runs()
+        except Exception as exc:  # noqa: BLE001 - an unreadable active.json must not stop the poll
+            log.warning("cannot read the workspace's active runs: %s", exc)
+
+    def check_active_runs(self) -> bool:
+        """Tell this session when the workspace's active run changed elsewhere.
+
+        Another session (a lead's "make active", a finished retrain) or ``resx train`` may
+        rewrite ``active.json``. The shown runs stay as they are; :attr:`active_notice` says
+        what changed, and :meth:`switch_to_active_runs` shows the new ones.
+
+        Returns
+        -------
+        bool
+            True when the active runs changed since this session last looked.
+        """
+        active = self.ws.active_runs()
+        seen = getattr(self, "_active_seen", None)
+        if seen is None:
+            self._active_seen = dict(active)
+            return False
+        if active == seen:
+            return False
+        self._active_seen = dict(active)
+        self.refresh_runs()
+        changes = [f"{m.upper()}: {active.get(m) or 'none'} (was {seen.get(m) or 'none'})"
+                   for m in MODELS if active.get(m) != seen.get(m)]
+        self.active_notice = "The workspace's active run changed: " + "; ".join(changes) + "."
+        return True
+
+    def switch_to_active_runs(self) -> None:
+        """Show the workspace's active run of each model (after :attr:`active_notice`)."""
+        for m, run in self.ws.active_runs().items():
+            if run and self.run_row(run) is not None:
+                self.set_run(m, run)
+        self.active_notice = ""
 
     def can_vote(self) -> str:
         """'' when votes may be cast, else why not."""

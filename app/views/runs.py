@@ -15,7 +15,7 @@ import pandas as pd
 import panel as pn
 
 from app.state import AppState
-from app.text import md, md_code
+from app.text import md, md_code, notify
 from core.labels import CLASSES
 from core.workspace.config import DEFAULT_CONFIG
 from core.workspace.workspace import MODELS
@@ -50,6 +50,12 @@ class RunsView:
         self.curves = pn.Column(sizing_mode="stretch_width")
         self._curves_pane: pn.pane.HoloViews | None = None
         self.summary = pn.Column(sizing_mode="stretch_width")
+        # another session or `resx train` changed the workspace's active run: say so, offer to switch
+        self.active_alert = pn.pane.Alert("", alert_type="info", visible=False, sizing_mode="stretch_width",
+                                          css_classes=["resx-active-notice"])
+        self.switch_active = pn.widgets.Button(label="Show the active runs", visible=False, width=180)
+        self.switch_active.on_click(lambda e: self.state.switch_to_active_runs())
+        state.param.watch(self._on_active_notice, ["active_notice"])
         state.param.watch(lambda e: self._sync_runs(), ["runs_version", "model", "run_cnn", "run_cvae"])
         self._sync_runs()
 
@@ -75,6 +81,13 @@ class RunsView:
                 st.activate_run(st.model, event.new)
             except Exception as exc:  # noqa: BLE001 - an unfinished run: shown, the page stays up
                 self.r_status.object = f"⚠ {md(exc)}"
+
+    def _on_active_notice(self, event) -> None:
+        text = event.new or ""
+        self.active_alert.object = md(text)
+        self.active_alert.visible = self.switch_active.visible = bool(text)
+        if text:
+            notify(text, "info")  # escaped: run ids are user text
 
     def run_summary(self) -> pn.viewable.Viewable:
         """Accuracy, the confusion matrix and the predictions changed for the shown run."""
@@ -198,6 +211,8 @@ class RunsView:
     def panel(self) -> pn.viewable.Viewable:
         return pn.Column(
             pn.pane.Markdown("### Run"),
+            self.active_alert,
+            self.switch_active,
             self.run_select,
             self.make_active,
             self.summary,

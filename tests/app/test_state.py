@@ -741,3 +741,47 @@ def test_large_maps_are_rasterized_and_keep_the_lasso(state, monkeypatch, color_
     lasso.event(geometry=np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]]))
     inside = frame.index[(frame["x"] > x0) & (frame["x"] < x1) & (frame["y"] > y0) & (frame["y"] < y1)]
     assert sorted(state.selected.tolist()) == sorted(inside.tolist()) and len(inside) > 10
+
+
+def test_a_change_of_the_active_run_elsewhere_is_told_to_every_session(state):
+    """Another session (or `resx train`) rewrites active.json: this session is told on its next poll,
+    keeps showing its run until it switches; its own change tells it nothing."""
+    import shutil
+
+    from core.learn.runs import activate, read_run, write_run_json
+
+    src = state.ws.runs_dir / "cnn-a"
+    shutil.copytree(src, state.ws.runs_dir / "cnn-<b>")
+    record = read_run(state.ws, "cnn-a").to_dict()
+    record.pop("path"), record.pop("active")
+    write_run_json(state.ws.runs_dir / "cnn-<b>", {**record, "id": "cnn-<b>"})
+    other = AppState(state.ws.root)
+    state.poll()
+    assert state.active_notice == ""  # nothing changed yet
+    activate(state.ws, "cnn-<b>")  # as a CLI train ending, or a lead in another session
+    state.poll()
+    assert state.active_notice == "The workspace's active run changed: CNN: cnn-<b> (was cnn-a)."
+    assert state.run_cnn == "cnn-a"  # still the run it showed
+    assert state.run_row("cnn-<b>") is not None  # the runs list was re-read
+    state.poll()
+    assert state.active_notice.startswith("The workspace's active run changed")  # told once, kept until acted on
+    state.switch_to_active_runs()
+    assert state.run_cnn == "cnn-<b>" and state.active_notice == ""
+    # the session that makes a run active is not told about its own change
+    other.activate_run("cnn", "cnn-a")
+    other.poll()
+    assert other.active_notice == ""
+    state.poll()
+    assert state.active_notice == "The workspace's active run changed: CNN: cnn-a (was cnn-<b>)."
+
+
+def test_the_runs_view_shows_the_active_run_notice_escaped(state):
+    from app.views.runs import RunsView
+
+    view = RunsView(state)
+    assert not view.active_alert.visible and not view.switch_active.visible
+    state.active_notice = "The workspace's active run changed: CNN: <img src=x onerror=alert(1)> (was cnn-a)."
+    assert view.active_alert.visible and view.switch_active.visible
+    assert "<img" not in view.active_alert.object and "&lt;img" in view.active_alert.object
+    view.switch_active.clicks += 1
+    assert state.active_notice == "" and not view.active_alert.visible
