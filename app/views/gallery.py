@@ -236,6 +236,33 @@ def render_stamps(stamps: dict[str, np.ndarray], method: str = "asinh", invert: 
 # --------------------------------------------------------------------------------------------
 # The JavaScript tile grid
 # --------------------------------------------------------------------------------------------
+# The colour bar of the gallery and of the detail view (a PNG gradient, its title and its sigma ticks):
+# one function in both components' modules. Text goes in through textContent, never as HTML.
+_COLORBAR_JS = """
+    function renderColorbar(el, c) {
+      el.replaceChildren();
+      el.hidden = !c.uri;
+      if (!c.uri) return;
+      const title = document.createElement('div');
+      title.className = 'resx-cb-title';
+      title.textContent = c.title;
+      const img = document.createElement('img');
+      img.className = 'resx-cb-img';
+      img.src = c.uri;
+      img.alt = c.title;
+      const ticks = document.createElement('div');
+      ticks.className = 'resx-cb-ticks';
+      for (const [pos, label] of c.ticks) {
+        const t = document.createElement('span');
+        t.style.left = (100 * pos) + '%';
+        t.textContent = label;
+        ticks.appendChild(t);
+      }
+      el.append(title, img, ticks);
+    }
+"""
+
+
 class GalleryGrid(JSComponent):
     """Tiles of stamps with their page buttons and colour bar; reports clicks, ticks, focus, page turns and keys.
 
@@ -276,7 +303,7 @@ class GalleryGrid(JSComponent):
 
     _stylesheets = [asset("gallery.css").read_text()]
 
-    _esm = """
+    _esm = _COLORBAR_JS + """
     export function render({ model, el }) {
       const root = document.createElement('div');
       root.className = 'resx-gallery';
@@ -322,28 +349,7 @@ class GalleryGrid(JSComponent):
           return row;
         }));
       }
-      function drawBar() {
-        const c = model.colorbar || {};
-        bar.replaceChildren();
-        if (!c.uri) { bar.hidden = true; return; }
-        bar.hidden = false;
-        const title = document.createElement('div');
-        title.className = 'resx-cb-title';
-        title.textContent = c.title;
-        const img = document.createElement('img');
-        img.className = 'resx-cb-img';
-        img.src = c.uri;
-        img.alt = c.title;
-        const ticks = document.createElement('div');
-        ticks.className = 'resx-cb-ticks';
-        for (const [pos, label] of c.ticks) {
-          const t = document.createElement('span');
-          t.style.left = (100 * pos) + '%';
-          t.textContent = label;
-          ticks.appendChild(t);
-        }
-        bar.append(title, img, ticks);
-      }
+      function drawBar() { renderColorbar(bar, model.colorbar || {}); }
 
       let want = model.page;  // the page the browser asked for; the tiles follow from the server
       let atEnd = false;      // the last tile of the last page has been voted: vote keys do nothing
@@ -686,7 +692,7 @@ class StampZoom(JSComponent):
 
     _stylesheets = [asset("gallery.css").read_text()]
 
-    _esm = """
+    _esm = _COLORBAR_JS + """
     export function render({ model }) {
       const root = document.createElement('div');
       root.className = 'resx-zoom';
@@ -764,27 +770,7 @@ class StampZoom(JSComponent):
         }));
         apply();
       }
-      function drawBar() {
-        const c = model.colorbar || {};
-        cb.replaceChildren();
-        cb.hidden = !c.uri;
-        if (!c.uri) return;
-        const title = document.createElement('div');
-        title.className = 'resx-cb-title';
-        title.textContent = c.title;
-        const img = document.createElement('img');
-        img.className = 'resx-cb-img';
-        img.src = c.uri;
-        const ticks = document.createElement('div');
-        ticks.className = 'resx-cb-ticks';
-        for (const [pos, label] of c.ticks) {
-          const t = document.createElement('span');
-          t.style.left = (100 * pos) + '%';
-          t.textContent = label;
-          ticks.appendChild(t);
-        }
-        cb.append(title, img, ticks);
-      }
+      function drawBar() { renderColorbar(cb, model.colorbar || {}); }
       zin.addEventListener('click', () => zoomAt(1.5, 0.5, 0.5));
       zout.addEventListener('click', () => zoomAt(1 / 1.5, 0.5, 0.5));
       reset.addEventListener('click', () => { z = 1; cx = cy = 0.5; apply(); });

@@ -218,40 +218,34 @@ class MapView:
         box.add_subscriber(on_box)
         self.streams = [lasso, box]
 
-    def highlight(self, model: str):
-        """The selected galaxies drawn on top (a DynamicMap following ``state.selected``)."""
+    def _rows_layer(self, model: str, rows_param, limit: int | None = None) -> hv.DynamicMap:
+        """The galaxies of a row list (``state.selected``, ``state.queue_rows``) as points on the map,
+        redrawn when the list, the axes, the runs or the filters change; at most ``limit`` drawn."""
         st = self.state
 
-        def points(selected, pc_x, pc_y, run_cnn, run_cvae, class_filter, consensus_filter):
+        def points(rows, pc_x, pc_y, run_cnn, run_cvae, class_filter, consensus_filter):
             if st.embedding_error(st.run_of(model)):
                 return hv.Points([], ["x", "y"])
             frame = st.map_frame(model)
-            rows = np.asarray(selected, dtype=int)
+            rows = np.asarray(rows, dtype=int)
             sub = frame.reindex(rows).dropna(subset=["x"]) if rows.size else frame.iloc[:0]
-            if len(sub) > MAX_HIGHLIGHT:  # drawing only: the selection itself keeps every galaxy
-                sub = sub.iloc[:: -(-len(sub) // MAX_HIGHLIGHT)]
+            if limit is not None and len(sub) > limit:  # drawing only: the list itself keeps every galaxy
+                sub = sub.iloc[:: -(-len(sub) // limit)]
             return hv.Points(sub[["x", "y"]], ["x", "y"])
 
-        dmap = hv.DynamicMap(pn.bind(points, st.param.selected, st.param.pc_x, st.param.pc_y, st.param.run_cnn,
+        return hv.DynamicMap(pn.bind(points, rows_param, st.param.pc_x, st.param.pc_y, st.param.run_cnn,
                                      st.param.run_cvae, st.param.class_filter, st.param.consensus_filter))
-        if st.n > RASTER_N:
+
+    def highlight(self, model: str):
+        """The selected galaxies drawn on top (a DynamicMap following ``state.selected``)."""
+        dmap = self._rows_layer(model, self.state.param.selected, limit=MAX_HIGHLIGHT)
+        if self.state.n > RASTER_N:
             return dmap.opts(color=SELECTED_COLOR, size=2, alpha=0.5, tools=[])
         return dmap.opts(fill_alpha=0, line_color=SELECTED_COLOR, size=7, line_width=1.2, tools=[])
 
     def queue_rings(self, model: str):
         """The Inspect-next queue's galaxies ringed on the map (a DynamicMap following ``state.queue_rows``)."""
-        st = self.state
-
-        def points(queue_rows, pc_x, pc_y, run_cnn, run_cvae, class_filter, consensus_filter):
-            if st.embedding_error(st.run_of(model)):
-                return hv.Points([], ["x", "y"])
-            frame = st.map_frame(model)
-            rows = np.asarray(queue_rows, dtype=int)
-            sub = frame.reindex(rows).dropna(subset=["x"]) if rows.size else frame.iloc[:0]
-            return hv.Points(sub[["x", "y"]], ["x", "y"])
-
-        dmap = hv.DynamicMap(pn.bind(points, st.param.queue_rows, st.param.pc_x, st.param.pc_y, st.param.run_cnn,
-                                     st.param.run_cvae, st.param.class_filter, st.param.consensus_filter))
+        dmap = self._rows_layer(model, self.state.param.queue_rows)
         return dmap.opts(fill_alpha=0, line_color=QUEUE_COLOR, size=13, line_width=2.2, tools=[])
 
     def svc_overlay(self, model: str) -> list:
