@@ -32,15 +32,23 @@ def evaluate_cnn(model, x: np.ndarray, labels: np.ndarray, batch_size: int = 256
 
 
 def evaluate_cvae(model, x: np.ndarray, batch_size: int = 256) -> tuple[dict[str, Any], np.ndarray]:
-    """Reconstruction MSE (decoded from the encoder mean) and mean KL on ``x``; also the reconstructions."""
+    """Reconstruction MSE (decoded from the encoder mean) and mean KL on ``x``; also the reconstructions.
+
+    ``recon_mse_zero`` is the MSE of the trivial reconstruction (all zeros) and ``recon_mse_ratio``
+    the ratio of the two: a ratio near 1 means the CvAE learned (almost) nothing beyond the
+    trivial solution, which on noise-dominated stamps is the failure to watch for.
+    """
     from core.learn.models import kl_divergence
 
     xb = x[..., None]
     rec = model.predict(xb, batch_size=batch_size, verbose=0)
     z_mean, z_log_var, _ = model.encoder.predict(xb, batch_size=batch_size, verbose=0)
     mse = float(np.mean((rec[..., 0] - x) ** 2)) if len(x) else None
+    zero = float(np.mean(np.asarray(x, dtype=float) ** 2)) if len(x) else None
+    ratio = mse / zero if mse is not None and zero else None
     kl = float(kl_divergence(z_mean, z_log_var, model.kl_reduction)) if len(x) else None
-    return {"n_test": int(len(x)), "recon_mse": mse, "kl": kl}, rec[..., 0]
+    return {"n_test": int(len(x)), "recon_mse": mse, "recon_mse_zero": zero, "recon_mse_ratio": ratio,
+            "kl": kl}, rec[..., 0]
 
 
 def plot_confusion(cm: np.ndarray, path: Path, title: str = "") -> None:

@@ -387,6 +387,7 @@ def main() -> int:
     (args.out / "campaign.json").write_text(json.dumps(results, indent=2))
     plot(results, args.out / "campaign.png")
     print_tables(results)
+    (args.out / "campaign.json").write_text(json.dumps(results, indent=2))  # with the summary
     log(f"done in {results['seconds']:.0f} s; {args.out / 'campaign.json'}, {args.out / 'campaign.png'}")
     return 0
 
@@ -412,8 +413,49 @@ def merge_reports(paths: list[Path], out: Path) -> int:
     (out / "campaign.json").write_text(json.dumps(merged, indent=2))
     plot(merged, out / "campaign.png")
     print_tables(merged)
+    (out / "campaign.json").write_text(json.dumps(merged, indent=2))  # with the summary
     log(f"merged {len(parts)} runs ({merged['seed_list']}) into {out / 'campaign.json'}, {out / 'campaign.png'}")
     return 0
+
+
+SENSITIVITY_SHARES = (0.90, 0.95, 1.00)
+
+
+def summarise(results: dict) -> dict:
+    """What the curves say beyond one target, from the same curves (no new training).
+
+    * ``saturated_seeds``: seeds whose seed set alone (round 0, before any strategy chose a
+      galaxy) already reaches the target; votes-to-target cannot tell the strategies apart there;
+    * ``votes_to_share``: votes to ``share`` x the all-labels accuracy per strategy and seed for
+      each share of :data:`SENSITIVITY_SHARES` (NaN: not reached), and the saving of each strategy
+      vs random (1 - mean votes / random's mean votes, over the seeds where both reached it);
+    * ``mean_accuracy_after_seed_set``: mean held-out accuracy over rounds 1..R (the area under the
+      learning curve, per round), per strategy: mean and std over seeds, and its difference to
+      random per seed (paired: the same seed set and votes).
+    """
+    seeds = [str(s) for s in results["seed_list"]]
+    out: dict = {"saturated_seeds": [s for s in seeds
+                                     if results["seeds"][s]["curves"]["random"][0]["accuracy"]
+                                     >= results["seeds"][s]["target"]] if "random" in results["strategies"] else []}
+    shares: dict = {}
+    for share in SENSITIVITY_SHARES:
+        per = {st: [votes_to_target(results["seeds"][s]["curves"][st],
+                                    share * results["seeds"][s]["all_labels_accuracy"]) for s in seeds]
+               for st in results["strategies"]}
+        saving = {}
+        for st, v in per.items():
+            r = np.array(per.get("random", [np.nan] * len(seeds)))
+            both = np.isfinite(r) & np.isfinite(np.array(v))
+            saving[st] = float(1 - np.mean(np.array(v)[both]) / np.mean(r[both])) if both.any() else float("nan")
+        shares[f"{share:.2f}"] = {"votes": per, "saving_vs_random": saving}
+    out["votes_to_share"] = shares
+    aulc = {st: [float(np.mean([c["accuracy"] for c in results["seeds"][s]["curves"][st][1:]])) for s in seeds]
+            for st in results["strategies"]}
+    out["mean_accuracy_after_seed_set"] = {
+        st: {"per_seed": v, "mean": float(np.mean(v)), "std": float(np.std(v)),
+             "minus_random_per_seed": [a - b for a, b in zip(v, aulc["random"])] if "random" in aulc else None}
+        for st, v in aulc.items()}
+    return out
 
 
 def print_tables(results: dict) -> None:
@@ -445,6 +487,21 @@ def print_tables(results: dict) -> None:
               f"   {w.mean():.3f} +- {w.std():.3f}")
     sk = [results["seeds"][s]["methods"]["ds"]["skill"] for s in seeds]
     print("DS skill estimates: " + ", ".join(f"{k} {np.mean([x[k] for x in sk]):.2f}" for k in sk[0]))
+    summary = summarise(results)
+    results["summary"] = summary
+    if summary["saturated_seeds"]:
+        print(f"\nWARNING: in seed(s) {', '.join(summary['saturated_seeds'])} the seed set alone reaches the target "
+              "(round 0, before any strategy picked a galaxy): votes-to-target cannot separate the strategies there.")
+    print("\nSaving in votes vs random at other targets (share of the all-labels accuracy; seeds where both reach it):")
+    print(f"{'strategy':<10} " + " ".join(f"{k:>8}" for k in summary["votes_to_share"]))
+    for st in results["strategies"]:
+        cells = [summary["votes_to_share"][k]["saving_vs_random"][st] for k in summary["votes_to_share"]]
+        print(f"{st:<10} " + " ".join(f"{c:>+8.0%}" if np.isfinite(c) else f"{'n/a':>8}" for c in cells))
+    print("\nMean held-out accuracy over rounds 1..R (area under the learning curve; paired difference to random):")
+    for st, m in summary["mean_accuracy_after_seed_set"].items():
+        diff = m["minus_random_per_seed"]
+        print(f"  {st:<10} {m['mean']:.3f} +- {m['std']:.3f}"
+              + (f"   vs random {np.mean(diff):+.3f} (per seed {', '.join(f'{d:+.3f}' for d in diff)})" if diff else ""))
 
 
 if __name__ == "__main__":
