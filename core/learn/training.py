@@ -595,10 +595,25 @@ def _run(ws: Workspace, run_dir: Path, cfg: dict[str, Any], record: dict[str, An
     if activate:
         ws.set_active_run(model, rid)
     if embed:
-        from core.latent.embed import embed_run
-
-        embed_run(ws, rid)
+        _embed_then_score(ws, run_dir, rid, int(record.get("epochs_run") or epochs), epochs, record.get("stopped"))
     return read_run(ws, rid)
+
+
+def _embed_then_score(ws: Workspace, run_dir: Path, rid: str, epoch: int, epochs: int, stopped: Any) -> None:
+    """The refreshed map first, the acquisition scores after it: ``progress.json``'s ``phase`` goes
+    ``embedding`` -> ``scoring`` (the map is ready: ``embedding.npz`` written; the queue's scores
+    pending) -> ``ready``, with ``map_s`` and ``scores_s`` (seconds from the end of training)."""
+    from core.latent.embed import embed_run, score_run
+
+    history = _read_history(run_dir)
+    t0 = time.perf_counter()
+    _write_progress(run_dir, "done", epoch, epochs, history, stopped=stopped, phase="embedding")
+    embed_run(ws, rid, acquisition=False)
+    map_s = round(time.perf_counter() - t0, 1)
+    _write_progress(run_dir, "done", epoch, epochs, history, stopped=stopped, phase="scoring", map_s=map_s)
+    ok = score_run(ws, rid)
+    _write_progress(run_dir, "done", epoch, epochs, history, stopped=stopped, phase="ready" if ok else "scores failed",
+                    map_s=map_s, scores_s=round(time.perf_counter() - t0, 1))
 
 
 def _read_history(run_dir: Path) -> dict[str, list[float]]:
