@@ -576,3 +576,53 @@ def test_colliding_names_in_an_old_store_are_reported_and_merged_only_when_asked
     assert s.undo_last("ALICE") == 1  # the merged history undoes as one inspector's
     assert s.integrity_check() == "ok"
     s.close()
+
+
+def test_a_write_outlasts_a_lock_held_longer_than_the_busy_timeout(tmp_path, monkeypatch, caplog):
+    """SQLite: a writer that cannot take the lock within busy_timeout tries again (logged), no vote lost."""
+    import logging
+    import sqlite3
+    import threading
+
+    monkeypatch.setattr(S, "BUSY_TIMEOUT_S", 0.2)
+    monkeypatch.setattr(S, "LOCK_BACKOFF_S", 0.3)
+    path = tmp_path / "votes.sqlite"
+    store = open_store(f"sqlite:///{path}")
+    store.add_galaxies(["g0", "g1"])
+    store.add_inspector("ann")
+    blocker = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    blocker.execute("BEGIN IMMEDIATE")  # another process's writer, holding the lock for 0.7 s
+    release = threading.Timer(0.7, lambda: blocker.execute("COMMIT"))
+    release.start()
+    try:
+        with caplog.at_level(logging.WARNING, logger="core.votes.schema"):
+            store.cast(["g0"], "ann", "Core")
+    finally:
+        release.join()
+        blocker.close()
+    assert list(store.current_votes()["label"]) == ["Core"]
+    assert any("write lock not taken" in r.getMessage() for r in caplog.records)
+    store.close()
+
+
+def test_a_lock_held_past_every_retry_is_an_error_not_a_lost_vote(tmp_path, monkeypatch):
+    import sqlite3
+
+    monkeypatch.setattr(S, "BUSY_TIMEOUT_S", 0.05)
+    monkeypatch.setattr(S, "LOCK_BACKOFF_S", 0.01)
+    monkeypatch.setattr(S, "LOCK_RETRIES", 2)
+    path = tmp_path / "votes.sqlite"
+    store = open_store(f"sqlite:///{path}")
+    store.add_galaxies(["g0"])
+    store.add_inspector("ann")
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(sa.exc.OperationalError, match="locked"):
+            store.cast(["g0"], "ann", "Core")
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    store.cast(["g0"], "ann", "Core")  # the store still works once the lock is free
+    assert list(store.current_votes()["label"]) == ["Core"]
+    store.close()
