@@ -1239,7 +1239,7 @@ class GalleryView(param.Parameterized):
     # -- layout -------------------------------------------------------------------------------------
     def controls(self) -> pn.viewable.Viewable:
         stretch = pn.widgets.RadioButtonGroup.from_param(self.param.stretch, color="primary",
-                                                         variant="outline", width=210,
+                                                         variant="outline", width=230,
                                                          css_classes=["resx-stretch"], stylesheets=[ACTIVE_CSS])
         limit = pn.widgets.FloatInput.from_param(self.param.limit, label="range ± σ", step=1.0, width=90)
         panels = pn.widgets.CheckButtonGroup.from_param(self.param.panels, options={KIND_LABELS[k]: k for k in ALL_KINDS},
@@ -1247,17 +1247,21 @@ class GalleryView(param.Parameterized):
                                                         css_classes=["resx-panels"], stylesheets=[ACTIVE_CSS])
         find = pn.widgets.TextInput(label="find one id", placeholder="an id, as it is; Enter", width=200)
         find.param.watch(lambda e: self.find_id(e.new) if e.new else None, "value")
+        # FlexBoxes that wrap: at any width from 1280 px every control stays inside the gallery column
+        # (a Row does not wrap: its last controls were cut off at the column's right edge)
         return pn.Column(
-            pn.Row(find, pn.widgets.Select.from_param(self.param.sort_by, label="sort by", width=190),
-                   pn.widgets.Select.from_param(self.param.show, label="show", width=170),
-                   pn.Column(pn.pane.Markdown("residual stretch", margin=(0, 5)), stretch, margin=0),
-                   limit,
-                   pn.widgets.Checkbox.from_param(self.param.invert, label="invert", align="end"),
-                   sizing_mode="stretch_width", css_classes=["resx-gallery-controls"]),
-            pn.Row(pn.pane.Markdown("panels", margin=(8, 5)), panels,
-                   pn.widgets.Checkbox.from_param(self.param.show_triplet, label="show triplet", align="center"),
-                   pn.widgets.Checkbox.from_param(self.param.show_mask, label="mask", align="center"),
-                   sizing_mode="stretch_width"),
+            pn.FlexBox(find, pn.widgets.Select.from_param(self.param.sort_by, label="sort by", width=190),
+                       pn.widgets.Select.from_param(self.param.show, label="show", width=170),
+                       pn.Column(pn.pane.Markdown("residual stretch", margin=(0, 5)), stretch, margin=0),
+                       pn.Row(limit, pn.widgets.Checkbox.from_param(self.param.invert, label="invert", align="end"),
+                              margin=0),
+                       flex_wrap="wrap", align_items="flex-end", sizing_mode="stretch_width",
+                       css_classes=["resx-gallery-controls"]),
+            pn.FlexBox(pn.pane.Markdown("panels", margin=(8, 5)), panels,
+                       pn.widgets.Checkbox.from_param(self.param.show_triplet, label="show triplet", align="center"),
+                       pn.widgets.Checkbox.from_param(self.param.show_mask, label="mask", align="center"),
+                       flex_wrap="wrap", align_items="center", sizing_mode="stretch_width",
+                       css_classes=["resx-panel-controls"]),
             margin=0, sizing_mode="stretch_width",
         )
 
