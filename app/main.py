@@ -128,7 +128,10 @@ def build(path: Path) -> pn.template.BaseTemplate:
     if state.authenticated:  # shown only: not linked to the state, so a change from the page does nothing
         inspector = pn.widgets.TextInput(value=state.login, name=f"inspector (your login · {state.role})",
                                          placeholder="enter your name once", disabled=True)
-        who = pn.pane.Markdown("", visible=False)
+        who = pn.pane.Alert(  # a login, but no lead: say which key makes one (lead actions are refused)
+            "**Nobody has the lead role** on this server: `app.leads` in the workspace config is empty, so "
+            "retraining, changing the active run and the blind-mode export are refused.",
+            alert_type="warning", css_classes=["resx-no-lead"], margin=(0, 5), visible=not state.leads)
     else:
         inspector = pn.widgets.TextInput.from_param(state.param.inspector, label="inspector (your name)",
                                                     placeholder="enter your name once")

@@ -514,6 +514,11 @@ class AppState(param.Parameterized):
             What was asked (for the message).
         """
         if not self.is_lead:
+            if self.authenticated and not self.leads:
+                raise PermissionError(
+                    f"{action} needs the lead role, and nobody has it on this server: app.leads in "
+                    f"{self.ws.root / self.ws.CONFIG} is empty. Add the lead's login there (app.leads = "
+                    "[\"login\"]) and restart the server.")
             why = ("log in as a lead (app.leads in the workspace config)" if self.authenticated else
                    "this server listens beyond the loopback without authentication: lead actions need "
                    "`resx serve --basic-auth` (or OAuth) and a login in app.leads")
