@@ -20,7 +20,7 @@ import panel as pn
 
 from app import asset
 from app.browser import PageGlue
-from app.state import COLOR_BY, AppState
+from app.state import COLOR_BY, HIDDEN_TIP, AppState
 from app.text import md
 from core.cli.serve import is_loopback
 from core.workspace.workspace import WorkspaceError, default_workspace
@@ -156,7 +156,9 @@ def build(path: Path) -> pn.template.BaseTemplate:
                pn.widgets.Checkbox.from_param(state.param.show_gmm, label="GMM ellipses")),
         pn.pane.Markdown("**Filters** (none ticked = all)", margin=(10, 5, 0, 5)),
         pn.widgets.MultiChoice.from_param(state.param.class_filter, label="catalog class"),
-        pn.widgets.MultiChoice.from_param(state.param.consensus_filter, label="consensus"),
+        pn.widgets.MultiChoice.from_param(state.param.consensus_filter, label="consensus",
+                                          description=("consensus labels shown (none = all). 'hidden': " + HIDDEN_TIP)
+                                          if state.blind else "consensus labels shown (none = all)"),
         pn.pane.Markdown("**Selection**", margin=(10, 5, 0, 5)),
         select_by.panel(),
         pn.pane.Markdown("**Inspect next**", margin=(10, 5, 0, 5)),

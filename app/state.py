@@ -162,6 +162,12 @@ def _catalog_view(shared: MapData) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------
 # The state
 # --------------------------------------------------------------------------------------------
+#: Why a galaxy's consensus reads "hidden" (blind mode): the tooltip of every place that shows it.
+HIDDEN_TIP = ("Blind mode: the other inspectors' votes on this galaxy, and what comes from them (its consensus, "
+              "vote count and disagreement), are hidden until you have voted on it, so that your vote is your "
+              "own. The model's prediction stays visible; the lead and the experts see everything.")
+
+
 class AppState(param.Parameterized):
     """All the dashboard's state for one session.
 

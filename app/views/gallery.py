@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import json
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -31,7 +32,7 @@ from PIL import Image
 from app import asset
 from app.palettes import CLASS_COLORS, NO_LABEL
 from app.selection import PER_PAGE, SORT_BY, n_pages, page_of, sort_rows
-from app.state import KEYS, AppState
+from app.state import HIDDEN_TIP, KEYS, AppState
 from app.text import md, notify
 from core.labels import CLASSES
 
@@ -303,7 +304,7 @@ class GalleryGrid(JSComponent):
 
     _stylesheets = [asset("gallery.css").read_text()]
 
-    _esm = _COLORBAR_JS + """
+    _esm = _COLORBAR_JS + f"const HIDDEN_TIP = {json.dumps(HIDDEN_TIP)};\n" + """
     export function render({ model, el }) {
       const root = document.createElement('div');
       root.className = 'resx-gallery';
@@ -399,7 +400,8 @@ class GalleryGrid(JSComponent):
           const d = document.createElement('div');
           d.className = 'resx-line';
           d.textContent = line;
-          d.title = line;
+          // a hidden consensus (blind mode) says why on hover
+          d.title = line.startsWith('consensus: hidden') ? HIDDEN_TIP : line;
           return d;
         }));
       }
@@ -1187,13 +1189,12 @@ class GalleryView(param.Parameterized):
     def _votes_md(self, row: int) -> str:
         """The galaxy's current votes with their times and comments (every cell escaped), as Markdown."""
         st = self.state
-        _, nvotes, _ = st.consensus_columns()
         votes = st.galaxy_votes(str(st.ids[row]))
         if "created_at" in votes:
             votes = votes.assign(time=votes["created_at"].dt.strftime("%Y-%m-%d %H:%M:%S UTC"))
         hidden = st.blind and not st.sees_all and not (len(votes) and st.is_me(votes["inspector"]).any())
         if hidden:
-            return f"### Votes\n{nvotes[row]} vote(s); blind mode: vote first to see them."
+            return f"### Votes\nhidden. {HIDDEN_TIP}"
         if not len(votes):
             return "### Votes\nNo votes yet."
         cols = [c for c in ("inspector", "label", "comment", "time", "source") if c in votes]

@@ -186,7 +186,8 @@ class MapView:
             pts = hv.Points(data, ["x", "y"], vdims)
             if kind == "categorical":
                 base = pts.opts(color=hv.dim("color").categorize(key, default="#444444"), show_legend=False)
-                legend = hv.NdOverlay({k: hv.Points([(np.nan, np.nan)], label=_legend_name(k)).opts(color=c, size=8)
+                # an NdOverlay's legend names its keys (not its elements' labels): key by the legend name
+                legend = hv.NdOverlay({_legend_name(k): hv.Points([(np.nan, np.nan)]).opts(color=c, size=8)
                                        for k, c in key.items()})
             else:
                 base = pts.opts(color="color", cmap=_continuous_cmap(column), colorbar=True, clabel=st.color_by)
