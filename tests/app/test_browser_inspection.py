@@ -244,6 +244,30 @@ def test_stretch_buttons_and_map_title_are_not_cut_off(browser, server, width, h
     page.context.close()
 
 
+@pytest.mark.parametrize("width,height", SIZES)
+def test_vote_buttons_show_their_class_definition_inside_the_window(browser, server, width, height):
+    """Hovering a vote button shows its class's definition (paper Table 1), wrapped, inside the window."""
+    from core.labels import DEFINITIONS
+
+    page = open_at(browser, server, width, height)
+    for name, label in (("4 · Asymmetric", "Asymmetric"), ("s · Skip", "Skip")):
+        button = page.get_by_role("button", name=name)
+        button.evaluate("e => e.scrollIntoView({block: 'center'})")
+        page.wait_for_timeout(300)
+        button.hover()
+        tip = page.locator(".bk-Tooltip")
+        assert wait_for(lambda: tip.count() >= 1 and tip.first.is_visible(), 10), f"no tooltip on {name}"
+        box = tip.first.bounding_box()
+        text = deep_text(tip.first)
+        assert DEFINITIONS[label][:40] in text, text
+        assert box["x"] >= 0 and box["x"] + box["width"] <= width + 0.5, f"the tooltip runs past the window: {box}"
+        assert box["y"] >= 0 and box["y"] + box["height"] <= height + 0.5, f"the tooltip runs past the window: {box}"
+        assert box["width"] <= 341, "the definition is not wrapped"
+        page.mouse.move(5, height - 5)
+        assert wait_for(lambda: tip.count() == 0 or not tip.first.is_visible(), 10)
+    page.context.close()
+
+
 def test_name_is_kept_across_a_reload(browser, server):
     context = browser.new_context(viewport={"width": 1366, "height": 768})
     page = context.new_page()
