@@ -88,6 +88,18 @@ def overlap(a: dict, b: dict, tol: float = 0.5) -> bool:
             and a["y"] + a["h"] - tol > b["y"] and b["y"] + b["h"] - tol > a["y"])
 
 
+def check_colorbar(page, scope: str) -> None:
+    """Every tick label of the colour bar under ``scope`` inside the bar's own box (not cut off at an edge)."""
+    bar = page.locator(f"{scope} .resx-colorbar").first
+    b = bar.bounding_box()
+    spans = bar.locator(".resx-cb-ticks span")
+    assert spans.count() >= 3
+    for sp in spans.all():
+        t = sp.bounding_box()
+        assert b["x"] - 0.5 <= t["x"] and t["x"] + t["width"] <= b["x"] + b["width"] + 0.5, \
+            f"tick {sp.inner_text()!r} runs past the colour bar: {t} {b}"
+
+
 def check_tiles(page, n_panels: int) -> None:
     """Tiles pairwise disjoint; every panel of a tile inside it and inside the gallery (nothing cut off)."""
     tiles = boxes(page, ".resx-tile")
@@ -120,6 +132,7 @@ def test_tiles_fit_plain_and_triplet_with_a_colour_bar(browser, server, workspac
     ticks = page.locator(".resx-cb-ticks span").all_inner_texts()
     assert "+5σ" in ticks and "-5σ" in ticks and "0" in ticks
     assert "sky σ" in page.locator(".resx-cb-title").inner_text()
+    check_colorbar(page, ".resx-gallery-panel")
     page.locator(".resx-nav").first.evaluate("e => e.scrollIntoView({block: 'start'})")  # the colour bar in view
     save(page, f"inspect_gallery_{width}x{height}")
     # "show triplet" by a click on its label text (not the 13-px box)
@@ -423,6 +436,7 @@ def test_detail_zooms_and_pans_every_stamp_and_help_shows_table_1(browser, serve
     page.mouse.up()
     assert wait_for(lambda: abs(left() - before - 40) < 3, 10), "a drag did not pan the stamp"
     assert "σ" in page.locator(".resx-zoom .resx-cb-title").inner_text()
+    check_colorbar(page, ".resx-zoom")
     save(page, "inspect_detail_zoom")
     page.keyboard.press("Escape")
     page.locator(".resx-zoom-view").first.wait_for(state="hidden", timeout=20_000)
