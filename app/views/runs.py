@@ -112,6 +112,8 @@ class RunsView:
         mse = ev.get("recon_mse", info.get("recon_mse"))
         if isinstance(mse, (int, float)):
             lines.append(f"reconstruction MSE: {mse:.4g}")
+        if info.get("warning"):
+            lines.append(f"⚠ {md(info['warning'])}")
         per = ev.get("per_class")
         if isinstance(per, dict) and per:
             lines.append("recall: " + ", ".join(f"{md(c)} {100 * v['recall']:.0f} %" for c, v in per.items()

@@ -90,7 +90,13 @@ from core.learn.backend import (
     quiet_tensorflow,
 )
 from core.learn.data import LABEL_SOURCES, TrainingData, TrainingError, load_training_data
-from core.learn.evaluate import evaluate_cnn, evaluate_cvae, plot_confusion, plot_reconstructions
+from core.learn.evaluate import (
+    evaluate_cnn,
+    evaluate_cvae,
+    plot_confusion,
+    plot_reconstructions,
+    reconstruction_warning,
+)
 from core.learn.runs import RunError, RunInfo, clear_trainer, new_run_id, read_run, write_run_json, write_trainer
 from core.learn.schedule import make_schedule
 from core.workspace.config import write_config
@@ -793,6 +799,11 @@ def _evaluate(net, kind: str, run_dir: Path, x_test: np.ndarray, y_test: np.ndar
         if len(x_test):
             plot_reconstructions(x_test, rec, run_dir / "reconstructions.png", seed=seed)
         result["recon_mse"] = ev["recon_mse"]
+        result["recon_mse_ratio"] = ev["recon_mse_ratio"]
+        warning = reconstruction_warning(ev["recon_mse_ratio"])
+        if warning:
+            log.warning("run %s: %s", run_dir.name, warning)
+            result["warning"] = warning
     ev["split"] = "test"
     ev.update({k: v for k, v in (reason or {}).items()})
     (run_dir / "evaluation.json").write_text(json.dumps(ev, indent=2))

@@ -785,3 +785,20 @@ def test_the_runs_view_shows_the_active_run_notice_escaped(state):
     assert "<img" not in view.active_alert.object and "&lt;img" in view.active_alert.object
     view.switch_active.clicks += 1
     assert state.active_notice == "" and not view.active_alert.visible
+
+
+def test_the_runs_view_flags_a_cvae_run_no_better_than_zeros(state):
+    import json
+
+    from app.views.runs import RunsView
+
+    run = state.run_of("cvae")
+    path = state.ws.runs_dir / run / "run.json"
+    rec = json.loads(path.read_text())
+    rec.update(recon_mse_ratio=0.999, warning="reconstruction MSE is 0.999 of the all-zero <b>reconstruction</b>'s")
+    path.write_text(json.dumps(rec))
+    state.refresh_runs()
+    state.model = "cvae"
+    text = RunsView(state).run_summary()[0].object
+    assert "⚠ reconstruction MSE is 0\\.999" in text  # Markdown-escaped engine text
+    assert "<b>" not in text and "&lt;b&gt;reconstruction&lt;/b&gt;" in text

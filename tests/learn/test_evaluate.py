@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from core.learn.evaluate import evaluate_cvae
+from core.learn.evaluate import evaluate_cvae, reconstruction_warning
 
 
 class _Half:
@@ -41,3 +41,10 @@ def test_empty_test_set_gives_none_not_nan():
     model = _Half()
     ev, _ = evaluate_cvae(model, np.zeros((0, 2, 2), "float32"))
     assert ev["recon_mse"] is None and ev["recon_mse_zero"] is None and ev["recon_mse_ratio"] is None
+
+
+def test_reconstruction_warning_only_near_the_trivial_solution():
+    assert reconstruction_warning(None) is None and reconstruction_warning(float("nan")) is None
+    assert reconstruction_warning(0.25) is None and reconstruction_warning(0.979) is None
+    w = reconstruction_warning(0.999)
+    assert w is not None and "0.999" in w and "trivial" in w
