@@ -170,6 +170,7 @@ class RunsView:
             if phase == "embedding":
                 self.r_status.object += " · computing the refreshed map…"
             elif phase == "scoring":
+                self.r_cancel.disabled = True  # the model is trained and shown: nothing left to cancel
                 self.r_status.object += (f" · map refreshed ({prog.get('map_s', '?')} s after training); "
                                          "scores updating: the queue's acquisition scores are being computed "
                                          "(Inspect next ranks by entropy until they are ready)…")

@@ -88,6 +88,18 @@ def overlap(a: dict, b: dict, tol: float = 0.5) -> bool:
             and a["y"] + a["h"] - tol > b["y"] and b["y"] + b["h"] - tol > a["y"])
 
 
+def check_colorbar(page, scope: str) -> None:
+    """Every tick label of the colour bar under ``scope`` inside the bar's own box (not cut off at an edge)."""
+    bar = page.locator(f"{scope} .resx-colorbar").first
+    b = bar.bounding_box()
+    spans = bar.locator(".resx-cb-ticks span")
+    assert spans.count() >= 3
+    for sp in spans.all():
+        t = sp.bounding_box()
+        assert b["x"] - 0.5 <= t["x"] and t["x"] + t["width"] <= b["x"] + b["width"] + 0.5, \
+            f"tick {sp.inner_text()!r} runs past the colour bar: {t} {b}"
+
+
 def check_tiles(page, n_panels: int) -> None:
     """Tiles pairwise disjoint; every panel of a tile inside it and inside the gallery (nothing cut off)."""
     tiles = boxes(page, ".resx-tile")
@@ -120,6 +132,7 @@ def test_tiles_fit_plain_and_triplet_with_a_colour_bar(browser, server, workspac
     ticks = page.locator(".resx-cb-ticks span").all_inner_texts()
     assert "+5σ" in ticks and "-5σ" in ticks and "0" in ticks
     assert "sky σ" in page.locator(".resx-cb-title").inner_text()
+    check_colorbar(page, ".resx-gallery-panel")
     page.locator(".resx-nav").first.evaluate("e => e.scrollIntoView({block: 'start'})")  # the colour bar in view
     save(page, f"inspect_gallery_{width}x{height}")
     # "show triplet" by a click on its label text (not the 13-px box)
@@ -241,6 +254,30 @@ def test_stretch_buttons_and_map_title_are_not_cut_off(browser, server, width, h
     assert title.evaluate("e => e.scrollWidth <= e.clientWidth + 1"), "the map title's text overflows its box"
     if (width, height) in SIZES:
         save(page, f"inspect_top_{width}x{height}")
+    page.context.close()
+
+
+@pytest.mark.parametrize("width,height", SIZES)
+def test_vote_buttons_show_their_class_definition_inside_the_window(browser, server, width, height):
+    """Hovering a vote button shows its class's definition (paper Table 1), wrapped, inside the window."""
+    from core.labels import DEFINITIONS
+
+    page = open_at(browser, server, width, height)
+    for name, label in (("4 · Asymmetric", "Asymmetric"), ("s · Skip", "Skip")):
+        button = page.get_by_role("button", name=name)
+        button.evaluate("e => e.scrollIntoView({block: 'center'})")
+        page.wait_for_timeout(300)
+        button.hover()
+        tip = page.locator(".bk-Tooltip")
+        assert wait_for(lambda: tip.count() >= 1 and tip.first.is_visible(), 10), f"no tooltip on {name}"
+        box = tip.first.bounding_box()
+        text = deep_text(tip.first)
+        assert DEFINITIONS[label][:40] in text, text
+        assert box["x"] >= 0 and box["x"] + box["width"] <= width + 0.5, f"the tooltip runs past the window: {box}"
+        assert box["y"] >= 0 and box["y"] + box["height"] <= height + 0.5, f"the tooltip runs past the window: {box}"
+        assert box["width"] <= 341, "the definition is not wrapped"
+        page.mouse.move(5, height - 5)
+        assert wait_for(lambda: tip.count() == 0 or not tip.first.is_visible(), 10)
     page.context.close()
 
 
@@ -399,6 +436,7 @@ def test_detail_zooms_and_pans_every_stamp_and_help_shows_table_1(browser, serve
     page.mouse.up()
     assert wait_for(lambda: abs(left() - before - 40) < 3, 10), "a drag did not pan the stamp"
     assert "σ" in page.locator(".resx-zoom .resx-cb-title").inner_text()
+    check_colorbar(page, ".resx-zoom")
     save(page, "inspect_detail_zoom")
     page.keyboard.press("Escape")
     page.locator(".resx-zoom-view").first.wait_for(state="hidden", timeout=20_000)

@@ -200,6 +200,7 @@ def test_the_runs_view_shows_the_new_map_while_the_trainer_still_scores(state, t
     job.cmd = [sys.executable, "-c", script]
     state.job = job
     job.start()
+    runs.r_cancel.disabled = False  # as after the Retrain button
     deadline = time.time() + 60
     while not job.map_ready() and time.time() < deadline:
         assert not job.map_shown
@@ -209,6 +210,7 @@ def test_the_runs_view_shows_the_new_map_while_the_trainer_still_scores(state, t
     runs.poll()
     assert job.map_shown and state.run_cnn == "cnn-new", "the map waited for the scores"
     assert state.queue_info["scores_pending"] and "scores updating" in runs.r_status.object
+    assert runs.r_cancel.disabled  # trained and shown: Cancel would stop nothing
     go.write_text("")
     job.proc.wait(timeout=60)
     runs.poll()
