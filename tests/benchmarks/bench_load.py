@@ -255,6 +255,7 @@ class LightClient(threading.Thread):
             t = time.perf_counter()
             self.session = pull_session(url=self.url)
             self.pull_s = time.perf_counter() - t
+            log(f"{self.name}: session pulled in {self.pull_s:.1f} s")
             self.loop = self.session._connection._loop
             self.loop.add_callback(self._setup)
             self.session._connection.loop_until_closed()
@@ -274,6 +275,7 @@ class LightClient(threading.Thread):
             elif isinstance(m, TextInput) and str(m.title).startswith("inspector"):
                 self.inspector = m
             elif isinstance(m, Plot) and any(isinstance(t, LassoSelectTool) for t in m.toolbar.tools):
+                log(f"{self.name}: lasso plot {m.id} {m.width}x{m.height} visible={m.visible}")
                 self.figure = self.figure or m
         missing = [k for k in ("grid", "inspector", "figure") if getattr(self, k) is None]
         if missing:
@@ -301,6 +303,8 @@ class LightClient(threading.Thread):
 
     def _wait_tiles(self, tries: int = 0) -> None:
         tiles = self.grid.data.tiles or []
+        if tries % 20 == 0:
+            log(f"{self.name}: {len(tiles)} tiles, page {self.grid.data.page} (waiting for page {self.start_page})")
         if tiles and (self.start_page == 0 or tiles[0].get("page") == self.start_page):
             self.ready.set()
             self.loop.add_callback(self._wait_go)
