@@ -20,7 +20,7 @@ import panel as pn
 
 from app import asset
 from app.browser import PageGlue
-from app.state import COLOR_BY, AppState
+from app.state import COLOR_BY, HIDDEN_TIP, AppState
 from app.text import md
 from core.cli.serve import is_loopback
 from core.workspace.workspace import WorkspaceError, default_workspace
@@ -128,7 +128,10 @@ def build(path: Path) -> pn.template.BaseTemplate:
     if state.authenticated:  # shown only: not linked to the state, so a change from the page does nothing
         inspector = pn.widgets.TextInput(value=state.login, name=f"inspector (your login · {state.role})",
                                          placeholder="enter your name once", disabled=True)
-        who = pn.pane.Markdown("", visible=False)
+        who = pn.pane.Alert(  # a login, but no lead: say which key makes one (lead actions are refused)
+            "**Nobody has the lead role** on this server: `app.leads` in the workspace config is empty, so "
+            "retraining, changing the active run and the blind-mode export are refused.",
+            alert_type="warning", css_classes=["resx-no-lead"], margin=(0, 5), visible=not state.leads)
     else:
         inspector = pn.widgets.TextInput.from_param(state.param.inspector, label="inspector (your name)",
                                                     placeholder="enter your name once")
@@ -153,7 +156,9 @@ def build(path: Path) -> pn.template.BaseTemplate:
                pn.widgets.Checkbox.from_param(state.param.show_gmm, label="GMM ellipses")),
         pn.pane.Markdown("**Filters** (none ticked = all)", margin=(10, 5, 0, 5)),
         pn.widgets.MultiChoice.from_param(state.param.class_filter, label="catalog class"),
-        pn.widgets.MultiChoice.from_param(state.param.consensus_filter, label="consensus"),
+        pn.widgets.MultiChoice.from_param(state.param.consensus_filter, label="consensus",
+                                          description=("consensus labels shown (none = all). 'hidden': " + HIDDEN_TIP)
+                                          if state.blind else "consensus labels shown (none = all)"),
         pn.pane.Markdown("**Selection**", margin=(10, 5, 0, 5)),
         select_by.panel(),
         pn.pane.Markdown("**Inspect next**", margin=(10, 5, 0, 5)),

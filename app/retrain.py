@@ -65,6 +65,8 @@ class RetrainJob:
         self.log_path = Path(tempfile.gettempdir()) / f"resx-retrain-{os.getpid()}-{self.run_id}.log"
         self.proc: subprocess.Popen | None = None
         self.started = 0.0
+        #: The session has shown the new run's map (before the trainer's acquisition scores).
+        self.map_shown = False
 
     @property
     def run_dir(self) -> Path:
@@ -134,6 +136,14 @@ class RetrainJob:
             return json.loads((self.run_dir / "progress.json").read_text())
         except (OSError, ValueError):
             return {}
+
+    def map_ready(self) -> bool:
+        """The run's refreshed map is written (``progress.json`` past its ``embedding`` phase, the
+        embedding on disk) while the trainer may still compute the acquisition scores."""
+        from core.latent.embedding import EMBEDDING_NPZ
+
+        return (self.progress().get("phase") in ("scoring", "ready", "scores failed")
+                and (self.run_dir / EMBEDDING_NPZ).exists())
 
     def run_json(self) -> dict[str, Any]:
         """``run.json`` of the run (empty dict until the trainer writes it)."""

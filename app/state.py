@@ -162,6 +162,12 @@ def _catalog_view(shared: MapData) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------
 # The state
 # --------------------------------------------------------------------------------------------
+#: Why a galaxy's consensus reads "hidden" (blind mode): the tooltip of every place that shows it.
+HIDDEN_TIP = ("Blind mode: the other inspectors' votes on this galaxy, and what comes from them (its consensus, "
+              "vote count and disagreement), are hidden until you have voted on it, so that your vote is your "
+              "own. The model's prediction stays visible; the lead and the experts see everything.")
+
+
 class AppState(param.Parameterized):
     """All the dashboard's state for one session.
 
@@ -514,6 +520,11 @@ class AppState(param.Parameterized):
             What was asked (for the message).
         """
         if not self.is_lead:
+            if self.authenticated and not self.leads:
+                raise PermissionError(
+                    f"{action} needs the lead role, and nobody has it on this server: app.leads in "
+                    f"{self.ws.root / self.ws.CONFIG} is empty. Add the lead's login there (app.leads = "
+                    "[\"login\"]) and restart the server.")
             why = ("log in as a lead (app.leads in the workspace config)" if self.authenticated else
                    "this server listens beyond the loopback without authentication: lead actions need "
                    "`resx serve --basic-auth` (or OAuth) and a login in app.leads")
@@ -1073,7 +1084,7 @@ class AppState(param.Parameterized):
         self.param.update(queue_strategy=strategy, queue_batch=batch, queue_rows=rows, queue_info={
             "strategy": q.strategy, "source": q.source, "cold_start": q.cold_start,
             "labels_missing": q.labels_missing, "n_candidates": q.n_candidates, "n_retired": q.n_retired,
-            "note": q.note, "batch": batch, "n": len(rows)})
+            "note": q.note, "batch": batch, "n": len(rows), "scores_pending": q.scores_pending})
         self._set_selection(rows, f"Inspect next ({q.strategy}, batch {batch + 1})")
         self.queue_version += 1
         return q.table
@@ -1113,8 +1124,35 @@ class AppState(param.Parameterized):
         self.job.cancel()
         return True
 
+    def show_retrained_map(self, make_active: bool = False) -> str:
+        """Show the running retrain's run as soon as its map is ready (:meth:`RetrainJob.map_ready`),
+        while the trainer still computes the queue's acquisition scores; the queue, when in use, is
+        rebuilt and says its scores are updating (:func:`core.latent.queue.build_queue`).
+
+        Returns
+        -------
+        str
+            '' when shown, else why not (the run's embedding cannot be read).
+        """
+        job = self.job
+        self.refresh_runs()
+        self._emb_cache.pop(job.run_id, None)
+        err = self.embedding_error(job.run_id)
+        if err:
+            return err
+        self.model = job.model
+        if make_active:
+            self.activate_run(job.model, job.run_id)
+        else:
+            self.set_run(job.model, job.run_id)
+        job.map_shown = True
+        self.refresh_queue()  # the new run's scores are pending: ranked by a stand-in, flagged
+        return ""
+
     def finish_retrain(self, make_active: bool = False) -> tuple[str, str]:
-        """After the process ended: show a finished run in this session; else keep the shown run.
+        """After the process ended: show a finished run in this session (if its map was not shown
+        already, :meth:`show_retrained_map`) and rebuild the queue on its new scores; else keep the
+        shown run.
 
         The workspace's active run (``active.json``, what other sessions and ``resx embed`` open)
         changes only when ``make_active`` is true.
@@ -1124,15 +1162,12 @@ class AppState(param.Parameterized):
         job.release()  # the next retrain of the workspace may start
         self.refresh_runs()
         if status == "done":
-            self._emb_cache.pop(job.run_id, None)
-            err = self.embedding_error(job.run_id)
-            if err:
-                return "failed", err
-            self.model = job.model
-            if make_active:
-                self.activate_run(job.model, job.run_id)
-            else:
-                self.set_run(job.model, job.run_id)
+            if not job.map_shown:
+                err = self.show_retrained_map(make_active)
+                if err:
+                    return "failed", err
+            elif make_active and self.ws.active_run(job.model) != job.run_id:
+                self.activate_run(job.model, job.run_id)  # "make active" ticked after the map was shown
             self.refresh_queue()  # the new run's acquisition scores (resx train --embed wrote them)
         return status, message
 

@@ -214,6 +214,9 @@ def build_demo(
                 info["recall"] = {c: v["recall"] for c, v in ev["per_class"].items()}
             else:
                 info["recon_mse"] = run.recon_mse
+                info["recon_mse_ratio"] = run.recon_mse_ratio
+                if run.warning:
+                    info["cvae_warning"] = run.warning
         return go
 
     def embed(model: str):

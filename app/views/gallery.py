@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import json
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -31,7 +32,7 @@ from PIL import Image
 from app import asset
 from app.palettes import CLASS_COLORS, NO_LABEL
 from app.selection import PER_PAGE, SORT_BY, n_pages, page_of, sort_rows
-from app.state import KEYS, AppState
+from app.state import HIDDEN_TIP, KEYS, AppState
 from app.text import md, notify
 from core.labels import CLASSES
 
@@ -303,7 +304,7 @@ class GalleryGrid(JSComponent):
 
     _stylesheets = [asset("gallery.css").read_text()]
 
-    _esm = _COLORBAR_JS + """
+    _esm = _COLORBAR_JS + f"const HIDDEN_TIP = {json.dumps(HIDDEN_TIP)};\n" + """
     export function render({ model, el }) {
       const root = document.createElement('div');
       root.className = 'resx-gallery';
@@ -399,7 +400,8 @@ class GalleryGrid(JSComponent):
           const d = document.createElement('div');
           d.className = 'resx-line';
           d.textContent = line;
-          d.title = line;
+          // a hidden consensus (blind mode) says why on hover
+          d.title = line.startsWith('consensus: hidden') ? HIDDEN_TIP : line;
           return d;
         }));
       }
@@ -1187,13 +1189,12 @@ class GalleryView(param.Parameterized):
     def _votes_md(self, row: int) -> str:
         """The galaxy's current votes with their times and comments (every cell escaped), as Markdown."""
         st = self.state
-        _, nvotes, _ = st.consensus_columns()
         votes = st.galaxy_votes(str(st.ids[row]))
         if "created_at" in votes:
             votes = votes.assign(time=votes["created_at"].dt.strftime("%Y-%m-%d %H:%M:%S UTC"))
         hidden = st.blind and not st.sees_all and not (len(votes) and st.is_me(votes["inspector"]).any())
         if hidden:
-            return f"### Votes\n{nvotes[row]} vote(s); blind mode: vote first to see them."
+            return f"### Votes\nhidden. {HIDDEN_TIP}"
         if not len(votes):
             return "### Votes\nNo votes yet."
         cols = [c for c in ("inspector", "label", "comment", "time", "source") if c in votes]
@@ -1239,7 +1240,7 @@ class GalleryView(param.Parameterized):
     # -- layout -------------------------------------------------------------------------------------
     def controls(self) -> pn.viewable.Viewable:
         stretch = pn.widgets.RadioButtonGroup.from_param(self.param.stretch, color="primary",
-                                                         variant="outline", width=210,
+                                                         variant="outline", width=230,
                                                          css_classes=["resx-stretch"], stylesheets=[ACTIVE_CSS])
         limit = pn.widgets.FloatInput.from_param(self.param.limit, label="range ± σ", step=1.0, width=90)
         panels = pn.widgets.CheckButtonGroup.from_param(self.param.panels, options={KIND_LABELS[k]: k for k in ALL_KINDS},
@@ -1247,17 +1248,21 @@ class GalleryView(param.Parameterized):
                                                         css_classes=["resx-panels"], stylesheets=[ACTIVE_CSS])
         find = pn.widgets.TextInput(label="find one id", placeholder="an id, as it is; Enter", width=200)
         find.param.watch(lambda e: self.find_id(e.new) if e.new else None, "value")
+        # FlexBoxes that wrap: at any width from 1280 px every control stays inside the gallery column
+        # (a Row does not wrap: its last controls were cut off at the column's right edge)
         return pn.Column(
-            pn.Row(find, pn.widgets.Select.from_param(self.param.sort_by, label="sort by", width=190),
-                   pn.widgets.Select.from_param(self.param.show, label="show", width=170),
-                   pn.Column(pn.pane.Markdown("residual stretch", margin=(0, 5)), stretch, margin=0),
-                   limit,
-                   pn.widgets.Checkbox.from_param(self.param.invert, label="invert", align="end"),
-                   sizing_mode="stretch_width", css_classes=["resx-gallery-controls"]),
-            pn.Row(pn.pane.Markdown("panels", margin=(8, 5)), panels,
-                   pn.widgets.Checkbox.from_param(self.param.show_triplet, label="show triplet", align="center"),
-                   pn.widgets.Checkbox.from_param(self.param.show_mask, label="mask", align="center"),
-                   sizing_mode="stretch_width"),
+            pn.FlexBox(find, pn.widgets.Select.from_param(self.param.sort_by, label="sort by", width=190),
+                       pn.widgets.Select.from_param(self.param.show, label="show", width=170),
+                       pn.Column(pn.pane.Markdown("residual stretch", margin=(0, 5)), stretch, margin=0),
+                       pn.Row(limit, pn.widgets.Checkbox.from_param(self.param.invert, label="invert", align="end"),
+                              margin=0),
+                       flex_wrap="wrap", align_items="flex-end", sizing_mode="stretch_width",
+                       css_classes=["resx-gallery-controls"]),
+            pn.FlexBox(pn.pane.Markdown("panels", margin=(8, 5)), panels,
+                       pn.widgets.Checkbox.from_param(self.param.show_triplet, label="show triplet", align="center"),
+                       pn.widgets.Checkbox.from_param(self.param.show_mask, label="mask", align="center"),
+                       flex_wrap="wrap", align_items="center", sizing_mode="stretch_width",
+                       css_classes=["resx-panel-controls"]),
             margin=0, sizing_mode="stretch_width",
         )
 

@@ -30,8 +30,10 @@ SELECTED_COLOR = "#000000"
 QUEUE_COLOR = "#ff7f0e"
 
 
-#: The map zooms with the wheel only while this key is held (the wheel scrolls the page otherwise).
+#: Without focus the map zooms with the wheel only while this key is held (the wheel scrolls the page).
 ZOOM_MODIFIER = "ctrl"
+#: What the map's header says about the wheel.
+WHEEL_HINT = "click the map, then the wheel zooms (or hold Ctrl) · Esc or a click elsewhere: the wheel scrolls the page"
 
 #: Keeps the lasso on when its toolbar icon is clicked while it is already the active tool (a new
 #: user's first click on the icon would otherwise turn it off); choosing another drag tool still works.
@@ -40,18 +42,38 @@ if (lasso.active) return;
 setTimeout(() => { if (!others.some((t) => t.active)) lasso.active = true; }, 0);
 """
 
+#: The map takes the wheel once it has focus: a tap, a drag (the lasso) or a press on the plot
+#: drops the wheel zoom's modifier; any pointer-down elsewhere on the page (a document listener in
+#: the capture phase, so it runs before the plot's own tap) or Esc gives it back, and the wheel
+#: scrolls the page again. One listener per page, shared by every map on it.
+_FOCUS_WHEEL = """
+const reg = window.resxMapWheel || (window.resxMapWheel = {tools: new Set(), modifier: null});
+reg.modifier = modifier;
+if (!reg.installed) {
+  reg.installed = true;
+  const blur = () => { for (const t of reg.tools) t.modifiers = {[reg.modifier]: true}; reg.tools.clear(); };
+  document.addEventListener('pointerdown', blur, {capture: true});
+  document.addEventListener('keydown', (e) => { if (e.key === 'Escape') blur(); }, {capture: true});
+}
+if (!reg.tools.has(wheel)) { reg.tools.add(wheel); wheel.modifiers = {}; }
+"""
+
 
 def tool_defaults(plot, element) -> None:
-    """HoloViews hook: the wheel zooms only with Ctrl held; the lasso stays the active drag tool
-    when its icon is clicked again."""
+    """HoloViews hook: the wheel zooms once the map has focus (a click or a lasso on it) or with
+    Ctrl held; the lasso stays the active drag tool when its icon is clicked again."""
     from bokeh.models import BoxSelectTool, BoxZoomTool, CustomJS, LassoSelectTool, PanTool, WheelZoomTool
 
     fig = plot.state
     tools = list(getattr(fig, "tools", []))
-    for tool in tools:
-        if isinstance(tool, WheelZoomTool):
-            tool.modifiers = {ZOOM_MODIFIER: True}
-            tool.description = "Wheel zoom (hold Ctrl)"
+    wheel = [t for t in tools if isinstance(t, WheelZoomTool)]
+    for tool in wheel:
+        tool.modifiers = {ZOOM_MODIFIER: True}
+        tool.description = "Wheel zoom (click the map first, or hold Ctrl)"
+    if wheel and not fig.js_event_callbacks.get("tap"):
+        focus = CustomJS(args={"wheel": wheel[0], "modifier": ZOOM_MODIFIER}, code=_FOCUS_WHEEL)
+        for event in ("tap", "panstart", "press"):
+            fig.js_on_event(event, focus)
     lasso = [t for t in tools if isinstance(t, LassoSelectTool)]
     drags = [t for t in tools if isinstance(t, (BoxSelectTool, BoxZoomTool, PanTool))]
     if lasso and not lasso[0].js_property_callbacks.get("change:active"):
@@ -77,9 +99,10 @@ class MapView:
         self.streams: list = []
         self.shown = True
         self._stale = False
+        self.header = pn.pane.HTML(self.header_html(), margin=(0, 10), sizing_mode="stretch_width")
         self.legend = pn.pane.HTML(self.legend_html(), margin=(0, 10))
         self.pane = self._pane()
-        self.container = pn.Column(self.legend, self.pane, sizing_mode="stretch_width",
+        self.container = pn.Column(self.header, self.legend, self.pane, sizing_mode="stretch_width", css_classes=["resx-map"],
                                    stylesheets=[":host { flex: 1 1 520px; min-width: 0; }"])
         state.param.watch(self._redraw, ["model", "run_cnn", "run_cvae", "pc_x", "pc_y", "color_by", "show_svc",
                                          "show_gmm", "class_filter", "consensus_filter"])
@@ -93,8 +116,9 @@ class MapView:
         self._stale = False
         # a fresh pane: updating a HoloViews pane in place loses overlay layers that come and go
         self.pane = self._pane()
+        self.header.object = self.header_html()
         self.legend.object = self.legend_html()
-        self.container[:] = [self.legend, self.pane]
+        self.container[:] = [self.header, self.legend, self.pane]
 
     def _pane(self) -> pn.pane.HoloViews:
         return pn.pane.HoloViews(self.plot(), sizing_mode="stretch_width", min_height=self.height, linked_axes=False)
@@ -129,12 +153,11 @@ class MapView:
         frame = st.map_frame(model)
         column, kind = COLOR_BY[st.color_by]
         xl, yl = f"PC{st.pc_x}", f"PC{st.pc_y}"
-        title = f"{model.upper()} · run {st.run_of(model)} · {len(frame):,} galaxies · Ctrl + wheel zooms"
         data = frame[["x", "y", "id", "catalog_class", "consensus", "predicted", "spf"]].copy()
         data["color"] = frame[column]
         data["row"] = frame.index.to_numpy()
         vdims = ["color", "id", "catalog_class", "consensus", "predicted", "spf", "row"]
-        common = dict(responsive=True, height=self.height, xlabel=xl, ylabel=yl, title=title,
+        common = dict(responsive=True, height=self.height, xlabel=xl, ylabel=yl, title="",
                       tools=["lasso_select", "box_select"], active_tools=["lasso_select", "wheel_zoom"],
                       show_grid=True, hooks=[tool_defaults])
         legend = None
@@ -163,7 +186,8 @@ class MapView:
             pts = hv.Points(data, ["x", "y"], vdims)
             if kind == "categorical":
                 base = pts.opts(color=hv.dim("color").categorize(key, default="#444444"), show_legend=False)
-                legend = hv.NdOverlay({k: hv.Points([(np.nan, np.nan)], label=_legend_name(k)).opts(color=c, size=8)
+                # an NdOverlay's legend names its keys (not its elements' labels): key by the legend name
+                legend = hv.NdOverlay({_legend_name(k): hv.Points([(np.nan, np.nan)]).opts(color=c, size=8)
                                        for k, c in key.items()})
             else:
                 base = pts.opts(color="color", cmap=_continuous_cmap(column), colorbar=True, clabel=st.color_by)
@@ -183,6 +207,18 @@ class MapView:
         for layer in layers[1:]:
             overlay = overlay * layer
         return overlay.opts(legend_position="right", responsive=True, height=self.height)
+
+    def header_html(self, *_) -> str:
+        """The map's title (model, run, galaxies shown) and how its wheel works, as HTML that wraps
+        (a Bokeh title is cut off at the plot's edge on narrow screens)."""
+        st = self.state
+        model = self.model
+        run = st.run_of(model)
+        parts = [model.upper(), f"run {run}"]
+        if not st.embedding_error(run):
+            parts.append(f"{len(st.map_frame(model)):,} galaxies")
+        return (f'<div class="resx-map-title" style="overflow-wrap:anywhere"><b>{html_text(" · ".join(parts))}</b>'
+                f' <span class="resx-map-hint" style="color:#666;font-size:90%">{html_text(WHEEL_HINT)}</span></div>')
 
     def legend_html(self, *_) -> str:
         """Colour key of a datashaded categorical map ('' otherwise: Bokeh draws the legend)."""

@@ -57,6 +57,9 @@ class QueueView:
         parts = [f"Batch {int(info['batch']) + 1}: {int(info['n'])} galaxies by {html.escape(str(info['strategy']))} "
                  f"({html.escape(str(info['source']))}); {int(info['n_candidates']):,} unretired, "
                  f"{int(info['n_retired']):,} retired."]
+        if info.get("scores_pending"):  # never silently on a stand-in ranking
+            parts.insert(0, '<b class="resx-queue-pending">Scores updating</b> (a retrain is computing the new '
+                            "run's acquisition scores):")
         if info.get("note"):
             parts.append(html.escape(str(info["note"])) + ".")
         if info.get("cold_start") and int(info.get("labels_missing", 0)):

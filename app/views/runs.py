@@ -112,6 +112,8 @@ class RunsView:
         mse = ev.get("recon_mse", info.get("recon_mse"))
         if isinstance(mse, (int, float)):
             lines.append(f"reconstruction MSE: {mse:.4g}")
+        if info.get("warning"):
+            lines.append(f"⚠ {md(info['warning'])}")
         per = ev.get("per_class")
         if isinstance(per, dict) and per:
             lines.append("recall: " + ", ".join(f"{md(c)} {100 * v['recall']:.0f} %" for c, v in per.items()
@@ -164,6 +166,14 @@ class RunsView:
                 self.progress.value = int(round(100 * min(epoch, epochs) / epochs))
             state = prog.get("state", "")
             self.r_status.object = f"**{md(job.run_id)}**: {md(state)} · epoch {epoch} / {epochs}{_eta(prog)}"
+            phase = prog.get("phase")
+            if phase == "embedding":
+                self.r_status.object += " · computing the refreshed map…"
+            elif phase == "scoring":
+                self.r_cancel.disabled = True  # the model is trained and shown: nothing left to cancel
+                self.r_status.object += (f" · map refreshed ({prog.get('map_s', '?')} s after training); "
+                                         "scores updating: the queue's acquisition scores are being computed "
+                                         "(Inspect next ranks by entropy until they are ready)…")
             hist = prog.get("history") or {}
             if hist:
                 plot = self.history_plot(hist)
@@ -173,6 +183,14 @@ class RunsView:
                 else:
                     self._curves_pane.object = plot
         if job.running:
+            if not job.map_shown and not getattr(job, "_map_tried", False) and job.map_ready():
+                job._map_tried = True  # the map first, the scores after it (tried once; again at the end)
+                try:
+                    err = self.state.show_retrained_map(make_active=self.make_active.value)
+                except Exception as exc:  # noqa: BLE001 - e.g. the run could not be made active
+                    err = str(exc)
+                if err:
+                    log.warning("the retrained map of %s is not shown yet: %s", job.run_id, err)
             return
         job._reported = True
         try:

@@ -28,6 +28,17 @@ log = logging.getLogger(__name__)
 SCOPES = ("focused tile", "ticked tiles", "whole selection")
 _KEY_OF = {label: key for key, label in KEYS.items()}
 
+#: A class definition under its vote button, wrapped to a readable width (Panel's own tooltip for
+#: a button string is one unwrapped line to the button's right, cut off at the window's edge).
+TOOLTIP_CSS = ":host { white-space: normal; width: max-content; max-width: min(340px, 90vw); line-height: 1.35; }"
+
+
+def definition_tooltip(text: str):
+    """A Bokeh tooltip below a button, wrapping ``text`` (plain text: Bokeh shows it as text)."""
+    from bokeh.models import Tooltip
+
+    return Tooltip(content=str(text), position="bottom", attachment="below", stylesheets=[TOOLTIP_CSS])
+
 
 class VotingView:
     """The vote buttons above the gallery, and the keyboard shortcuts."""
@@ -41,7 +52,7 @@ class VotingView:
         for label in VOTE_LABELS:
             key = _KEY_OF.get(label, "")
             b = pn.widgets.Button(label=f"{key} · {label}" if key else label, width=120, margin=(2, 3),
-                                  description=DEFINITIONS.get(label, label),
+                                  description=definition_tooltip(DEFINITIONS.get(label, label)),
                                   stylesheets=[f":host {{ --resx-vote: {CLASS_COLORS.get(label, '#888')}; }}"],
                                   css_classes=["resx-vote"])
             b.on_click(lambda e, lab=label: self.vote_scope(lab))

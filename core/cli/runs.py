@@ -20,7 +20,7 @@ def _score(info) -> str:
     if info.accuracy is not None:
         return f"acc {info.accuracy:.1%}"
     if info.recon_mse is not None:
-        return f"mse {info.recon_mse:.2e}"
+        return f"mse {info.recon_mse:.2e}" + (" (no better than zeros)" if info.warning else "")
     return "-"
 
 

@@ -145,6 +145,43 @@ def check_options(args: argparse.Namespace) -> list[str]:
     return warnings
 
 
+def no_lead_warning(workspace: str | Path, args: argparse.Namespace) -> str | None:
+    """The warning for a server with authentication whose workspace names no lead (``app.leads`` empty).
+
+    With a login, only the logins in ``app.leads`` have the lead role; when it is empty nobody
+    can start a retrain, change the active run or export in blind mode (each is refused with a
+    message naming ``app.leads``).
+
+    Parameters
+    ----------
+    workspace : str or Path
+        The workspace folder (its ``config.toml`` is read).
+    args : argparse.Namespace
+        ``resx serve``'s options.
+
+    Returns
+    -------
+    str or None
+        None without authentication, without a readable configuration, or with a lead named.
+    """
+    from core.workspace.config import load_config
+    from core.workspace.workspace import Workspace
+
+    path = Path(workspace) / Workspace.CONFIG
+    if not authenticated(args) or not path.is_file():
+        return None
+    try:
+        leads = load_config(path).config.get("app", {}).get("leads") or []
+    except Exception as exc:  # noqa: BLE001 - the page reports a bad config; this is only a warning
+        log.debug("cannot read %s: %s", path, exc)
+        return None
+    if leads:
+        return None
+    return (f"app.leads in {path} is empty: with authentication nobody has the lead role, so retraining, "
+            "changing the active run and the blind-mode export are refused. Add the lead's login "
+            "(app.leads = [\"login\"]) and restart.")
+
+
 HELP = "Serve the dashboard to a team (panel serve app, with auth, roles and proxy options)."
 
 
@@ -191,6 +228,9 @@ def run(args: argparse.Namespace) -> int:
     if not Path(ws).exists():
         print(f"warning: no workspace at {ws}; the page will say how to build one (`resx demo {ws}`).",
               file=sys.stderr)
+    elif (warning := no_lead_warning(ws, args)) is not None:
+        log.warning("%s", warning)
+        print(f"warning: {warning}", file=sys.stderr)
     host = "localhost" if is_loopback(args.address) else args.address
     print(f"Serving {ws} at http://{host}:{args.port}{args.prefix or ''}/app (Ctrl-C to stop)")
     log.info("%s", " ".join("***" if i and cmd[i - 1] in ("--cookie-secret", "--oauth-secret") else c

@@ -7,7 +7,11 @@ flagged; :func:`core.latent.inference.extract_latents`), runs
 :func:`core.latent.embedding.load_embedding` reads them back. It then computes the run's
 acquisition scores for the Inspect-next queue (:func:`core.latent.queue.compute_acquisition`:
 entropy, margin and MC-dropout BALD for a CNN, reconstruction error for a CvAE) into
-``acquisition.npz``, so every retrain (``resx train --embed``) refreshes them.
+``acquisition.npz``, so every retrain (``resx train --embed``) refreshes them. The scores are
+marked pending (:func:`core.latent.queue.mark_acquisition_pending`) before the embedding is
+written, so a queue built between the two never reads the run's older scores; with
+``acquisition=False`` the caller scores later (:func:`score_run`: the retrain shows its map
+first).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from core.latent.embedding import EMBEDDING_NPZ, Embedding, EmbeddingError
 from core.latent.inference import extract_latents
 from core.learn.runs import read_run
 
-__all__ = ["embed_run"]
+__all__ = ["embed_run", "score_run"]
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +66,7 @@ def _run_labels(run_dir: Path, ids: np.ndarray) -> np.ndarray:
     return y
 
 
-def embed_run(ws, run_id: str, *, scheduler: str | None = None) -> Embedding:
+def embed_run(ws, run_id: str, *, scheduler: str | None = None, acquisition: bool = True) -> Embedding:
     """Latents + latent analysis of a finished run; writes ``embedding.npz``/``.json`` there.
 
     Parameters
@@ -71,6 +75,10 @@ def embed_run(ws, run_id: str, *, scheduler: str | None = None) -> Embedding:
     run_id : str
     scheduler : str, optional
         A ``dask.distributed`` scheduler address for the latent inference.
+    acquisition : bool
+        Compute the run's acquisition scores too (:func:`score_run`). When False they are left
+        pending (``acquisition.pending``, this process's id) for this process to compute next:
+        a queue meanwhile ranks by a stand-in and says so.
 
     Returns
     -------
@@ -138,19 +146,41 @@ def embed_run(ws, run_id: str, *, scheduler: str | None = None) -> Embedding:
         meta={"inference_s": round(t_infer, 3), "analysis_s": round(t_analysis, 3),
               "created": time.strftime("%Y-%m-%dT%H:%M:%S")},
     )
+    from core.latent.queue import mark_acquisition_pending
+
+    mark_acquisition_pending(run_dir)  # before the new map: no queue reads the run's older scores
     emb.save(run_dir)
     log.info("embedded %d galaxies of run %s (inference %.1f s, analysis %.1f s)",
              len(ids), run_id, t_infer, t_analysis)
-    _acquisition(ws, run_id, scheduler)
+    if acquisition:
+        score_run(ws, run_id, scheduler=scheduler)
     return emb
 
 
-def _acquisition(ws, run_id: str, scheduler: str | None) -> None:
+def score_run(ws, run_id: str, *, scheduler: str | None = None) -> bool:
     """The run's acquisition scores (:func:`core.latent.queue.compute_acquisition`), stored beside the
-    embedding; a failure is logged, never fails the embedding (``resx queue`` recomputes them)."""
+    embedding; a failure is logged, never raised (the map is usable without them; ``resx queue``
+    recomputes them).
+
+    Parameters
+    ----------
+    ws : core.workspace.workspace.Workspace
+    run_id : str
+    scheduler : str, optional
+        A ``dask.distributed`` scheduler address for the MC-dropout passes.
+
+    Returns
+    -------
+    bool
+        Whether the scores were written.
+    """
     from core.latent.queue import compute_acquisition
 
+    t0 = time.perf_counter()
     try:
         compute_acquisition(ws, run_id, scheduler=scheduler)
     except Exception as exc:  # noqa: BLE001 - the map is usable without the queue's scores
         log.warning("acquisition scores of run %s not computed: %s", run_id, exc)
+        return False
+    log.info("acquisition scores of run %s in %.1f s", run_id, time.perf_counter() - t0)
+    return True

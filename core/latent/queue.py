@@ -28,6 +28,14 @@ keep a NaN BALD score and rank after every scored one. :func:`core.latent.embed.
 calls it for every run it embeds (so the scores are recomputed after each retrain) and writes
 ``acquisition.npz`` beside ``embedding.npz``; above ``embed.dask_threshold`` pool galaxies the
 passes run chunk-wise on Dask.
+
+**Scores after the map.** The refreshed map of a retrain must not wait for the T passes, so
+:func:`core.latent.embed.embed_run` first marks the run's scores as pending
+(:func:`mark_acquisition_pending`: ``acquisition.pending``, the scoring process's id, and any
+older ``acquisition.npz`` removed), writes the embedding (the map), and only then scores.
+While they are pending (:func:`acquisition_status`) :func:`build_queue` never waits for them nor
+reads old ones: it ranks a BALD queue by the embedding's predictive entropy (the deterministic
+pass of the same run), and says so (:attr:`Queue.scores_pending`, ``note``).
 """
 
 from __future__ import annotations
@@ -53,13 +61,16 @@ from core.latent.acquisition import (
     vote_entropy,
 )
 
-__all__ = ["ACQUISITION_NPZ", "Queue", "QueueError", "active_probabilities", "build_queue", "compute_acquisition",
-           "load_acquisition", "retired_mask"]
+__all__ = ["ACQUISITION_NPZ", "ACQUISITION_PENDING", "Queue", "QueueError", "acquisition_status",
+           "active_probabilities", "build_queue", "compute_acquisition", "load_acquisition",
+           "mark_acquisition_pending", "retired_mask"]
 
 log = logging.getLogger(__name__)
 
 #: The acquisition scores of a run, beside its ``embedding.npz``.
 ACQUISITION_NPZ = "acquisition.npz"
+#: Present while a process computes a run's acquisition scores (JSON: pid, host, started).
+ACQUISITION_PENDING = "acquisition.pending"
 
 PREPPED = ("ok", "flagged")
 
@@ -91,6 +102,9 @@ class Queue:
         Why the strategy differs from the one asked for, if it does.
     scores : pandas.Series
         The score of every candidate (index: catalog row), for colouring the map.
+    scores_pending : bool
+        The run's stored scores (BALD, or a CvAE's reconstruction error) are still being
+        computed: the queue is ranked by a stand-in (``strategy``, ``note`` say which).
     """
 
     table: pd.DataFrame
@@ -102,6 +116,7 @@ class Queue:
     n_retired: int
     note: str = ""
     scores: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))
+    scores_pending: bool = False
 
     def to_text(self) -> str:
         """What ``resx queue`` prints."""
@@ -159,6 +174,79 @@ def retired_mask(consensus: pd.DataFrame, probabilities: np.ndarray | None = Non
 # ----------------------------------------------------------------------------------------
 # Stored scores
 # ----------------------------------------------------------------------------------------
+def mark_acquisition_pending(run_dir: str | Path) -> None:
+    """Say that this process is about to compute the run's acquisition scores.
+
+    Writes ``acquisition.pending`` (this process's id, host and the time) and removes any older
+    ``acquisition.npz`` of the run, so that until :func:`compute_acquisition` has written the new
+    scores no queue reads old ones (:func:`acquisition_status` is ``"pending"``).
+
+    Parameters
+    ----------
+    run_dir : str or Path
+    """
+    import json
+    import os
+    import socket
+
+    run_dir = Path(run_dir)
+    tmp = run_dir / (ACQUISITION_PENDING + ".tmp")
+    tmp.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                               "started": time.strftime("%Y-%m-%dT%H:%M:%S")}))
+    tmp.replace(run_dir / ACQUISITION_PENDING)
+    (run_dir / ACQUISITION_NPZ).unlink(missing_ok=True)
+
+
+def _pending_record(run_dir: Path) -> dict[str, Any] | None:
+    import json
+
+    try:
+        return json.loads((run_dir / ACQUISITION_PENDING).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def acquisition_status(run_dir: str | Path) -> str:
+    """``"ready"`` (``acquisition.npz`` written), ``"pending"`` (a live process is computing it) or
+    ``"missing"`` (neither: never computed, or its process died before it finished).
+
+    Parameters
+    ----------
+    run_dir : str or Path
+
+    Returns
+    -------
+    str
+    """
+    import os
+    import socket
+
+    run_dir = Path(run_dir)
+    rec = _pending_record(run_dir)
+    if rec is not None:
+        if rec.get("host") != socket.gethostname():
+            return "pending"  # another machine's process: cannot be checked, trust the marker
+        try:
+            os.kill(int(rec["pid"]), 0)
+            return "pending"
+        except ProcessLookupError:
+            pass  # died while scoring
+        except PermissionError:
+            return "pending"  # alive, another user's
+        except (KeyError, TypeError, ValueError):
+            pass
+    return "ready" if (run_dir / ACQUISITION_NPZ).exists() else "missing"
+
+
+def _clear_pending(run_dir: Path) -> None:
+    """Remove this process's ``acquisition.pending`` (another live process's marker stays)."""
+    import os
+
+    rec = _pending_record(run_dir)
+    if rec is not None and rec.get("pid") == os.getpid():
+        (run_dir / ACQUISITION_PENDING).unlink(missing_ok=True)
+
+
 def load_acquisition(run_dir: str | Path) -> dict[str, np.ndarray] | None:
     """A run's ``acquisition.npz`` (``ids``, ``entropy``, ``margin``, ``bald``, ``recon_error``...), or None."""
     path = Path(run_dir) / ACQUISITION_NPZ
@@ -227,12 +315,20 @@ def compute_acquisition(ws, run_id: str, *, store=None, scheduler: Any = None,
     -------
     dict of str to ndarray
     """
+    run_dir = ws.run_dir(run_id)
+    try:
+        return _compute_acquisition(ws, run_id, run_dir, store, scheduler, overrides)
+    finally:
+        _clear_pending(run_dir)  # written or failed: no longer pending (a failure leaves "missing")
+
+
+def _compute_acquisition(ws, run_id: str, run_dir: Path, store, scheduler: Any,
+                         overrides: dict[str, Any] | None) -> dict[str, np.ndarray]:
     from core.latent.embedding import Embedding
     from core.latent.inference import _scaled
     from core.workspace.config import read_config
 
     qc = _queue_config(ws, overrides)
-    run_dir = ws.run_dir(run_id)
     emb = Embedding.load(run_dir, only=["ids", "rows", "probabilities", "model"])
     config = read_config(run_dir / "config.toml") if (run_dir / "config.toml").exists() else ws.config
     ec = {**ws.config.get("embed", {}), **config.get("embed", {})}
@@ -439,7 +535,9 @@ def build_queue(ws, strategy: str | None = None, n: int | None = None, *, offset
 
     rng = np.random.default_rng(np.random.SeedSequence([int(qc["seed"]), 7]))
     used = strategy
-    stored = load_acquisition(ws.run_dir(run_id)) if run_id else None
+    # scores being computed (a retrain's map shown before them): never waited for, never old ones
+    pending = bool(run_id) and acquisition_status(ws.run_dir(run_id)) == "pending"
+    stored = load_acquisition(ws.run_dir(run_id)) if run_id and not pending else None
     if stored is not None and not np.array_equal(np.asarray(stored["ids"]).astype(str), np.asarray(emb.ids).astype(str)):
         stored = None  # written for another embedding of the run
     if stored is not None and emb is not None:
@@ -457,8 +555,14 @@ def build_queue(ws, strategy: str | None = None, n: int | None = None, *, offset
             scores, used = rng.random(len(ids)), "random"
         note = (f"{strategy} needs a CNN run; cold start ranks by {used}"
                 + (" across the CvAE map's GMM clusters" if clusters is not None else ""))
+        if pending:
+            note += f" while the reconstruction errors of run {run_id} are being computed (scores updating)"
     elif strategy in ("entropy", "margin"):
         scores = predictive_entropy(probs) if strategy == "entropy" else margin_score(probs)
+    elif pending:  # bald, its scores not written yet: the same run's deterministic entropy meanwhile
+        scores, used = predictive_entropy(probs), "entropy"
+        note = (f"scores updating: the BALD scores of run {run_id} are being computed; ranked by entropy "
+                "until they are ready (Inspect next again then)")
     else:  # bald
         if stored is None or "bald" not in stored or not np.isfinite(stored["bald"]).any():
             if (ws.run_dir(run_id) / "model.keras").exists():
@@ -484,4 +588,5 @@ def build_queue(ws, strategy: str | None = None, n: int | None = None, *, offset
     })
     return Queue(table=table, strategy=used, source=source, cold_start=cold, labels_missing=labels_missing,
                  n_candidates=int(len(cand)), n_retired=int(retired.sum()), note=note,
-                 scores=pd.Series(np.where(retired, np.nan, scores), index=pd.Index(rows, name="row")))
+                 scores=pd.Series(np.where(retired, np.nan, scores), index=pd.Index(rows, name="row")),
+                 scores_pending=pending and strategy not in ("random", "disagreement") and (cold or strategy == "bald"))

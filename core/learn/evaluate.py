@@ -9,7 +9,12 @@ import numpy as np
 
 from core.labels import CLASSES
 
-__all__ = ["evaluate_cnn", "evaluate_cvae", "plot_confusion", "plot_reconstructions"]
+__all__ = ["TRIVIAL_RECONSTRUCTION_RATIO", "evaluate_cnn", "evaluate_cvae", "plot_confusion",
+           "plot_reconstructions", "reconstruction_warning"]
+
+#: A CvAE whose test MSE is at least this share of the all-zero reconstruction's MSE has learned
+#: (almost) nothing beyond the trivial solution; its run is flagged (:func:`reconstruction_warning`).
+TRIVIAL_RECONSTRUCTION_RATIO = 0.98
 
 
 def evaluate_cnn(model, x: np.ndarray, labels: np.ndarray, batch_size: int = 256) -> dict[str, Any]:
@@ -32,15 +37,23 @@ def evaluate_cnn(model, x: np.ndarray, labels: np.ndarray, batch_size: int = 256
 
 
 def evaluate_cvae(model, x: np.ndarray, batch_size: int = 256) -> tuple[dict[str, Any], np.ndarray]:
-    """Reconstruction MSE (decoded from the encoder mean) and mean KL on ``x``; also the reconstructions."""
+    """Reconstruction MSE (decoded from the encoder mean) and mean KL on ``x``; also the reconstructions.
+
+    ``recon_mse_zero`` is the MSE of the trivial reconstruction (all zeros) and ``recon_mse_ratio``
+    the ratio of the two: a ratio near 1 means the CvAE learned (almost) nothing beyond the
+    trivial solution, which on noise-dominated stamps is the failure to watch for.
+    """
     from core.learn.models import kl_divergence
 
     xb = x[..., None]
     rec = model.predict(xb, batch_size=batch_size, verbose=0)
     z_mean, z_log_var, _ = model.encoder.predict(xb, batch_size=batch_size, verbose=0)
     mse = float(np.mean((rec[..., 0] - x) ** 2)) if len(x) else None
+    zero = float(np.mean(np.asarray(x, dtype=float) ** 2)) if len(x) else None
+    ratio = mse / zero if mse is not None and zero else None
     kl = float(kl_divergence(z_mean, z_log_var, model.kl_reduction)) if len(x) else None
-    return {"n_test": int(len(x)), "recon_mse": mse, "kl": kl}, rec[..., 0]
+    return {"n_test": int(len(x)), "recon_mse": mse, "recon_mse_zero": zero, "recon_mse_ratio": ratio,
+            "kl": kl}, rec[..., 0]
 
 
 def plot_confusion(cm: np.ndarray, path: Path, title: str = "") -> None:
@@ -90,3 +103,24 @@ def plot_reconstructions(x: np.ndarray, rec: np.ndarray, path: Path, n: int = 8,
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def reconstruction_warning(ratio: float | None) -> str | None:
+    """A warning for a CvAE run whose reconstructions are no better than all zeros, else None.
+
+    Parameters
+    ----------
+    ratio : float or None
+        ``recon_mse_ratio`` of the run's evaluation (:func:`evaluate_cvae`).
+
+    Returns
+    -------
+    str or None
+        The text recorded in the run (``run.json`` ``warning``) and shown by ``resx train``,
+        ``resx runs`` and the Runs tab.
+    """
+    if ratio is None or not np.isfinite(ratio) or ratio < TRIVIAL_RECONSTRUCTION_RATIO:
+        return None
+    return (f"reconstruction MSE is {ratio:.3f} of the all-zero reconstruction's: the CvAE has learned "
+            "little beyond the trivial solution (too short a schedule?); its latents may still order "
+            "galaxies by residual strength, but treat its map with care")

@@ -71,6 +71,8 @@ class RunInfo:
     epochs_run: int | None = None
     best_epoch: int | None = None
     best_val_loss: float | None = None
+    recon_mse_ratio: float | None = None
+    warning: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -145,7 +147,8 @@ def read_run(ws, run_id: str) -> RunInfo:
         raise WorkspaceError(f"{folder / RUN_JSON} cannot be read: {exc}") from exc
     active = ws.active_run(record.get("model", "")) == run_id
     known = {k: record.get(k) for k in ("finished", "error", "init", "epochs", "accuracy", "recon_mse",
-                                        "stopped", "epochs_run", "best_epoch", "best_val_loss")}
+                                        "stopped", "epochs_run", "best_epoch", "best_val_loss",
+                                        "recon_mse_ratio", "warning")}
     status = record.get("status", "?")
     if status == "running" and trainer_alive(folder) is False:
         status = "interrupted"

@@ -90,7 +90,13 @@ from core.learn.backend import (
     quiet_tensorflow,
 )
 from core.learn.data import LABEL_SOURCES, TrainingData, TrainingError, load_training_data
-from core.learn.evaluate import evaluate_cnn, evaluate_cvae, plot_confusion, plot_reconstructions
+from core.learn.evaluate import (
+    evaluate_cnn,
+    evaluate_cvae,
+    plot_confusion,
+    plot_reconstructions,
+    reconstruction_warning,
+)
 from core.learn.runs import RunError, RunInfo, clear_trainer, new_run_id, read_run, write_run_json, write_trainer
 from core.learn.schedule import make_schedule
 from core.workspace.config import write_config
@@ -589,10 +595,25 @@ def _run(ws: Workspace, run_dir: Path, cfg: dict[str, Any], record: dict[str, An
     if activate:
         ws.set_active_run(model, rid)
     if embed:
-        from core.latent.embed import embed_run
-
-        embed_run(ws, rid)
+        _embed_then_score(ws, run_dir, rid, int(record.get("epochs_run") or epochs), epochs, record.get("stopped"))
     return read_run(ws, rid)
+
+
+def _embed_then_score(ws: Workspace, run_dir: Path, rid: str, epoch: int, epochs: int, stopped: Any) -> None:
+    """The refreshed map first, the acquisition scores after it: ``progress.json``'s ``phase`` goes
+    ``embedding`` -> ``scoring`` (the map is ready: ``embedding.npz`` written; the queue's scores
+    pending) -> ``ready``, with ``map_s`` and ``scores_s`` (seconds from the end of training)."""
+    from core.latent.embed import embed_run, score_run
+
+    history = _read_history(run_dir)
+    t0 = time.perf_counter()
+    _write_progress(run_dir, "done", epoch, epochs, history, stopped=stopped, phase="embedding")
+    embed_run(ws, rid, acquisition=False)
+    map_s = round(time.perf_counter() - t0, 1)
+    _write_progress(run_dir, "done", epoch, epochs, history, stopped=stopped, phase="scoring", map_s=map_s)
+    ok = score_run(ws, rid)
+    _write_progress(run_dir, "done", epoch, epochs, history, stopped=stopped, phase="ready" if ok else "scores failed",
+                    map_s=map_s, scores_s=round(time.perf_counter() - t0, 1))
 
 
 def _read_history(run_dir: Path) -> dict[str, list[float]]:
@@ -778,6 +799,11 @@ def _evaluate(net, kind: str, run_dir: Path, x_test: np.ndarray, y_test: np.ndar
         if len(x_test):
             plot_reconstructions(x_test, rec, run_dir / "reconstructions.png", seed=seed)
         result["recon_mse"] = ev["recon_mse"]
+        result["recon_mse_ratio"] = ev["recon_mse_ratio"]
+        warning = reconstruction_warning(ev["recon_mse_ratio"])
+        if warning:
+            log.warning("run %s: %s", run_dir.name, warning)
+            result["warning"] = warning
     ev["split"] = "test"
     ev.update({k: v for k, v in (reason or {}).items()})
     (run_dir / "evaluation.json").write_text(json.dumps(ev, indent=2))

@@ -260,11 +260,47 @@ def insert_ignore(conn: sa.Connection, table: sa.Table, key: str):
     return insert(table).on_conflict_do_nothing(index_elements=[key])
 
 
+#: Further attempts to take SQLite's write lock after a ``BEGIN IMMEDIATE`` gave up ("database is
+#: locked": another writer held it for all of :data:`BUSY_TIMEOUT_S`, e.g. on a machine so loaded
+#: that fsyncs queue), with waits of :data:`LOCK_BACKOFF_S` x 2**attempt between them.
+LOCK_RETRIES = 3
+LOCK_BACKOFF_S = 0.5
+
+
+def _is_locked(exc: BaseException) -> bool:
+    return "database is locked" in str(exc) or "database table is locked" in str(exc)
+
+
+def _begin(conn: sa.Connection) -> sa.RootTransaction:
+    """Begin a write transaction, retrying while SQLite's write lock cannot be taken.
+
+    A write transaction takes the lock at ``BEGIN IMMEDIATE`` (the ``begin`` event above), before
+    any statement of the caller runs, so trying again repeats nothing. PostgreSQL never raises
+    this (its row locks wait) and is not retried.
+    """
+    import time
+
+    for attempt in range(LOCK_RETRIES + 1):
+        try:
+            return conn.begin()
+        except sa.exc.OperationalError as exc:
+            if attempt == LOCK_RETRIES or not _is_locked(exc):
+                raise
+            wait = LOCK_BACKOFF_S * 2 ** attempt
+            log.warning("vote store write lock not taken after %.0f s (%s); attempt %d of %d in %.1f s",
+                        BUSY_TIMEOUT_S, exc.orig, attempt + 2, LOCK_RETRIES + 1, wait)
+            if conn.in_transaction():
+                conn.rollback()
+            time.sleep(wait)
+    raise AssertionError("unreachable")
+
+
 @contextmanager
 def write_connection(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """A connection in a write transaction (``BEGIN IMMEDIATE`` on SQLite, retried while locked)."""
     with engine.connect() as conn:
         conn.execution_options(resx_write=True)
-        with conn.begin():
+        with _begin(conn):
             yield conn
 
 

@@ -88,6 +88,18 @@ def overlap(a: dict, b: dict, tol: float = 0.5) -> bool:
             and a["y"] + a["h"] - tol > b["y"] and b["y"] + b["h"] - tol > a["y"])
 
 
+def check_colorbar(page, scope: str) -> None:
+    """Every tick label of the colour bar under ``scope`` inside the bar's own box (not cut off at an edge)."""
+    bar = page.locator(f"{scope} .resx-colorbar").first
+    b = bar.bounding_box()
+    spans = bar.locator(".resx-cb-ticks span")
+    assert spans.count() >= 3
+    for sp in spans.all():
+        t = sp.bounding_box()
+        assert b["x"] - 0.5 <= t["x"] and t["x"] + t["width"] <= b["x"] + b["width"] + 0.5, \
+            f"tick {sp.inner_text()!r} runs past the colour bar: {t} {b}"
+
+
 def check_tiles(page, n_panels: int) -> None:
     """Tiles pairwise disjoint; every panel of a tile inside it and inside the gallery (nothing cut off)."""
     tiles = boxes(page, ".resx-tile")
@@ -120,6 +132,7 @@ def test_tiles_fit_plain_and_triplet_with_a_colour_bar(browser, server, workspac
     ticks = page.locator(".resx-cb-ticks span").all_inner_texts()
     assert "+5σ" in ticks and "-5σ" in ticks and "0" in ticks
     assert "sky σ" in page.locator(".resx-cb-title").inner_text()
+    check_colorbar(page, ".resx-gallery-panel")
     page.locator(".resx-nav").first.evaluate("e => e.scrollIntoView({block: 'start'})")  # the colour bar in view
     save(page, f"inspect_gallery_{width}x{height}")
     # "show triplet" by a click on its label text (not the 13-px box)
@@ -148,28 +161,123 @@ def test_gallery_comes_into_view_after_a_lasso(browser, server, width, height):
     page.context.close()
 
 
-def test_map_keeps_the_lasso_and_zooms_only_with_ctrl(browser, server):
-    page = open_at(browser, server, 1920, 1080)
+#: How far the page is scrolled: the window's and every scrolled element's offsets (the template
+#: scrolls its main area, not the window).
+SCROLLED_JS = """() => { let s = window.scrollY; for (const e of document.querySelectorAll('*')) s += e.scrollTop;
+  return s; }"""
+
+
+def map_centre(page) -> tuple[float, float]:
+    from tests.app.test_browser_app import map_box
+
+    box = map_box(page)
+    return box["x"] + box["width"] * 0.4, box["y"] + box["height"] * 0.4
+
+
+def test_map_keeps_the_lasso_and_takes_the_wheel_only_with_focus_or_ctrl(browser, server):
+    page = open_at(browser, server, 1366, 768)
     lasso = page.locator(".bk-OnOffButton[title='Lasso Select']").first
     assert "bk-active" in lasso.get_attribute("class")
     lasso.click()  # what a new user does first: it must stay on
     assert wait_for(lambda: "bk-active" in lasso.get_attribute("class"), 5)
     page.wait_for_timeout(300)  # give a wrong toggle the chance to show: the check below must still hold
     assert "bk-active" in lasso.get_attribute("class"), "a click on the active lasso turned it off"
-    # the wheel over the map without Ctrl does not zoom it (the page scrolls); with Ctrl it does
-    box = page.locator("canvas").first.bounding_box()
+    assert "click the map, then the wheel zooms" in page.locator(".resx-map-title").inner_text()
+    # unfocused: the plain wheel over the map scrolls the page and leaves the map's ranges alone
     before = page.evaluate(RANGES_JS)
     assert len(before) >= 2
-    page.mouse.move(box["x"] + box["width"] * 0.4, box["y"] + box["height"] * 0.4)
-    page.mouse.wheel(0, -400)
+    page.mouse.move(*map_centre(page))
+    page.mouse.wheel(0, 200)
+    assert wait_for(lambda: page.evaluate(SCROLLED_JS) > 0, 10), "the wheel over an unfocused map did not scroll the page"
     page.wait_for_timeout(500)  # a zoom would have happened by now; the check is the equality below
-    assert page.evaluate(RANGES_JS) == before, "the wheel zoomed the map without Ctrl"
-    box = page.locator("canvas").first.bounding_box()
-    page.mouse.move(box["x"] + box["width"] * 0.4, box["y"] + box["height"] * 0.4)
+    assert page.evaluate(RANGES_JS) == before, "the wheel zoomed an unfocused map"
+    # Ctrl + wheel zooms it
+    page.mouse.move(*map_centre(page))
     page.keyboard.down("Control")
-    page.mouse.wheel(0, -400)
+    page.mouse.wheel(0, -200)
     page.keyboard.up("Control")
     assert wait_for(lambda: page.evaluate(RANGES_JS) != before, 20), "Ctrl + wheel did not zoom the map"
+    # a click on the map gives it the wheel: the plain wheel zooms, the page stays where it is
+    page.mouse.click(*map_centre(page))
+    page.wait_for_timeout(300)
+    zoomed, scrolled = page.evaluate(RANGES_JS), page.evaluate(SCROLLED_JS)
+    page.mouse.wheel(0, -200)
+    assert wait_for(lambda: page.evaluate(RANGES_JS) != zoomed, 20), "the wheel did not zoom the focused map"
+    assert page.evaluate(SCROLLED_JS) == scrolled, "the page scrolled under a focused map's zoom"
+    # Esc takes the focus away again; so does a click elsewhere (after a second click on the map)
+    for leave in (lambda: page.keyboard.press("Escape"), lambda: page.locator(".resx-keyline").click()):
+        leave()
+        page.wait_for_timeout(300)
+        now = page.evaluate(RANGES_JS)
+        page.mouse.move(*map_centre(page))
+        page.mouse.wheel(0, 150)
+        page.wait_for_timeout(800)  # a zoom would have happened by now
+        assert page.evaluate(RANGES_JS) == now, "the map kept the wheel after losing focus"
+        page.mouse.click(*map_centre(page))
+        page.wait_for_timeout(300)
+    page.context.close()
+
+
+#: Widths from the narrow laptop to a large desktop (issue 12: every width from 1280 to 2560 px).
+LAYOUT_SIZES = [(1366, 768), (1600, 1000), (1920, 1080), (2560, 1440)]
+
+
+@pytest.mark.parametrize("width,height", LAYOUT_SIZES)
+def test_stretch_buttons_and_map_title_are_not_cut_off(browser, server, width, height):
+    """Every stretch button inside the gallery's controls and the viewport; the map's title wraps
+    inside its column instead of running past it."""
+    page = open_at(browser, server, width, height)
+    controls = page.locator(".resx-gallery-controls").first.bounding_box()
+    buttons = page.locator(".resx-stretch button")
+    assert buttons.all_inner_texts() == ["linear", "asinh", "zscale"]
+    for b in buttons.all():
+        box = b.bounding_box()
+        assert box["width"] >= 40, box
+        assert controls["x"] - 0.5 <= box["x"] and box["x"] + box["width"] <= controls["x"] + controls["width"] + 0.5, \
+            f"a stretch button runs past the gallery controls: {box} {controls}"
+        assert box["x"] + box["width"] <= width, f"a stretch button runs past the viewport: {box}"
+        # not hidden under an ancestor that clips it: the button itself is what is drawn at its centre
+        hit = b.evaluate("e => { const r = e.getBoundingClientRect(); const x = r.left + r.width / 2, y = r.top + r.height / 2;"
+                         " let n = document.elementFromPoint(x, y); while (n && n.shadowRoot) {"
+                         " const m = n.shadowRoot.elementFromPoint(x, y); if (!m || m === n) break; n = m; }"
+                         " return n === e || e.contains(n); }")
+        # elementFromPoint is only meaningful inside the viewport
+        if 0 <= box["y"] + box["height"] / 2 <= height:
+            assert hit, f"a stretch button is covered or clipped: {b.inner_text()}"
+    title = page.locator(".resx-map-title").first
+    assert "run cnn-a" in title.inner_text() and "130 galaxies" in title.inner_text()
+    tb = title.bounding_box()
+    column = page.locator(".resx-map").first.bounding_box()  # the map's column: title, legend, plot
+    assert tb["x"] >= -0.5 and tb["x"] + tb["width"] <= width + 0.5, f"the map title runs past the viewport: {tb}"
+    assert column["x"] - 0.5 <= tb["x"] and tb["x"] + tb["width"] <= column["x"] + column["width"] + 0.5, \
+        f"the map title runs past its column: {tb} {column}"
+    assert title.evaluate("e => e.scrollWidth <= e.clientWidth + 1"), "the map title's text overflows its box"
+    if (width, height) in SIZES:
+        save(page, f"inspect_top_{width}x{height}")
+    page.context.close()
+
+
+@pytest.mark.parametrize("width,height", SIZES)
+def test_vote_buttons_show_their_class_definition_inside_the_window(browser, server, width, height):
+    """Hovering a vote button shows its class's definition (paper Table 1), wrapped, inside the window."""
+    from core.labels import DEFINITIONS
+
+    page = open_at(browser, server, width, height)
+    for name, label in (("4 · Asymmetric", "Asymmetric"), ("s · Skip", "Skip")):
+        button = page.get_by_role("button", name=name)
+        button.evaluate("e => e.scrollIntoView({block: 'center'})")
+        page.wait_for_timeout(300)
+        button.hover()
+        tip = page.locator(".bk-Tooltip")
+        assert wait_for(lambda: tip.count() >= 1 and tip.first.is_visible(), 10), f"no tooltip on {name}"
+        box = tip.first.bounding_box()
+        text = deep_text(tip.first)
+        assert DEFINITIONS[label][:40] in text, text
+        assert box["x"] >= 0 and box["x"] + box["width"] <= width + 0.5, f"the tooltip runs past the window: {box}"
+        assert box["y"] >= 0 and box["y"] + box["height"] <= height + 0.5, f"the tooltip runs past the window: {box}"
+        assert box["width"] <= 341, "the definition is not wrapped"
+        page.mouse.move(5, height - 5)
+        assert wait_for(lambda: tip.count() == 0 or not tip.first.is_visible(), 10)
     page.context.close()
 
 
@@ -328,6 +436,7 @@ def test_detail_zooms_and_pans_every_stamp_and_help_shows_table_1(browser, serve
     page.mouse.up()
     assert wait_for(lambda: abs(left() - before - 40) < 3, 10), "a drag did not pan the stamp"
     assert "σ" in page.locator(".resx-zoom .resx-cb-title").inner_text()
+    check_colorbar(page, ".resx-zoom")
     save(page, "inspect_detail_zoom")
     page.keyboard.press("Escape")
     page.locator(".resx-zoom-view").first.wait_for(state="hidden", timeout=20_000)

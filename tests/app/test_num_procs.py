@@ -1,7 +1,7 @@
 """Several server processes on one workspace: `resx serve --num-procs N`, votes shared through the store.
 
 Each process holds its own copy of the map data (core.workspace.mapdata) and they share the vote
-store (SQLite in WAL mode here): a session in one process sees a vote cast in another at its next
+store (SQLite in WAL mode, or PostgreSQL — both are tested): a session in one process sees a vote cast in another at its next
 poll (the dashboard polls every app.main.POLL_MS).
 """
 
@@ -44,11 +44,24 @@ while time.monotonic() < deadline:
 """
 
 
-@pytest.fixture
-def ws_path(tmp_path):
+@pytest.fixture(params=["sqlite", "postgresql"])
+def ws_path(request, tmp_path):
+    """A 40-galaxy workspace whose vote store is its SQLite file or a fresh PostgreSQL database."""
     from app_workspace import make_workspace
 
-    return make_workspace(tmp_path / "ws", n=40).root
+    from core.workspace.workspace import Workspace
+
+    root = make_workspace(tmp_path / "ws", n=40).root
+    if request.param == "postgresql":
+        from tests.pg_server import pg_database
+
+        url, drop = pg_database(request.getfixturevalue("pg_server"))
+        request.addfinalizer(drop)
+        ws = Workspace.open(root)
+        ws.config["votes"]["database_url"] = url
+        ws.save_config()
+        assert Workspace.open(root).votes_url == url
+    return root
 
 
 def test_sessions_in_two_processes_see_each_others_votes(ws_path):

@@ -4,6 +4,8 @@ the Agreement tab's skill table."""
 from __future__ import annotations
 
 import shutil
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -122,3 +124,94 @@ def test_the_queue_refreshes_after_a_retrain_only_when_in_use(state, monkeypatch
     state.queue_info = {"strategy": "margin", "n": 48}
     state.refresh_queue()
     assert calls == [0]  # rebuilt from the first batch with the new run's scores
+
+
+class _FakeJob:
+    """A retrain whose trainer has written run cnn-a's map; its scores still pending."""
+
+    def __init__(self, run_id="cnn-a", model="cnn"):
+        self.run_id, self.model, self.map_shown, self.released = run_id, model, False, False
+
+    def outcome(self):
+        return "done", ""
+
+    def release(self):
+        self.released = True
+
+
+def test_a_retrain_shows_its_map_first_and_the_queue_flags_its_pending_scores(state):
+    """show_retrained_map while the trainer scores: the queue in use is rebuilt, ranked by entropy
+    and marked "Scores updating"; once the trainer has ended (scores written) finish_retrain
+    rebuilds it without the flag and does not show the map a second time."""
+    from app.views.queue import QueueView
+    from core.latent.queue import ACQUISITION_PENDING, mark_acquisition_pending
+
+    view = QueueView(state)
+    state.queue_strategy = "bald"
+    view.start.clicks += 1
+    assert not state.queue_info.get("scores_pending")
+    run_dir = state.ws.run_dir("cnn-a")
+    mark_acquisition_pending(run_dir)  # the trainer (alive: this process) is scoring
+    state.job = job = _FakeJob()
+    assert state.show_retrained_map(make_active=False) == ""
+    assert job.map_shown and state.run_cnn == "cnn-a"
+    assert state.queue_info["scores_pending"] and state.queue_info["strategy"] == "entropy"
+    assert "Scores updating" in view.info.object and "ranked by entropy" in view.info.object
+    # the trainer ends: the marker is gone, the queue is rebuilt and no longer flagged
+    (run_dir / ACQUISITION_PENDING).unlink()
+    shown = []
+    state.param.watch(lambda e: shown.append(e.new), ["run_cnn"])
+    assert state.finish_retrain(make_active=False) == ("done", "")
+    assert job.released and shown == []  # the map was not shown again
+    assert not state.queue_info["scores_pending"] and "Scores updating" not in view.info.object
+
+
+def test_the_runs_view_shows_the_new_map_while_the_trainer_still_scores(state, tmp_path):
+    """The dashboard's poll: once progress.json says "scoring" (the map written) the session shows
+    the new run although the trainer is still running; the queue in use says its scores are
+    updating; when the trainer ends, the queue is rebuilt on the written scores."""
+    import json
+    import sys
+
+    from app.retrain import RetrainJob
+    from app.views.runs import RunsView
+    from core.labels import CLASSES
+    from tests.app_workspace import write_run
+
+    runs = RunsView(state)
+    state.queue_strategy = "bald"
+    state.inspect_next(batch=0)
+    job = RetrainJob(state.ws, "cnn", 1, "cnn-a", run_id="cnn-new")
+    classes = np.array([CLASSES.index(c) for c in state.catalog["catalog_class"]])
+    write_run(state.ws, "cnn-new", "cnn", classes, state.ids, seed=5, init="cnn-a", flip=0.3)
+    state.ws.set_active_run("cnn", "cnn-new")  # as with "make active", so the queue ranks on it
+    go = tmp_path / "go"
+    # the fake trainer: scoring (the marker is its own) until the test lets it finish
+    script = (f"import json, pathlib, time, sys\nsys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})\n"
+              f"from core.latent.queue import mark_acquisition_pending\n"
+              f"d = pathlib.Path({str(job.run_dir)!r})\nmark_acquisition_pending(d)\n"
+              "(d / 'progress.json').write_text(json.dumps({'state': 'done', 'epoch': 1, 'epochs': 1, "
+              "'history': {}, 'phase': 'embedding'}))\n"
+              "time.sleep(0.5)\n"
+              "(d / 'progress.json').write_text(json.dumps({'state': 'done', 'epoch': 1, 'epochs': 1, "
+              "'history': {}, 'phase': 'scoring', 'map_s': 0.5}))\n"
+              f"while not pathlib.Path({str(go)!r}).exists(): time.sleep(0.05)\n"
+              "(d / 'acquisition.pending').unlink()\n")
+    job.cmd = [sys.executable, "-c", script]
+    state.job = job
+    job.start()
+    runs.r_cancel.disabled = False  # as after the Retrain button
+    deadline = time.time() + 60
+    while not job.map_ready() and time.time() < deadline:
+        assert not job.map_shown
+        runs.poll()
+        time.sleep(0.1)
+    assert job.map_ready() and job.running
+    runs.poll()
+    assert job.map_shown and state.run_cnn == "cnn-new", "the map waited for the scores"
+    assert state.queue_info["scores_pending"] and "scores updating" in runs.r_status.object
+    assert runs.r_cancel.disabled  # trained and shown: Cancel would stop nothing
+    go.write_text("")
+    job.proc.wait(timeout=60)
+    runs.poll()
+    assert not state.queue_info["scores_pending"] and "finished" in runs.r_status.object

@@ -785,3 +785,37 @@ def test_the_runs_view_shows_the_active_run_notice_escaped(state):
     assert "<img" not in view.active_alert.object and "&lt;img" in view.active_alert.object
     view.switch_active.clicks += 1
     assert state.active_notice == "" and not view.active_alert.visible
+
+
+def test_the_runs_view_flags_a_cvae_run_no_better_than_zeros(state):
+    import json
+
+    from app.views.runs import RunsView
+
+    run = state.run_of("cvae")
+    path = state.ws.runs_dir / run / "run.json"
+    rec = json.loads(path.read_text())
+    rec.update(recon_mse_ratio=0.999, warning="reconstruction MSE is 0.999 of the all-zero <b>reconstruction</b>'s")
+    path.write_text(json.dumps(rec))
+    state.refresh_runs()
+    state.model = "cvae"
+    text = RunsView(state).run_summary()[0].object
+    assert "⚠ reconstruction MSE is 0\\.999" in text  # Markdown-escaped engine text
+    assert "<b>" not in text and "&lt;b&gt;reconstruction&lt;/b&gt;" in text
+
+
+def test_with_auth_and_no_lead_configured_nobody_is_lead_and_the_message_names_app_leads(state):
+    from core.workspace.config import write_config
+    from core.workspace.workspace import Workspace
+
+    state.ws.config["app"]["leads"] = []
+    state.ws.config["votes"]["experts"] = ["ann"]
+    write_config(state.ws.config, state.ws.root / Workspace.CONFIG)
+    for login, loopback in (("ann", True), ("bob", False)):  # an expert on the loopback is no lead either
+        st = AppState(state.ws.root, login=login, loopback=loopback)
+        assert not st.is_lead
+        with pytest.raises(PermissionError, match=r"nobody has it on this server: app\.leads in .*config\.toml "
+                                                  r"is empty"):
+            st.lead_only("starting a retrain")
+    with pytest.raises(PermissionError, match="app.leads"):
+        AppState(state.ws.root, login="bob", loopback=True).start_retrain("cnn", 1, False)

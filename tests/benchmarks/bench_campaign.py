@@ -173,8 +173,14 @@ def consensus_labels(votes, ids: np.ndarray, method: str, probs=None):
 
 
 def campaign(strategy: str, *, pool_x, pool_ids, votes_by_galaxy, seed_idx, test_x, test_truth, args, seed,
-             size) -> list[dict]:
-    """One strategy's campaign: the curve of (votes cast, test accuracy)."""
+             size, pool_truth=None) -> list[dict]:
+    """One strategy's campaign: the curve of (votes cast, test accuracy).
+
+    With ``pool_truth`` each point also records the training labels' quality — the share of the
+    consensus labels trained on that equal the simulator's true class (``label_accuracy``), of the
+    picked galaxies left undecided (``undecided``) — and the true classes of the galaxies picked so
+    far (``picked_classes``): what a strategy's picks cost in label noise, and whom it picks.
+    """
     import pandas as pd
     from sklearn.decomposition import PCA
     from sklearn.mixture import GaussianMixture
@@ -192,8 +198,14 @@ def campaign(strategy: str, *, pool_x, pool_ids, votes_by_galaxy, seed_idx, test
         ok = lab != ""
         learner.fit(pool_x[labelled][ok], lab[ok], fresh=rnd == 0)
         acc = accuracy(learner, test_x, test_truth)
-        curve.append({"round": rnd, "galaxies": len(labelled), "votes": int(len(votes)), "trained_on": int(ok.sum()),
-                      "accuracy": acc})
+        point = {"round": rnd, "galaxies": len(labelled), "votes": int(len(votes)), "trained_on": int(ok.sum()),
+                 "accuracy": acc}
+        if pool_truth is not None:
+            truth = pool_truth[labelled]
+            point["label_accuracy"] = float((lab[ok] == truth[ok]).mean()) if ok.any() else float("nan")
+            point["undecided"] = float((~ok).mean())
+            point["picked_classes"] = {str(c): int(n) for c, n in zip(*np.unique(truth, return_counts=True))}
+        curve.append(point)
         log(f"  seed {seed} {strategy:<8} round {rnd}: {len(votes)} votes, {ok.sum()} labels, test acc {acc:.3f}")
         if rnd == args.rounds:
             break
@@ -376,7 +388,8 @@ def main() -> int:
         for strategy in args.strategies:
             entry["curves"][strategy] = campaign(strategy, pool_x=pool_x, pool_ids=pool_ids,
                                                  votes_by_galaxy=by_galaxy, seed_idx=seed_idx, test_x=test_x,
-                                                 test_truth=test_truth, args=args, seed=seed, size=args.cutout)
+                                                 test_truth=test_truth, args=args, seed=seed, size=args.cutout,
+                                                 pool_truth=pool_truth)
         entry["votes_to_target"] = {s: votes_to_target(c, target) for s, c in entry["curves"].items()}
         entry["methods"] = method_accuracy(pool_ids, pool_truth, votes, pool_x, args, seed, args.cutout)
         entry["seconds"] = round(time.perf_counter() - t_seed, 1)
@@ -387,6 +400,7 @@ def main() -> int:
     (args.out / "campaign.json").write_text(json.dumps(results, indent=2))
     plot(results, args.out / "campaign.png")
     print_tables(results)
+    (args.out / "campaign.json").write_text(json.dumps(results, indent=2))  # with the summary
     log(f"done in {results['seconds']:.0f} s; {args.out / 'campaign.json'}, {args.out / 'campaign.png'}")
     return 0
 
@@ -412,8 +426,57 @@ def merge_reports(paths: list[Path], out: Path) -> int:
     (out / "campaign.json").write_text(json.dumps(merged, indent=2))
     plot(merged, out / "campaign.png")
     print_tables(merged)
+    (out / "campaign.json").write_text(json.dumps(merged, indent=2))  # with the summary
     log(f"merged {len(parts)} runs ({merged['seed_list']}) into {out / 'campaign.json'}, {out / 'campaign.png'}")
     return 0
+
+
+SENSITIVITY_SHARES = (0.90, 0.95, 1.00)
+
+
+def summarise(results: dict) -> dict:
+    """What the curves say beyond one target, from the same curves (no new training).
+
+    * ``saturated_seeds``: seeds whose seed set alone (round 0, before any strategy chose a
+      galaxy) already reaches the target; votes-to-target cannot tell the strategies apart there;
+    * ``votes_to_share``: votes to ``share`` x the all-labels accuracy per strategy and seed for
+      each share of :data:`SENSITIVITY_SHARES` (NaN: not reached), and the saving of each strategy
+      vs random (1 - mean votes / random's mean votes, over the seeds where both reached it);
+    * ``mean_accuracy_after_seed_set``: mean held-out accuracy over rounds 1..R (the area under the
+      learning curve, per round), per strategy: mean and std over seeds, and its difference to
+      random per seed (paired: the same seed set and votes).
+    """
+    seeds = [str(s) for s in results["seed_list"]]
+    out: dict = {"saturated_seeds": [s for s in seeds
+                                     if results["seeds"][s]["curves"]["random"][0]["accuracy"]
+                                     >= results["seeds"][s]["target"]] if "random" in results["strategies"] else []}
+    shares: dict = {}
+    for share in SENSITIVITY_SHARES:
+        per = {st: [votes_to_target(results["seeds"][s]["curves"][st],
+                                    share * results["seeds"][s]["all_labels_accuracy"]) for s in seeds]
+               for st in results["strategies"]}
+        saving = {}
+        for st, v in per.items():
+            r = np.array(per.get("random", [np.nan] * len(seeds)))
+            both = np.isfinite(r) & np.isfinite(np.array(v))
+            saving[st] = float(1 - np.mean(np.array(v)[both]) / np.mean(r[both])) if both.any() else float("nan")
+        shares[f"{share:.2f}"] = {"votes": per, "saving_vs_random": saving}
+    out["votes_to_share"] = shares
+    aulc = {st: [float(np.mean([c["accuracy"] for c in results["seeds"][s]["curves"][st][1:]])) for s in seeds]
+            for st in results["strategies"]}
+    last = {st: [results["seeds"][s]["curves"][st][-1] for s in seeds] for st in results["strategies"]}
+    if all("label_accuracy" in c for cs in last.values() for c in cs):
+        out["labels_at_last_round"] = {
+            st: {"label_accuracy": float(np.mean([c["label_accuracy"] for c in cs])),
+                 "undecided": float(np.mean([c["undecided"] for c in cs])),
+                 "picked_classes": {k: float(np.mean([c["picked_classes"].get(k, 0) for c in cs]))
+                                    for k in sorted({k for c in cs for k in c["picked_classes"]})}}
+            for st, cs in last.items()}
+    out["mean_accuracy_after_seed_set"] = {
+        st: {"per_seed": v, "mean": float(np.mean(v)), "std": float(np.std(v)),
+             "minus_random_per_seed": [a - b for a, b in zip(v, aulc["random"])] if "random" in aulc else None}
+        for st, v in aulc.items()}
+    return out
 
 
 def print_tables(results: dict) -> None:
@@ -445,6 +508,26 @@ def print_tables(results: dict) -> None:
               f"   {w.mean():.3f} +- {w.std():.3f}")
     sk = [results["seeds"][s]["methods"]["ds"]["skill"] for s in seeds]
     print("DS skill estimates: " + ", ".join(f"{k} {np.mean([x[k] for x in sk]):.2f}" for k in sk[0]))
+    summary = summarise(results)
+    results["summary"] = summary
+    if summary["saturated_seeds"]:
+        print(f"\nWARNING: in seed(s) {', '.join(summary['saturated_seeds'])} the seed set alone reaches the target "
+              "(round 0, before any strategy picked a galaxy): votes-to-target cannot separate the strategies there.")
+    print("\nSaving in votes vs random at other targets (share of the all-labels accuracy; seeds where both reach it):")
+    print(f"{'strategy':<10} " + " ".join(f"{k:>8}" for k in summary["votes_to_share"]))
+    for st in results["strategies"]:
+        cells = [summary["votes_to_share"][k]["saving_vs_random"][st] for k in summary["votes_to_share"]]
+        print(f"{st:<10} " + " ".join(f"{c:>+8.0%}" if np.isfinite(c) else f"{'n/a':>8}" for c in cells))
+    if "labels_at_last_round" in summary:
+        print("\nTraining labels at the last round (mean over seeds): consensus = true class, undecided, picked classes")
+        for st, m in summary["labels_at_last_round"].items():
+            picked = ", ".join(f"{k} {v:.0f}" for k, v in m["picked_classes"].items())
+            print(f"  {st:<10} {m['label_accuracy']:.3f}   {m['undecided']:.3f}   {picked}")
+    print("\nMean held-out accuracy over rounds 1..R (area under the learning curve; paired difference to random):")
+    for st, m in summary["mean_accuracy_after_seed_set"].items():
+        diff = m["minus_random_per_seed"]
+        print(f"  {st:<10} {m['mean']:.3f} +- {m['std']:.3f}"
+              + (f"   vs random {np.mean(diff):+.3f} (per seed {', '.join(f'{d:+.3f}' for d in diff)})" if diff else ""))
 
 
 if __name__ == "__main__":

@@ -186,7 +186,7 @@ def main() -> int:
                          confusion=ev["confusion"], classes=ev.get("classes"),
                          train_accuracy_best_epoch=ev.get("train_accuracy_best_epoch"))
             else:
-                r.update(recon_mse=ev["recon_mse"])
+                r.update(recon_mse=ev["recon_mse"], recon_mse_ratio=ev.get("recon_mse_ratio"))
             report[model] = r
         report_path.write_text(json.dumps(report, indent=2))
     report["unfinished"] = unfinished
@@ -216,7 +216,9 @@ def _print(report: dict, args, unfinished: list[str]) -> None:
             print(f"  {name:<4} {r['status']} after {r['epochs_completed']} complete epochs "
                   f"({r['train_wall_s'] / 60:.1f} min of training)")
     if cvae.get("status") == "done":
-        print(f"  CvAE test reconstruction MSE {cvae['recon_mse']:.3e}")
+        ratio = cvae.get("recon_mse_ratio")
+        print(f"  CvAE test reconstruction MSE {cvae['recon_mse']:.3e}"
+              + (f" ({ratio:.3f} of the all-zero reconstruction's)" if ratio is not None else ""))
     print("  times (s): " + ", ".join(f"{k} {v}" for k, v in report["times_s"].items()))
     if unfinished:
         cmd = [sys.executable, str(Path(__file__)), "--out", str(Path(args.out).resolve()), "--n", str(args.n),

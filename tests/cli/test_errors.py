@@ -122,3 +122,23 @@ def test_a_config_file_that_is_not_toml_is_an_expected_error(tmp_path, capsys):
     assert main(["ingest", str(tmp_path / "survey"), str(tmp_path / "ws"), "--config", str(bad)]) == EXIT_ERROR
     err = capsys.readouterr().err
     assert err.startswith(f"resx ingest: {bad}: not valid TOML") and "unexpected" not in err
+
+
+def test_serve_with_auth_warns_when_no_lead_is_configured(tmp_path, capsys, monkeypatch):
+    from core.workspace.config import write_config
+    from core.workspace.workspace import Workspace
+
+    monkeypatch.setattr(subprocess, "call", lambda cmd: 0)
+    ws = Workspace.create(tmp_path / "ws")
+    users = tmp_path / "users.json"
+    users.write_text('{"ann": "a", "bob": "b"}')
+    auth = ["--basic-auth", str(users), "--cookie-secret", "s3cret"]
+    assert main(["serve", str(ws.root), *auth]) == 0
+    err = capsys.readouterr().err
+    assert f"app.leads in {ws.root / Workspace.CONFIG} is empty" in err and "nobody has the lead role" in err
+    assert main(["serve", str(ws.root)]) == 0  # without auth the loopback is the lead: nothing to warn about
+    assert "app.leads" not in capsys.readouterr().err
+    ws.config["app"]["leads"] = ["ann"]
+    write_config(ws.config, ws.root / Workspace.CONFIG)
+    assert main(["serve", str(ws.root), *auth]) == 0
+    assert "app.leads" not in capsys.readouterr().err

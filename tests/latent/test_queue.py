@@ -179,3 +179,87 @@ def test_bald_runs_chunk_wise_on_dask_above_the_threshold(ws):
     b = compute_acquisition(ws, "cnn-a", overrides={"mc_passes": 3})
     assert np.isfinite(a["bald"]).all() and (a["bald"] >= 0).all() and len(a["bald"]) == 120
     np.testing.assert_array_equal(a["bald"], b["bald"])  # seeded per chunk: the same scores again
+
+
+def test_pending_scores_are_neither_read_nor_waited_for(ws):
+    """While a retrain computes a run's BALD scores (its map already shown), a BALD queue ranks by
+    the same run's entropy and says so; it never reads the run's older scores nor computes them."""
+    import subprocess
+    import sys
+
+    import keras
+
+    from core.latent.queue import (ACQUISITION_NPZ, ACQUISITION_PENDING, acquisition_status, compute_acquisition,
+                                   mark_acquisition_pending)
+    from core.learn.models import build_cnn
+
+    run_dir = ws.run_dir("cnn-a")
+    keras.utils.set_random_seed(0)
+    build_cnn(input_size=24, filters=(4, 8, 8), latent_dim=16).save(run_dir / "model.keras")
+    compute_acquisition(ws, "cnn-a", overrides={"mc_passes": 3})
+    assert acquisition_status(run_dir) == "ready"
+    mark_acquisition_pending(run_dir)  # what embed_run does before writing a new map
+    assert not (run_dir / ACQUISITION_NPZ).exists(), "the older scores are still there to be read"
+    assert acquisition_status(run_dir) == "pending"
+    q = build_queue(ws, "bald", 10, overrides={"mc_passes": 3, "diversity": 0.0})
+    assert q.scores_pending and q.strategy == "entropy"
+    assert "scores updating" in q.note and "scores updating" in q.to_text()
+    assert not (run_dir / ACQUISITION_NPZ).exists(), "the queue computed the pending scores itself"
+    assert q.table["id"].tolist() == build_queue(ws, "entropy", 10, overrides={"diversity": 0.0}).table["id"].tolist()
+    # entropy and margin never needed the stored scores: not flagged
+    assert not build_queue(ws, "margin", 5).scores_pending
+    # the scores written: the marker goes, the queue is BALD again
+    compute_acquisition(ws, "cnn-a", overrides={"mc_passes": 3})
+    assert not (run_dir / ACQUISITION_PENDING).exists() and acquisition_status(run_dir) == "ready"
+    q2 = build_queue(ws, "bald", 10, overrides={"mc_passes": 3, "diversity": 0.0})
+    assert not q2.scores_pending and q2.strategy == "bald" and "scores updating" not in q2.note
+    # a marker left by a process that died while scoring is not "pending" (nothing would end it)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    mark_acquisition_pending(run_dir)
+    rec = (run_dir / ACQUISITION_PENDING).read_text().replace(f'"pid": {__import__("os").getpid()}',
+                                                              f'"pid": {dead.pid}')
+    (run_dir / ACQUISITION_PENDING).write_text(rec)
+    assert acquisition_status(run_dir) == "missing"
+
+
+def test_a_retrain_writes_its_map_before_its_scores(tmp_path, monkeypatch):
+    """`resx train --embed` (the dashboard's retrain): embedding.npz and progress phase "scoring"
+    (scores pending) before the acquisition scores, then phase "ready" with them written."""
+    import json
+
+    import keras
+
+    import core.latent.embed as embed_mod
+    from core.latent.queue import ACQUISITION_NPZ, acquisition_status
+    from core.learn.models import build_cnn
+    from core.learn.training import _embed_then_score
+    from tests.model_workspace import make_workspace as make_model_workspace
+
+    w = make_model_workspace(tmp_path / "mws", n=40, size=16)
+    w.config["queue"] = {"mc_passes": 3}
+    folder = w.runs_dir / "cnn-x"
+    folder.mkdir(parents=True)
+    keras.utils.set_random_seed(1)
+    build_cnn(input_size=16, filters=(4, 8, 8), latent_dim=16).save(folder / "model.keras")
+    (folder / "run.json").write_text(json.dumps({"id": "cnn-x", "model": "cnn", "labels": "catalog",
+                                                 "status": "done", "created": "2025-01-01T00:00:00"}))
+    (folder / ACQUISITION_NPZ).write_bytes(b"older scores of this run")
+    seen = {}
+    real_score = embed_mod.score_run
+
+    def score_run(ws, run_id, **kw):
+        prog = json.loads((folder / "progress.json").read_text())
+        seen.update(map=(folder / "embedding.npz").exists(), phase=prog["phase"], map_s=prog.get("map_s"),
+                    status=acquisition_status(folder), npz=(folder / ACQUISITION_NPZ).exists())
+        return real_score(ws, run_id, **kw)
+
+    monkeypatch.setattr(embed_mod, "score_run", score_run)
+    _embed_then_score(w, folder, "cnn-x", 2, 2, "completed")
+    assert seen == {"map": True, "phase": "scoring", "map_s": seen["map_s"], "status": "pending", "npz": False}
+    assert isinstance(seen["map_s"], float)
+    prog = json.loads((folder / "progress.json").read_text())
+    assert prog["phase"] == "ready" and prog["scores_s"] >= prog["map_s"]
+    assert acquisition_status(folder) == "ready"
+    with np.load(folder / ACQUISITION_NPZ) as z, np.load(folder / "embedding.npz") as e:
+        assert z["ids"].tolist() == e["ids"].tolist() and np.isfinite(z["bald"]).all()

@@ -222,6 +222,9 @@ def test_cvae_run_and_resx_runs(ws, first, capsys):
     ev = json.loads((v.path / "evaluation.json").read_text())
     assert (v.path / "reconstructions.png").is_file() and not (v.path / "confusion.png").exists()
     assert ev["recon_mse"] > 0 and v.recon_mse == pytest.approx(ev["recon_mse"]) and v.accuracy is None
+    # the run records how far it is from the trivial all-zero reconstruction, and is flagged near it
+    assert v.recon_mse_ratio == pytest.approx(ev["recon_mse"] / ev["recon_mse_zero"])
+    assert (v.warning is not None) == (v.recon_mse_ratio >= 0.98)
     assert {"loss", "recon_loss", "kl_loss"} <= set(json.loads((v.path / "progress.json").read_text())["history"])
     # KL warm-up: models.kl_warmup (1/3) of the run's steps; 240 galaxies, 80 % train, 20 per class, batch 32
     steps = -(-20 * len(set(np.loadtxt(v.path / "labels.csv", dtype=str, delimiter=",", skiprows=1)[:, 1])) // 32)
@@ -232,8 +235,10 @@ def test_cvae_run_and_resx_runs(ws, first, capsys):
     listed = {r["id"]: r for r in json.loads(capsys.readouterr().out)}
     assert listed["cnn-first"]["accuracy"] is not None and listed["cvae-1"]["recon_mse"] is not None
     assert listed["cvae-1"]["active"] and listed["cvae-1"]["model"] == "cvae"
+    assert listed["cvae-1"]["warning"] == v.warning
     assert main(["runs", str(ws.root)]) == 0
     out = capsys.readouterr().out
+    assert ("(no better than zeros)" in out) == (v.warning is not None)
     assert "cnn-first" in out and "mse" in out
     assert main(["runs", str(ws.root), "--activate", "cnn-first"]) == 0
     assert ws.active_run("cnn") == "cnn-first"

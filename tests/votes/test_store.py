@@ -8,19 +8,13 @@ skip with the reason; ``.ci/run`` installs Debian's ``postgresql`` so CI runs th
 
 from __future__ import annotations
 
-import glob
 import multiprocessing
 import os
-import pwd
-import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -33,73 +27,9 @@ from core.votes import schema as S
 from core.votes import store as V
 from core.votes import validation as VV
 from core.votes.store import VoteStoreError, migrate, open_store
+from tests.pg_server import pg_database
 
 PROJECT = Path(__file__).resolve().parents[2]
-INITDB = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-
-
-# ---------------------------------------------------------------------------------------------
-# A throw-away PostgreSQL server
-# ---------------------------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="session")
-def pg_server():
-    """Base URL of a PostgreSQL server private to this test session."""
-    if not INITDB:
-        pytest.skip("PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/initdb); "
-                    "`.ci/run` installs Debian's postgresql to run these tests")
-    bindir = Path(INITDB[-1]).parent
-    prefix: list[str] = []
-    owner = None
-    if os.geteuid() == 0:  # initdb refuses to run as root
-        try:
-            owner = pwd.getpwnam("postgres")
-        except KeyError:
-            pytest.skip("running as root and there is no 'postgres' user to run the PostgreSQL server as")
-        runuser = shutil.which("runuser")
-        if runuser is None:
-            pytest.skip("running as root and `runuser` is missing: cannot start PostgreSQL as 'postgres'")
-        prefix = [runuser, "-u", "postgres", "--"]
-    root = Path(tempfile.mkdtemp(prefix="resx-pg-"))
-    if owner is not None:
-        os.chown(root, owner.pw_uid, owner.pw_gid)
-    data, logfile, port = root / "data", root / "server.log", _free_port()
-    run = lambda *cmd, **kw: subprocess.run(prefix + [str(c) for c in cmd], capture_output=True,  # noqa: E731
-                                             text=True, timeout=120, **kw)
-    try:
-        res = run(bindir / "initdb", "-D", data, "-U", "resx", "--auth=trust", "-E", "UTF8", "--no-locale")
-        if res.returncode:
-            pytest.skip(f"initdb failed: {res.stderr.strip()[-500:]}")
-        opts = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c max_connections=60"
-        res = run(bindir / "pg_ctl", "-D", data, "-l", logfile, "-o", opts, "-w", "-t", "60", "start")
-        if res.returncode:
-            log = logfile.read_text() if logfile.exists() else ""
-            pytest.skip(f"pg_ctl start failed: {res.stderr.strip()[-300:]} {log[-300:]}")
-        yield f"postgresql+psycopg://resx@127.0.0.1:{port}"
-    finally:
-        if (data / "postmaster.pid").exists():
-            run(bindir / "pg_ctl", "-D", data, "-m", "immediate", "-w", "stop")
-        shutil.rmtree(root, ignore_errors=True)
-
-
-def _pg_database(pg_server: str):
-    """Create a fresh database; return its URL and a function that drops it."""
-    name = "resx_" + uuid.uuid4().hex[:16]  # a fixed alphabet: safe as an identifier
-    admin = sa.create_engine(f"{pg_server}/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-
-    def drop():
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
-
-    return f"{pg_server}/{name}", drop
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -109,7 +39,7 @@ def url(request, tmp_path):
         yield f"sqlite:///{tmp_path / 'votes.sqlite'}"
         return
     pg = request.getfixturevalue("pg_server")
-    url, drop = _pg_database(pg)
+    url, drop = pg_database(pg)
     yield url
     drop()
 
@@ -646,3 +576,53 @@ def test_colliding_names_in_an_old_store_are_reported_and_merged_only_when_asked
     assert s.undo_last("ALICE") == 1  # the merged history undoes as one inspector's
     assert s.integrity_check() == "ok"
     s.close()
+
+
+def test_a_write_outlasts_a_lock_held_longer_than_the_busy_timeout(tmp_path, monkeypatch, caplog):
+    """SQLite: a writer that cannot take the lock within busy_timeout tries again (logged), no vote lost."""
+    import logging
+    import sqlite3
+    import threading
+
+    monkeypatch.setattr(S, "BUSY_TIMEOUT_S", 0.2)
+    monkeypatch.setattr(S, "LOCK_BACKOFF_S", 0.3)
+    path = tmp_path / "votes.sqlite"
+    store = open_store(f"sqlite:///{path}")
+    store.add_galaxies(["g0", "g1"])
+    store.add_inspector("ann")
+    blocker = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    blocker.execute("BEGIN IMMEDIATE")  # another process's writer, holding the lock for 0.7 s
+    release = threading.Timer(0.7, lambda: blocker.execute("COMMIT"))
+    release.start()
+    try:
+        with caplog.at_level(logging.WARNING, logger="core.votes.schema"):
+            store.cast(["g0"], "ann", "Core")
+    finally:
+        release.join()
+        blocker.close()
+    assert list(store.current_votes()["label"]) == ["Core"]
+    assert any("write lock not taken" in r.getMessage() for r in caplog.records)
+    store.close()
+
+
+def test_a_lock_held_past_every_retry_is_an_error_not_a_lost_vote(tmp_path, monkeypatch):
+    import sqlite3
+
+    monkeypatch.setattr(S, "BUSY_TIMEOUT_S", 0.05)
+    monkeypatch.setattr(S, "LOCK_BACKOFF_S", 0.01)
+    monkeypatch.setattr(S, "LOCK_RETRIES", 2)
+    path = tmp_path / "votes.sqlite"
+    store = open_store(f"sqlite:///{path}")
+    store.add_galaxies(["g0"])
+    store.add_inspector("ann")
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(sa.exc.OperationalError, match="locked"):
+            store.cast(["g0"], "ann", "Core")
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    store.cast(["g0"], "ann", "Core")  # the store still works once the lock is free
+    assert list(store.current_votes()["label"]) == ["Core"]
+    store.close()
