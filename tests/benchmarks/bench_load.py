@@ -83,7 +83,7 @@ def free_port() -> int:
 # ----------------------------------------------------------------------------------------------
 # the server and its memory
 # ----------------------------------------------------------------------------------------------
-def start_server(root: Path, num_procs: int) -> tuple[subprocess.Popen, str]:
+def start_server(root: Path, num_procs: int, log_path: str | None = None) -> tuple[subprocess.Popen, str]:
     """``resx serve ROOT`` on a free port (``python -m core serve``); returns the process and the app's URL."""
     port = free_port()
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
@@ -91,7 +91,9 @@ def start_server(root: Path, num_procs: int) -> tuple[subprocess.Popen, str]:
            "--allow-websocket-origin", f"127.0.0.1:{port}", "--allow-websocket-origin", f"localhost:{port}"]
     if num_procs != 1:
         cmd += ["--num-procs", str(num_procs)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=PROJECT, env=env,
+    out = open(log_path, "w") if log_path else subprocess.DEVNULL  # noqa: SIM115 - the server's lifetime
+    proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT if log_path else subprocess.DEVNULL,
+                            cwd=PROJECT, env=env,
                             start_new_session=True)
     return proc, f"http://127.0.0.1:{port}/app"
 
@@ -298,7 +300,11 @@ class LightClient(threading.Thread):
         xs, ys = LIGHT_POLY
         geometry = {"type": "poly", "x": list(xs) + [xs[0]], "y": list(ys) + [ys[0]],
                     "sx": [0.0] * (len(xs) + 1), "sy": [0.0] * (len(ys) + 1)}
-        self.session.document.callbacks.send_event(SelectionGeometry(self.figure, geometry=geometry, final=True))
+        event = SelectionGeometry(self.figure, geometry=geometry, final=True)
+        base = event.event_values
+        # Bokeh's Python SelectionGeometry (an event it normally only receives) serializes only its model
+        event.event_values = lambda: dict(base(), geometry=geometry, final=True)
+        self.session.document.callbacks.send_event(event)
         self.loop.call_later(0.5, self._wait_tiles)
 
     def _wait_tiles(self, tries: int = 0) -> None:
@@ -496,7 +502,7 @@ def run(args) -> dict:
         build(root, args.n)
         result["build_s"] = round(time.perf_counter() - t, 1)
     log(f"workspace {root} ({args.n:,} galaxies)")
-    proc, url = start_server(root, args.num_procs)
+    proc, url = start_server(root, args.num_procs, args.server_log)
     poller = StorePoller(root)
     interval = 1.0 / args.rate
     tag = time.strftime("%H%M%S")  # this run's inspector names: a reused workspace's older votes are not counted
@@ -629,6 +635,7 @@ def main() -> int:
     ap.add_argument("--rate", type=float, default=0.67, help="votes per second per session (mean)")
     ap.add_argument("--num-procs", type=int, default=1, help="server processes (resx serve --num-procs)")
     ap.add_argument("--session-timeout", type=float, default=300, help="seconds for a light session to show its selection")
+    ap.add_argument("--server-log", default=None, help="write the server's output here")
     ap.add_argument("--settle", type=float, default=5.0, help="seconds after the last vote before counting rows")
     ap.add_argument("--workdir", default=None, help="build (or reuse) the workspace here and keep it")
     ap.add_argument("--keep", action="store_true", help="keep the temporary workspace")
