@@ -4,6 +4,12 @@
     .venv/bin/python tests/benchmarks/bench_load.py --n 10000 --k 8 --seconds 120 --rate 0.67
     .venv/bin/python tests/benchmarks/bench_load.py --n 1000000 --k 8 --seconds 120 [--num-procs 2]
 
+**Status (2026-12-02): incomplete.** The Chromium session works end to end; the K - 1 light
+clients connect (3-9 s each) but their lasso never gives them a gallery (the server logs no
+error; whether the selection or the update to the client fails is not yet known), so they do not
+vote and a run today measures one voting session. Its numbers do not answer the issue's
+8-session goals.
+
 One server (``python -m core serve WORKSPACE``: ``resx serve``, i.e. ``panel serve app``) on a
 workspace of ``--n`` galaxies (map-only at 10⁶: the stamp store is created empty, as in
 ``bench_app.py``, so stamp decoding is not in the numbers; real 50 x 50 residual stamps up to
