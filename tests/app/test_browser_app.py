@@ -9,6 +9,7 @@ and the map shows the new run. Each step saves a screenshot under tests/artifact
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import socket
@@ -16,6 +17,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pytest
@@ -93,30 +95,51 @@ def workspace(tmp_path_factory) -> Path:
     return build_workspace(tmp_path_factory.mktemp("browser") / "ws")
 
 
-@pytest.fixture(scope="module")
-def server(workspace):
+@contextlib.contextmanager
+def panel_server(workspace: Path, log_path: Path) -> Iterator[str]:
+    """``panel serve app`` on ``workspace`` at a free loopback port; yields the page's URL once the
+    port accepts connections (fails the test with the server's log if it exits first)."""
     port = free_port()
-    log = open(workspace.parent / "server.log", "wb")
+    log = open(log_path, "wb")
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
     proc = subprocess.Popen([sys.executable, "-m", "panel", "serve", str(PROJECT / "app"), "--port", str(port),
                              "--address", "127.0.0.1", "--allow-websocket-origin", f"127.0.0.1:{port}",
                              "--args", "--workspace", str(workspace)], stdout=log, stderr=subprocess.STDOUT,
                             cwd=PROJECT, env=env)
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        if proc.poll() is not None:
-            pytest.fail(f"panel serve exited: {(workspace.parent / 'server.log').read_text()[-2000:]}")
-        time.sleep(0.5)
-    yield f"http://127.0.0.1:{port}/app"
-    proc.terminate()
     try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            if proc.poll() is not None:
+                pytest.fail(f"panel serve exited: {Path(log_path).read_text()[-2000:]}")
+            time.sleep(0.5)
+        yield f"http://127.0.0.1:{port}/app"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def goto(page, url: str) -> None:
+    """Open ``url``, retrying while the server is still starting."""
+    for _ in range(240):
+        try:
+            page.goto(url, timeout=LOAD_TIMEOUT_MS, wait_until="commit")
+            return
+        except Exception:
+            time.sleep(1)
+    page.goto(url, timeout=LOAD_TIMEOUT_MS, wait_until="commit")  # the last try raises what went wrong
+
+
+@pytest.fixture(scope="module")
+def server(workspace):
+    with panel_server(workspace, workspace.parent / "server.log") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

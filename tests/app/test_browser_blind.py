@@ -8,15 +8,11 @@ view's votes section says it, and the map's legend (coloured by consensus) names
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 
 import pytest
 
 from tests.app.test_browser_app import (  # noqa: E402
-    CHROME_ARGS, CHROMIUM, LOAD_TIMEOUT_MS, PROJECT, free_port, select_option, shot, wait_for)
+    CHROME_ARGS, CHROMIUM, LOAD_TIMEOUT_MS, goto, panel_server, select_option, shot, wait_for)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
@@ -63,19 +59,8 @@ def blind_server(tmp_path_factory):
     store.add_inspector("sim")
     store.cast(list(ws.read_catalog()["id"]), "sim", "Core", source="simulated")
     store.close()
-    port = free_port()
-    log = open(tmp / "server.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "panel", "serve", str(PROJECT / "app"), "--port", str(port),
-                             "--address", "127.0.0.1", "--allow-websocket-origin", f"127.0.0.1:{port}",
-                             "--args", "--workspace", str(ws.root)], stdout=log, stderr=subprocess.STDOUT,
-                            cwd=PROJECT, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
-    yield f"http://127.0.0.1:{port}/app"
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    with panel_server(ws.root, tmp / "server.log") as url:
+        yield url
 
 
 def test_hidden_says_why_on_hover(blind_server):
@@ -85,12 +70,7 @@ def test_hidden_says_why_on_hover(blind_server):
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROME_ARGS)
         page = browser.new_context(viewport={"width": 1500, "height": 1100}).new_page()
         page.set_default_timeout(60_000)
-        for _ in range(240):  # the server may still be starting
-            try:
-                page.goto(blind_server, timeout=LOAD_TIMEOUT_MS, wait_until="commit")
-                break
-            except Exception:
-                time.sleep(1)
+        goto(page, blind_server)
         page.wait_for_selector(".resx-grid", timeout=LOAD_TIMEOUT_MS)
         # the sidebar's consensus filter: its "?" shows the explanation on hover
         (icon,) = page.evaluate(ICON_JS, "consensus")

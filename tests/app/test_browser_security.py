@@ -12,7 +12,6 @@ payload text must be shown as text where it belongs.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -22,7 +21,7 @@ import numpy as np
 import pytest
 
 from tests.app.test_browser_app import (  # noqa: E402
-    CHROME_ARGS, CHROMIUM, LOAD_TIMEOUT_MS, PROJECT, current_votes, free_port, map_box, shot, wait_for)
+    CHROME_ARGS, CHROMIUM, LOAD_TIMEOUT_MS, PROJECT, current_votes, goto, panel_server, shot, wait_for)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
@@ -87,20 +86,8 @@ def hostile(tmp_path_factory):
     ws = hostile_workspace(tmp / "ws")
     ids = [str(i) for i in ws.read_catalog()["id"]]
     assert ids[:len(HOSTILE_IDS)] == HOSTILE_IDS  # the catalog kept the ids as given
-    port = free_port()
-    log = open(tmp / "server.log", "wb")
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
-    proc = subprocess.Popen([sys.executable, "-m", "panel", "serve", str(PROJECT / "app"), "--port", str(port),
-                             "--address", "127.0.0.1", "--allow-websocket-origin", f"127.0.0.1:{port}",
-                             "--args", "--workspace", str(ws.root)], stdout=log, stderr=subprocess.STDOUT,
-                            cwd=PROJECT, env=env)
-    yield f"http://127.0.0.1:{port}/app", ws.root, ids, tmp
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    with panel_server(ws.root, tmp / "server.log") as url:
+        yield url, ws.root, ids, tmp
 
 
 def open_page(browser, url):
@@ -109,12 +96,7 @@ def open_page(browser, url):
     dialogs = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
     page.dialogs = dialogs
-    for _ in range(240):  # the server may still be starting
-        try:
-            page.goto(url, timeout=LOAD_TIMEOUT_MS, wait_until="commit")
-            break
-        except Exception:
-            time.sleep(1)
+    goto(page, url)
     page.wait_for_selector("canvas", timeout=LOAD_TIMEOUT_MS)
     page.wait_for_selector(".resx-grid", timeout=LOAD_TIMEOUT_MS)
     time.sleep(1)
