@@ -32,9 +32,8 @@ def run(args: argparse.Namespace) -> int:
         rec = ", ".join(f"{c} {r:.0%}" for c, r in info.get("recall", {}).items())
         print(f"  CNN test accuracy {info['accuracy']:.1%} (demo schedule); recall: {rec}")
     if info.get("recon_mse") is not None:
-        print(f"  CvAE test reconstruction MSE {info['recon_mse']:.2e}")
-    if info.get("cvae_warning"):
-        print(f"  CvAE warning: {info['cvae_warning']}")
+        print(f"  CvAE test reconstruction MSE {info['recon_mse']:.2e}"
+              + (" (no better than zeros: see the warning above)" if info.get("cvae_warning") else ""))
     for model, k in info.get("elbow_k", {}).items():
         ev = ", ".join(f"{v:.0%}" for v in info["explained_variance"][model])
         print(f"  {model}: elbow k = {k}; explained variance of 3 PCs {ev}")

@@ -73,8 +73,6 @@ def _report(info) -> int:
           + ("; active" if info.active else ""))
     if info.stopped:
         print(f"  stopped: {info.stopped}")
-    if info.warning:
-        print(f"  warning: {info.warning}")
     device = json.loads((info.path / "run.json").read_text()).get("device")
     if device:
         print(f"  device: {device}")
