@@ -37,5 +37,5 @@ def run(args: argparse.Namespace) -> int:
     for model, k in info.get("elbow_k", {}).items():
         ev = ", ".join(f"{v:.0%}" for v in info["explained_variance"][model])
         print(f"  {model}: elbow k = {k}; explained variance of 3 PCs {ev}")
-    print(f"open it with: resx serve {info['workspace']}  (from a checkout: panel serve app --show)")
+    print(f"open it with: resx serve {info['workspace']}  (from a checkout: panel serve app --address 127.0.0.1 --show)")
     return 0
