@@ -137,25 +137,34 @@ def test_resx_queue_prints_and_writes_the_ranked_list(ws, tmp_path, capsys):
     assert main(["queue", str(ws.root), "--n", "-1"]) == 2
 
 
-def test_embed_run_stores_the_acquisition_scores_with_the_embedding(tmp_path):
-    """`resx embed` (and so every retrain with --embed) computes the scores beside embedding.npz."""
+def _tiny_cnn_run(tmp_path, mc_passes: int):
+    """A 40-galaxy model workspace with a finished, untrained 16-px CNN run ``cnn-x``."""
     import json
 
     import keras
 
-    from core.latent.embed import embed_run
-    from core.latent.queue import load_acquisition
     from core.learn.models import build_cnn
     from tests.model_workspace import make_workspace as make_model_workspace
 
     w = make_model_workspace(tmp_path / "mws", n=40, size=16)
-    w.config["queue"] = {"mc_passes": 4}
+    w.config["queue"] = {"mc_passes": mc_passes}
     folder = w.runs_dir / "cnn-x"
     folder.mkdir(parents=True)
     keras.utils.set_random_seed(1)
     build_cnn(input_size=16, filters=(4, 8, 8), latent_dim=16).save(folder / "model.keras")
     (folder / "run.json").write_text(json.dumps({"id": "cnn-x", "model": "cnn", "labels": "catalog",
                                                  "status": "done", "created": "2025-01-01T00:00:00"}))
+    return w, folder
+
+
+def test_embed_run_stores_the_acquisition_scores_with_the_embedding(tmp_path):
+    """`resx embed` (and so every retrain with --embed) computes the scores beside embedding.npz."""
+
+
+    from core.latent.embed import embed_run
+    from core.latent.queue import load_acquisition
+
+    w, folder = _tiny_cnn_run(tmp_path, mc_passes=4)
     emb = embed_run(w, "cnn-x")
     scores = load_acquisition(folder)
     assert scores["ids"].astype(str).tolist() == emb.ids.astype(str).tolist()
@@ -228,22 +237,12 @@ def test_a_retrain_writes_its_map_before_its_scores(tmp_path, monkeypatch):
     (scores pending) before the acquisition scores, then phase "ready" with them written."""
     import json
 
-    import keras
 
     import core.latent.embed as embed_mod
     from core.latent.queue import ACQUISITION_NPZ, acquisition_status
-    from core.learn.models import build_cnn
     from core.learn.training import _embed_then_score
-    from tests.model_workspace import make_workspace as make_model_workspace
 
-    w = make_model_workspace(tmp_path / "mws", n=40, size=16)
-    w.config["queue"] = {"mc_passes": 3}
-    folder = w.runs_dir / "cnn-x"
-    folder.mkdir(parents=True)
-    keras.utils.set_random_seed(1)
-    build_cnn(input_size=16, filters=(4, 8, 8), latent_dim=16).save(folder / "model.keras")
-    (folder / "run.json").write_text(json.dumps({"id": "cnn-x", "model": "cnn", "labels": "catalog",
-                                                 "status": "done", "created": "2025-01-01T00:00:00"}))
+    w, folder = _tiny_cnn_run(tmp_path, mc_passes=3)
     (folder / ACQUISITION_NPZ).write_bytes(b"older scores of this run")
     seen = {}
     real_score = embed_mod.score_run
